@@ -1,0 +1,39 @@
+# The front door of the project. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run the system embedded: SQLite under ./data, the registry on 127.0.0.1:50051
+	$(CARGO) run -p supervision-registry --bin registry
+
+.PHONY: build
+build: ## Build every crate and test
+	$(CARGO) build --workspace --all-targets
+
+.PHONY: test
+test: check-backends ## Run every test: unit, and integration on SQLite and on PostgreSQL + Redis
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --no-fail-fast
+else
+	$(CARGO) test --workspace --no-fail-fast
+endif
+
+.PHONY: check-backends
+check-backends: ## Fail with instructions when the test PostgreSQL or Redis is unreachable
+	@scripts/check-backends.sh
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all

@@ -1,0 +1,163 @@
+//! Serving a service: health (SERVING only once storage is ready, NOT_SERVING as soon as
+//! shutdown starts), reflection v1 and v1alpha, per-request deadlines and graceful shutdown.
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+/// The longest any request may run when the caller sets no shorter `grpc-timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long in-flight requests get to finish once shutdown starts.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// A shutdown signal that any number of tasks can wait for.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    tx: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self { tx: watch::channel(false).0 }
+    }
+
+    /// A signal that fires on SIGTERM or Ctrl-C.
+    pub fn on_process_signals() -> Self {
+        let shutdown = Self::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received");
+            trigger.trigger();
+        });
+        shutdown
+    }
+
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Resolves once the signal has fired (at once if it already has).
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        // An error means every sender is gone, which cannot happen while `self` lives.
+        let _ = rx.wait_for(|fired| *fired).await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A bound gRPC listener, ready to serve one business service beside health and reflection.
+#[derive(Debug)]
+pub struct GrpcServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl GrpcServer {
+    /// Binds `addr` (port 0 picks a free port; [`GrpcServer::local_addr`] tells which).
+    pub async fn bind(addr: &str) -> Result<Self, ServeError> {
+        let bind_err = |source| ServeError::Bind { addr: addr.to_owned(), source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        Ok(Self { listener, local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `routes` (the business service) with health and reflection until `shutdown` fires.
+    ///
+    /// `service_name` is the fully qualified gRPC name whose health is reported; both it and the
+    /// overall status `""` turn SERVING here, because the caller only gets this far once its
+    /// storage is migrated and reachable.
+    pub async fn serve(self, service_name: &'static str, routes: Routes, shutdown: Shutdown) -> Result<(), ServeError> {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = reflection_builder().build_v1()?;
+        let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+        let routes = routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+
+        for name in ["", service_name] {
+            reporter.set_service_status(name, ServingStatus::Serving).await;
+        }
+        tracing::info!(service = service_name, addr = %self.local_addr, "serving");
+
+        let drain = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.wait().await;
+                for name in ["", service_name] {
+                    reporter.set_service_status(name, ServingStatus::NotServing).await;
+                }
+                tracing::info!(service = service_name, "NOT_SERVING; draining");
+            }
+        };
+
+        let server = tonic::transport::Server::builder()
+            .timeout(DEFAULT_REQUEST_TIMEOUT)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain);
+        // Requests still running after the grace period are cut off rather than holding the
+        // process (Kubernetes would kill it anyway).
+        tokio::select! {
+            result = server => result?,
+            () = async { shutdown.wait().await; tokio::time::sleep(DRAIN_GRACE).await } => {
+                tracing::warn!(service = service_name, "drain grace period over; stopping");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(supervision_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}

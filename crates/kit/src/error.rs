@@ -1,0 +1,79 @@
+//! Turning bad input into `INVALID_ARGUMENT` with one field violation per problem, and storage
+//! failures into a plain `INTERNAL` that never carries SQL text to the caller.
+
+use std::fmt::Display;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// Collects every problem with a request, so the caller hears about all of them at once.
+#[derive(Debug, Default)]
+pub struct FieldViolations {
+    violations: Vec<FieldViolation>,
+}
+
+impl FieldViolations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` (its proto path, such as `credit_code` or `page.page_size`) is wrong.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.violations.push(FieldViolation::new(field, description));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// `Ok` when nothing was recorded, otherwise `INVALID_ARGUMENT` with every violation.
+    pub fn check(self) -> Result<(), Status> {
+        if self.violations.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<&str> = self.violations.iter().map(|v| v.field.as_str()).collect();
+        let message = format!("invalid request: {}", fields.join(", "));
+        Err(Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(self.violations)))
+    }
+}
+
+/// `INVALID_ARGUMENT` naming one field.
+pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Status {
+    let mut v = FieldViolations::new();
+    v.add(field, description);
+    v.check().expect_err("one violation was added")
+}
+
+/// Logs an unexpected failure once and answers `INTERNAL` without its details.
+pub fn internal(err: impl Display) -> Status {
+    tracing::error!(error = %err, "internal error");
+    Status::internal("internal error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_violations_is_ok() {
+        assert!(FieldViolations::new().check().is_ok());
+    }
+
+    #[test]
+    fn every_violation_reaches_the_caller() {
+        let mut v = FieldViolations::new();
+        v.add("name", "must not be empty");
+        v.add("credit_code", "wrong check character");
+        let status = v.check().unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .expect("bad request details")
+            .field_violations
+            .iter()
+            .map(|f| f.field.clone())
+            .collect();
+        assert_eq!(fields, ["name", "credit_code"]);
+    }
+}

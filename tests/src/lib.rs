@@ -1,0 +1,38 @@
+//! The testkit: start services in-process on port 0 against a fresh database per test (a new
+//! SQLite file, or a new PostgreSQL database created and dropped around the test), so the same
+//! integration tests run on both backends and in parallel.
+//!
+//! PostgreSQL is found through `TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, a role that may create databases) and Redis
+//! through `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`). When either is unreachable the
+//! test fails and says how to start it; nothing is skipped.
+
+mod backend;
+mod services;
+
+pub use backend::{Backend, TestDb, TestRedis};
+pub use services::{RunningService, spawn_registry};
+
+/// Runs each listed `async fn name(backend: Backend)` once per backend, as
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
