@@ -132,10 +132,9 @@ impl Db {
 fn prepare_sqlite_url(url: &str) -> Result<String, StorageError> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or_default();
-    if !path.is_empty() && path != ":memory:" {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir { path: path.to_owned(), source })?;
-        }
+    let dir = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir.filter(|_| path != ":memory:") {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir { path: path.to_owned(), source })?;
     }
     Ok(if url.contains("mode=") {
         url.to_owned()
