@@ -10,8 +10,8 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Run the system embedded: SQLite under ./data, the registry on 127.0.0.1:50051
-	$(CARGO) run -p supervision-registry --bin registry
+run: ## Run the system embedded: SQLite and dev keys under ./data, services on 127.0.0.1:50051..
+	scripts/run-dev.sh
 
 .PHONY: build
 build: ## Build every crate and test

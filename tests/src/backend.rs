@@ -18,22 +18,24 @@ pub enum Backend {
 #[derive(Debug)]
 pub struct TestDb {
     url: String,
+    /// Files of this test (the SQLite database, a clock offset file, ...).
+    scratch: tempfile::TempDir,
     cleanup: Cleanup,
 }
 
 #[derive(Debug)]
 enum Cleanup {
-    Sqlite(#[expect(dead_code, reason = "held so the directory lives as long as the database")] tempfile::TempDir),
+    Sqlite,
     Postgres { admin_url: String, name: String },
 }
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
+        let scratch = tempfile::tempdir().expect("a temporary directory");
         match backend {
             Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("a temporary directory");
-                let url = format!("sqlite://{}/test.db", dir.path().display());
-                Self { url, cleanup: Cleanup::Sqlite(dir) }
+                let url = format!("sqlite://{}/test.db", scratch.path().display());
+                Self { url, scratch, cleanup: Cleanup::Sqlite }
             }
             Backend::Postgres => {
                 let admin_url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
@@ -45,13 +47,18 @@ impl TestDb {
                     .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
                 let _ = admin.close().await;
                 let url = database_url(&admin_url, &name);
-                Self { url, cleanup: Cleanup::Postgres { admin_url, name } }
+                Self { url, scratch, cleanup: Cleanup::Postgres { admin_url, name } }
             }
         }
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A directory that lives as long as this database.
+    pub fn scratch_dir(&self) -> &std::path::Path {
+        self.scratch.path()
     }
 }
 

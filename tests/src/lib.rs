@@ -8,10 +8,13 @@
 //! test fails and says how to start it; nothing is skipped.
 
 mod backend;
+pub mod identity;
 mod services;
 
 pub use backend::{Backend, TestDb, TestRedis};
-pub use services::{RunningService, spawn_registry};
+pub use identity::{AuthedChannel, token, with_token};
+pub use services::{RunningService, common_args, spawn_registry, spawn_registry_on};
+pub use supervision_kit::{Bureau, Role};
 
 /// Runs each listed `async fn name(backend: Backend)` once per backend, as
 /// `sqlite::name` and `postgres::name`.

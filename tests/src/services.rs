@@ -1,18 +1,26 @@
 //! Services started in-process on port 0, each against its own fresh database.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use supervision_kit::Shutdown;
+use supervision_kit::{
+    Bureau, Role, Shutdown,
+    app::CommonArgs,
+    config::{AuthArgs, ClockArgs, TlsArgs},
+};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::{Backend, TestDb};
+use crate::{
+    Backend, TestDb,
+    identity::{self, AuthedChannel},
+};
 
 /// A service serving on a free local port until dropped.
 #[derive(Debug)]
 pub struct RunningService {
     pub addr: SocketAddr,
     pub channel: Channel,
+    clock_file: PathBuf,
     shutdown: Shutdown,
     task: Option<JoinHandle<Result<(), String>>>,
     /// Dropped after the service stops (fields drop in order).
@@ -29,6 +37,21 @@ impl RunningService {
         }
     }
 
+    /// A channel that sends a valid token of `role` (scoped to `bureau` where the role needs one).
+    pub fn as_role(&self, role: Role, bureau: Option<Bureau>) -> AuthedChannel {
+        identity::with_token(&self.channel, Some(&identity::token(role, bureau)))
+    }
+
+    /// The URL of the service's database, for tests that inspect or tamper with it directly.
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
+    /// Moves the service's clock `seconds` away from the system clock.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        std::fs::write(&self.clock_file, seconds.to_string()).expect("the clock file is written");
+    }
+
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()
     }
@@ -40,13 +63,33 @@ impl Drop for RunningService {
     }
 }
 
+/// The settings every service under test shares: the test key, a movable clock, no TLS.
+pub fn common_args(test_clock_file: Option<PathBuf>) -> CommonArgs {
+    CommonArgs {
+        auth: AuthArgs {
+            jwt_public_key_file: identity::public_key_file(),
+            jwt_audience: identity::AUDIENCE.into(),
+            jwt_issuer: identity::ISSUER.into(),
+        },
+        clock: ClockArgs { test_clock_file },
+        tls: TlsArgs::default(),
+        log_format: supervision_kit::telemetry::LogFormat::Text,
+        migrate_only: false,
+    }
+}
+
 /// Starts the registry on `127.0.0.1:0` against a fresh database of `backend`.
 pub async fn spawn_registry(backend: Backend) -> RunningService {
-    let db = TestDb::new(backend).await;
+    spawn_registry_on(TestDb::new(backend).await, "127.0.0.1:0").await
+}
+
+/// Starts the registry on `listen` against `db` (to restart one on a known port, say).
+pub async fn spawn_registry_on(db: TestDb, listen: &str) -> RunningService {
+    let clock_file = db.scratch_dir().join("clock-offset");
     let config = supervision_registry::Config {
-        listen: "127.0.0.1:0".into(),
+        listen: listen.into(),
         database_url: db.url().to_owned(),
-        log_format: supervision_kit::telemetry::LogFormat::Text,
+        common: common_args(Some(clock_file.clone())),
     };
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     let addr = app.local_addr();
@@ -60,5 +103,5 @@ pub async fn spawn_registry(backend: Backend) -> RunningService {
         .connect()
         .await
         .expect("the registry accepts connections");
-    RunningService { addr, channel, shutdown, task: Some(task), _db: db }
+    RunningService { addr, channel, clock_file, shutdown, task: Some(task), _db: db }
 }

@@ -8,6 +8,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
+use crate::access::AuthLayer;
+
 /// The longest any request may run when the caller sets no shorter `grpc-timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,24 +94,47 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// TLS for the gRPC port, and the plaintext health-only port that goes with it.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub config: tonic::transport::ServerTlsConfig,
+    pub health_listen: String,
+}
+
 /// A bound gRPC listener, ready to serve one business service beside health and reflection.
 #[derive(Debug)]
 pub struct GrpcServer {
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<(tonic::transport::ServerTlsConfig, TcpListener)>,
+}
+
+async fn bind_listener(addr: &str) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let bind_err = |source| ServeError::Bind { addr: addr.to_owned(), source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+    let local_addr = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, local_addr))
 }
 
 impl GrpcServer {
-    /// Binds `addr` (port 0 picks a free port; [`GrpcServer::local_addr`] tells which).
-    pub async fn bind(addr: &str) -> Result<Self, ServeError> {
-        let bind_err = |source| ServeError::Bind { addr: addr.to_owned(), source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
-        let local_addr = listener.local_addr().map_err(bind_err)?;
-        Ok(Self { listener, local_addr })
+    /// Binds `addr` (port 0 picks a free port; [`GrpcServer::local_addr`] tells which), and with
+    /// TLS also the plaintext health port.
+    pub async fn bind(addr: &str, tls: Option<Tls>) -> Result<Self, ServeError> {
+        let (listener, local_addr) = bind_listener(addr).await?;
+        let tls = match tls {
+            Some(tls) => Some((tls.config, bind_listener(&tls.health_listen).await?.0)),
+            None => None,
+        };
+        Ok(Self { listener, local_addr, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The plaintext health-only address, when TLS is on.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(_, l)| l.local_addr().ok())
     }
 
     /// Serves `routes` (the business service) with health and reflection until `shutdown` fires.
@@ -117,7 +142,13 @@ impl GrpcServer {
     /// `service_name` is the fully qualified gRPC name whose health is reported; both it and the
     /// overall status `""` turn SERVING here, because the caller only gets this far once its
     /// storage is migrated and reachable.
-    pub async fn serve(self, service_name: &'static str, routes: Routes, shutdown: Shutdown) -> Result<(), ServeError> {
+    pub async fn serve(
+        self,
+        service_name: &'static str,
+        routes: Routes,
+        auth: AuthLayer,
+        shutdown: Shutdown,
+    ) -> Result<(), ServeError> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let reflection_v1 = reflection_builder().build_v1()?;
         let reflection_v1alpha = reflection_builder().build_v1alpha()?;
@@ -130,6 +161,7 @@ impl GrpcServer {
 
         let drain = {
             let shutdown = shutdown.clone();
+            let reporter = reporter.clone();
             async move {
                 shutdown.wait().await;
                 for name in ["", service_name] {
@@ -139,8 +171,23 @@ impl GrpcServer {
             }
         };
 
-        let server = tonic::transport::Server::builder()
-            .timeout(DEFAULT_REQUEST_TIMEOUT)
+        let mut builder = tonic::transport::Server::builder().timeout(DEFAULT_REQUEST_TIMEOUT);
+        if let Some((config, health_listener)) = self.tls {
+            builder = builder.tls_config(config)?;
+            let health_only = health_service_for_probes(&reporter);
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let served = tonic::transport::Server::builder()
+                    .add_service(health_only)
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(health_listener), stop.wait())
+                    .await;
+                if let Err(err) = served {
+                    tracing::error!(error = %err, "the plaintext health port failed");
+                }
+            });
+        }
+        let server = builder
+            .layer(auth)
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain);
         // Requests still running after the grace period are cut off rather than holding the
@@ -153,6 +200,15 @@ impl GrpcServer {
         }
         Ok(())
     }
+}
+
+/// A health service that answers from the same reporter as the main port's.
+fn health_service_for_probes(
+    reporter: &tonic_health::server::HealthReporter,
+) -> tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService> {
+    tonic_health::pb::health_server::HealthServer::new(tonic_health::server::HealthService::from_health_reporter(
+        reporter.clone(),
+    ))
 }
 
 fn reflection_builder() -> tonic_reflection::server::Builder<'static> {

@@ -1,16 +1,29 @@
 //! The service kit: what every supervision service shares and none should write twice.
 //!
 //! Owns bootstrap (health, reflection, graceful shutdown), storage (one pool over SQLite or
-//! PostgreSQL, chosen by URL), the field-violation error helpers and tracing set-up. It must not
+//! PostgreSQL, chosen by URL), identity and access (JWT, the RPC x role table), idempotency, the
+//! audit chain, the clock, the field-violation error helpers and tracing set-up. It must not
 //! depend on any service crate, nor hold a business rule.
 
+pub mod access;
+pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod bootstrap;
+pub mod clock;
+pub mod config;
 pub mod error;
+pub mod idempotency;
+pub mod jobs;
+pub mod lock;
+pub mod outbox;
 pub mod storage;
 pub mod telemetry;
 pub mod vocab;
 
+pub use auth::{Caller, Role};
 pub use bootstrap::{GrpcServer, Shutdown};
+pub use clock::{Clock, SharedClock};
 pub use error::{FieldViolations, internal};
 pub use storage::{Backend, Db, Migrations, StorageError};
 pub use vocab::{Bureau, Page};

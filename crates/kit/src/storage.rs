@@ -93,6 +93,7 @@ impl Db {
             Backend::Sqlite => migrations.sqlite,
             Backend::Postgres => migrations.postgres,
         };
+        kit_migrator(backend).run(&pool).await?;
         migrator.run(&pool).await?;
         Ok(Self { pool, backend })
     }
@@ -125,6 +126,21 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+static KIT_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static KIT_POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The kit's own tables (idempotency keys, audit chain), tracked apart from the service's
+/// migrations in `_kit_migrations` so both can number from 1.
+fn kit_migrator(backend: Backend) -> Migrator {
+    let source = match backend {
+        Backend::Sqlite => &KIT_SQLITE,
+        Backend::Postgres => &KIT_POSTGRES,
+    };
+    let mut migrator = Migrator::with_migrations(source.iter().cloned().collect());
+    migrator.dangerous_set_table_name("_kit_migrations");
+    migrator
 }
 
 /// Makes sure the SQLite file can be created: its directory exists and the URL asks for

@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use supervision_kit::{Db, GrpcServer, Migrations, Shutdown, telemetry::LogFormat};
+use supervision_kit::{
+    Migrations, Shutdown,
+    app::{CommonArgs, Foundation},
+};
 use supervision_proto::registry::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
 
@@ -16,6 +19,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// The registry's migrations for each backend.
 pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
 
+/// The plaintext health-only port when TLS is on (ARCHITECTURE.md's port table).
+const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:50061";
+
 /// The registry's settings: flags, each with an environment fallback.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "registry", version, about = "The expert database of the supervision system")]
@@ -26,33 +32,36 @@ pub struct Config {
     /// `sqlite://path/to/file.db` (embedded) or `postgres://user@host/db`.
     #[arg(long, env = "REGISTRY_DATABASE_URL", default_value = "sqlite://data/registry.db")]
     pub database_url: String,
-    /// Log format: text for people, json for collectors.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// A registry that is connected, migrated and bound, ready to serve.
 #[derive(Debug)]
 pub struct App {
-    server: GrpcServer,
-    db: Db,
+    foundation: Foundation,
 }
 
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url, &MIGRATIONS).await?;
-        let server = GrpcServer::bind(&config.listen).await?;
-        Ok(Self { server, db })
+        let foundation =
+            Foundation::build(&config.listen, &config.database_url, &MIGRATIONS, &config.common, DEFAULT_HEALTH_LISTEN)
+                .await?;
+        Ok(Self { foundation })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.server.local_addr()
+        self.foundation.local_addr()
+    }
+
+    /// The plaintext health port, when TLS is on.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.foundation.health_addr()
     }
 
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let routes = Routes::new(RegistryServiceServer::new(Registry::new(self.db.clone())));
-        let served = self.server.serve(SERVICE_NAME, routes, shutdown).await;
-        self.db.close().await;
-        Ok(served?)
+        let registry = Registry::new(self.foundation.db.clone(), self.foundation.clock.clone());
+        let routes = Routes::new(RegistryServiceServer::new(registry));
+        Ok(self.foundation.serve(SERVICE_NAME, routes, shutdown).await?)
     }
 }

@@ -1,7 +1,12 @@
 //! Use cases of institutions: each one transaction, rules from `domain`, SQL from `store`.
 
-use chrono::{SubsecRound, Utc};
-use supervision_kit::{Db, Page, storage::is_unique_violation};
+use sqlx::{Any, Transaction};
+use supervision_kit::{
+    Caller, Db, Page, SharedClock,
+    audit::{self, Change},
+    idempotency::Command,
+    storage::is_unique_violation,
+};
 
 use crate::{
     domain::{Institution, InstitutionFilter, InstitutionId, InstitutionStatus, LegalStanding, NewInstitution},
@@ -9,19 +14,25 @@ use crate::{
     store,
 };
 
-/// Registers an institution. A sub-unit's parent must exist and be a legal entity (D20).
-pub async fn create(db: &Db, new: NewInstitution) -> Result<Institution, Error> {
-    let mut tx = db.begin_write().await?;
+/// Registers an institution inside `tx`, with its audit entry. A sub-unit's parent must exist
+/// and be a legal entity (D20).
+pub async fn create(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    new: NewInstitution,
+) -> Result<Institution, Error> {
     if let LegalStanding::SubUnitOf(parent_id) = &new.standing {
-        let parent = store::get_institution(&mut *tx, parent_id)
+        let parent = store::get_institution(&mut **tx, parent_id)
             .await?
             .ok_or_else(|| Error::ParentNotFound(parent_id.to_string()))?;
         if !matches!(parent.standing, LegalStanding::LegalEntity(_)) {
             return Err(Error::ParentIsSubUnit(parent_id.to_string()));
         }
     }
-    // Stored instants keep microseconds; the answer must equal what a later read returns.
-    let now = Utc::now().trunc_subsecs(6);
+    let now = clock.now();
     let institution = Institution {
         id: InstitutionId::generate(),
         kind: new.kind,
@@ -34,13 +45,22 @@ pub async fn create(db: &Db, new: NewInstitution) -> Result<Institution, Error> 
         created_at: now,
         updated_at: now,
     };
-    store::insert_institution(&mut *tx, &institution).await.map_err(|err| {
+    store::insert_institution(&mut **tx, &institution).await.map_err(|err| {
         match (&institution.standing, is_unique_violation(&err, "institutions_credit_code_key", "credit_code")) {
             (LegalStanding::LegalEntity(code), true) => Error::CreditCodeTaken(code.to_string()),
             _ => err.into(),
         }
     })?;
-    tx.commit().await?;
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "institution",
+        entity_id: institution.id.as_str(),
+        action: "create",
+        before: None,
+        after: Some(audit_view(&institution)),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
     Ok(institution)
 }
 
@@ -64,4 +84,23 @@ pub async fn list(
         None
     };
     Ok((items, next))
+}
+
+/// What the audit trail keeps of an institution (nothing personal beyond the head's name, which
+/// is public on the institution's licence).
+fn audit_view(i: &Institution) -> serde_json::Value {
+    let (credit_code, parent_id) = match &i.standing {
+        LegalStanding::LegalEntity(code) => (code.to_string(), String::new()),
+        LegalStanding::SubUnitOf(parent) => (String::new(), parent.to_string()),
+    };
+    serde_json::json!({
+        "kind": i.kind.code(),
+        "name": i.name,
+        "credit_code": credit_code,
+        "parent_id": parent_id,
+        "county": i.county.division_code(),
+        "address": i.address,
+        "head": i.head,
+        "status": i.status.code(),
+    })
 }

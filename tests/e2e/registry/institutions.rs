@@ -7,8 +7,8 @@ use supervision_proto::{
         registry_service_client::RegistryServiceClient,
     },
 };
-use testkit::{Backend, on_both_backends, spawn_registry};
-use tonic::{Code, transport::Channel};
+use testkit::{AuthedChannel, Backend, Role, RunningService, on_both_backends, spawn_registry};
+use tonic::Code;
 use tonic_types::StatusExt;
 
 on_both_backends!(
@@ -37,8 +37,8 @@ fn school(code: &str, county: BureauCode, name: &str) -> CreateInstitutionReques
     }
 }
 
-fn client(channel: &Channel) -> RegistryServiceClient<Channel> {
-    RegistryServiceClient::new(channel.clone())
+fn client(registry: &RunningService) -> RegistryServiceClient<AuthedChannel> {
+    RegistryServiceClient::new(registry.as_role(Role::CityAdmin, None))
 }
 
 fn violated_fields(status: &tonic::Status) -> Vec<String> {
@@ -51,7 +51,7 @@ fn violated_fields(status: &tonic::Status) -> Vec<String> {
 
 async fn a_created_institution_can_be_read_back(backend: Backend) {
     let registry = spawn_registry(backend).await;
-    let mut c = client(&registry.channel);
+    let mut c = client(&registry);
     let created = c
         .create_institution(school(" 91350100-m000100y43 ", BureauCode::Xinhui, "新会职业培训学校"))
         .await
@@ -77,7 +77,7 @@ async fn a_created_institution_can_be_read_back(backend: Backend) {
 
 async fn a_wrong_check_character_is_refused_naming_the_field(backend: Backend) {
     let registry = spawn_registry(backend).await;
-    let mut c = client(&registry.channel);
+    let mut c = client(&registry);
     let err = c.create_institution(school("91350100M000100Y44", BureauCode::Xinhui, "校")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["credit_code"]);
@@ -89,7 +89,7 @@ async fn a_wrong_check_character_is_refused_naming_the_field(backend: Backend) {
 
 async fn a_credit_code_is_registered_once(backend: Backend) {
     let registry = spawn_registry(backend).await;
-    let mut c = client(&registry.channel);
+    let mut c = client(&registry);
     c.create_institution(school(CODES[0], BureauCode::Xinhui, "甲")).await.unwrap();
     let err = c.create_institution(school(CODES[0], BureauCode::Heshan, "乙")).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -100,7 +100,7 @@ async fn a_credit_code_is_registered_once(backend: Backend) {
 
 async fn a_sub_unit_hangs_under_a_legal_entity(backend: Backend) {
     let registry = spawn_registry(backend).await;
-    let mut c = client(&registry.channel);
+    let mut c = client(&registry);
     let parent = c
         .create_institution(school(CODES[0], BureauCode::Kaiping, "开平技工学校"))
         .await
@@ -118,12 +118,19 @@ async fn a_sub_unit_hangs_under_a_legal_entity(backend: Backend) {
     assert_eq!(studio.parent_id, parent.id);
     assert!(studio.credit_code.is_empty());
 
-    let nested = CreateInstitutionRequest { parent_id: studio.id.clone(), ..studio_request.clone() };
+    let nested = CreateInstitutionRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        parent_id: studio.id.clone(),
+        ..studio_request.clone()
+    };
     let err = c.create_institution(nested).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "a sub-unit cannot be a parent");
 
-    let orphan =
-        CreateInstitutionRequest { parent_id: "ins_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f".into(), ..studio_request };
+    let orphan = CreateInstitutionRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        parent_id: "ins_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f".into(),
+        ..studio_request
+    };
     let err = c.create_institution(orphan).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["parent_id"]);
@@ -132,7 +139,7 @@ async fn a_sub_unit_hangs_under_a_legal_entity(backend: Backend) {
 
 async fn listing_pages_through_everything_once_in_creation_order(backend: Backend) {
     let registry = spawn_registry(backend).await;
-    let mut c = client(&registry.channel);
+    let mut c = client(&registry);
     let parent = c
         .create_institution(school(CODES[1], BureauCode::Taishan, "台山培训中心"))
         .await
@@ -175,7 +182,7 @@ async fn listing_pages_through_everything_once_in_creation_order(backend: Backen
 
 async fn listing_filters_by_county_type_and_name(backend: Backend) {
     let registry = spawn_registry(backend).await;
-    let mut c = client(&registry.channel);
+    let mut c = client(&registry);
     c.create_institution(school(CODES[0], BureauCode::Enping, "恩平市职业培训学校")).await.unwrap();
     let mut college = school(CODES[1], BureauCode::Enping, "恩平市技师学院");
     college.r#type = InstitutionType::TechnicalSchool as i32;
@@ -224,7 +231,7 @@ async fn listing_filters_by_county_type_and_name(backend: Backend) {
 
 async fn an_unknown_or_malformed_id_is_answered_precisely(backend: Backend) {
     let registry = spawn_registry(backend).await;
-    let mut c = client(&registry.channel);
+    let mut c = client(&registry);
     let err = c
         .get_institution(GetInstitutionRequest { id: "ins_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f".into() })
         .await

@@ -1,5 +1,8 @@
 //! End-to-end tests of the registry service, over gRPC, on SQLite and on PostgreSQL.
 
+mod access;
 mod health;
+mod idempotency;
 mod institutions;
 mod reflection;
+mod tls;

@@ -1,0 +1,276 @@
+//! The outbox: calls to other services written in the same transaction as the change that
+//! causes them, and a relay that delivers each until the callee acknowledges.
+//!
+//! Each row is a complete unary gRPC request (method path and encoded message) with the
+//! callee's idempotency key inside it, so redelivery after a crash or a lost answer has one
+//! effect. The relay leases due rows by pushing their next attempt into the future in a short
+//! transaction, delivers outside any transaction, then marks them delivered or reschedules
+//! them with exponential backoff and jitter; several replicas may run relays side by side.
+
+use std::{collections::HashMap, time::Duration};
+
+use bytes::{Buf, BufMut};
+use prost::Message;
+use sqlx::{Any, Row, Transaction};
+use tonic::{
+    Status,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    transport::Channel,
+};
+
+use crate::{
+    Db, SharedClock, Shutdown,
+    auth::{ACTOR_HEADER, AUTHORIZATION, Actor, encode_actor},
+    storage::format_instant,
+};
+
+/// The longest a relay waits between attempts at one row.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a leased row is left alone by other relays while one delivers it.
+const LEASE: Duration = Duration::from_secs(60);
+/// The deadline of one delivery.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+const BATCH: i64 = 32;
+
+/// A call to make later.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    /// The callee service (`registry`, `recruitment`, `dispatch`, `finance`).
+    pub destination: &'a str,
+    /// The full gRPC path, such as `/supervision.registry.v1.RegistryService/RecordIncident`.
+    pub method: &'a str,
+    /// The callee's idempotency key (the request's `request_id`); enqueuing it twice is a no-op.
+    pub idempotency_key: &'a str,
+    /// The user the call acts for.
+    pub actor: &'a Actor,
+}
+
+/// Writes `message` for delivery, inside the caller's transaction.
+pub async fn enqueue<M: Message>(
+    tx: &mut Transaction<'static, Any>,
+    clock: &SharedClock,
+    delivery: Delivery<'_>,
+    message: &M,
+) -> Result<(), sqlx::Error> {
+    let now = format_instant(clock.now());
+    sqlx::query(
+        "INSERT INTO kit_outbox (destination, method, idempotency_key, payload, actor_json, trace_context, \
+         created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+         ON CONFLICT (destination, method, idempotency_key) DO NOTHING",
+    )
+    .bind(delivery.destination)
+    .bind(delivery.method)
+    .bind(delivery.idempotency_key)
+    .bind(message.encode_to_vec())
+    .bind(serde_json::to_string(delivery.actor).unwrap_or_default())
+    .bind("")
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Rows not yet delivered, and the creation time of the oldest, for metrics and alerts.
+pub async fn backlog(db: &Db) -> Result<(i64, Option<String>), sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM kit_outbox WHERE delivered_at IS NULL")
+        .fetch_one(db.pool())
+        .await?;
+    Ok((row.try_get("n")?, row.try_get("oldest")?))
+}
+
+/// Delivers outbox rows to their destinations.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    db: Db,
+    clock: SharedClock,
+    destinations: HashMap<String, Channel>,
+    service_token: String,
+}
+
+struct Due {
+    id: i64,
+    destination: String,
+    method: String,
+    payload: Vec<u8>,
+    actor_json: String,
+    attempts: i64,
+}
+
+impl Relay {
+    /// `destinations` maps service names to channels; `service_token` is this service's own
+    /// SERVICE token, sent with every delivery.
+    pub fn new(db: Db, clock: SharedClock, destinations: HashMap<String, Channel>, service_token: String) -> Self {
+        Self { db, clock, destinations, service_token }
+    }
+
+    /// Delivers until shutdown, polling every `every`.
+    pub fn spawn(self, every: Duration, shutdown: Shutdown) {
+        tokio::spawn(async move {
+            loop {
+                match self.deliver_due().await {
+                    Ok(n) if n > 0 => tracing::debug!(delivered = n, "outbox"),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "outbox relay pass failed"),
+                }
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
+    /// One pass: leases the due rows, delivers each, records the outcome. Returns how many
+    /// were acknowledged.
+    pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
+        let mut delivered = 0;
+        for due in self.lease_due().await? {
+            let outcome = self.deliver(&due).await;
+            let now = self.clock.now();
+            match outcome {
+                Ok(()) => {
+                    sqlx::query("UPDATE kit_outbox SET delivered_at = $1, last_error = '' WHERE id = $2")
+                        .bind(format_instant(now))
+                        .bind(due.id)
+                        .execute(self.db.pool())
+                        .await?;
+                    delivered += 1;
+                }
+                Err(status) => {
+                    let wait = backoff(due.attempts);
+                    tracing::warn!(
+                        id = due.id, destination = %due.destination, method = %due.method,
+                        code = ?status.code(), attempts = due.attempts, retry_in = ?wait,
+                        "outbox delivery failed"
+                    );
+                    let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
+                    sqlx::query("UPDATE kit_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
+                        .bind(format_instant(next))
+                        .bind(format!("{:?}: {}", status.code(), status.message()))
+                        .bind(due.id)
+                        .execute(self.db.pool())
+                        .await?;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn lease_due(&self) -> Result<Vec<Due>, sqlx::Error> {
+        let now = self.clock.now();
+        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
+        let mut tx = self.db.begin_write().await?;
+        let lock = match self.db.backend() {
+            // Replicas skip each other's rows instead of queueing behind them.
+            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let select = format!(
+            "SELECT id, destination, method, payload, actor_json, attempts FROM kit_outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2{lock}"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(select)).bind(format_instant(now)).bind(BATCH).fetch_all(&mut *tx).await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            sqlx::query("UPDATE kit_outbox SET next_attempt_at = $1, attempts = attempts + 1 WHERE id = $2")
+                .bind(format_instant(lease_until))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            due.push(Due {
+                id,
+                destination: row.try_get("destination")?,
+                method: row.try_get("method")?,
+                payload: row.try_get("payload")?,
+                actor_json: row.try_get("actor_json")?,
+                attempts: row.try_get::<i64, _>("attempts")? + 1,
+            });
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    async fn deliver(&self, due: &Due) -> Result<(), Status> {
+        let channel = self
+            .destinations
+            .get(&due.destination)
+            .ok_or_else(|| Status::failed_precondition(format!("no endpoint configured for {}", due.destination)))?;
+        let path = due.method.parse().map_err(|_| Status::internal(format!("bad method path {}", due.method)))?;
+        let mut request = tonic::Request::new(due.payload.clone());
+        request.set_timeout(DELIVERY_TIMEOUT);
+        let metadata = request.metadata_mut();
+        metadata.insert(
+            AUTHORIZATION,
+            format!("Bearer {}", self.service_token).parse().map_err(|_| Status::internal("bad service token"))?,
+        );
+        if let Ok(actor) = serde_json::from_str::<Actor>(&due.actor_json) {
+            metadata.insert_bin(ACTOR_HEADER, tonic::metadata::MetadataValue::from_bytes(&encode_actor(&actor)));
+        }
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        grpc.unary(request, path, RawCodec).await.map(|_| ())
+    }
+}
+
+/// Exponential backoff from 1 s, doubled per attempt up to [`MAX_BACKOFF`], with ±25 % jitter
+/// so replicas and rows do not retry in lockstep.
+fn backoff(attempts: i64) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    let base = Duration::from_secs(1).saturating_mul(2u32.saturating_pow(exponent)).min(MAX_BACKOFF);
+    let jitter: f64 = rand::random_range(0.75..1.25);
+    base.mul_f64(jitter)
+}
+
+/// Passes already-encoded messages through untouched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(1250));
+        assert!(backoff(4) >= Duration::from_secs(6) && backoff(4) <= Duration::from_secs(10));
+        assert!(backoff(60) <= MAX_BACKOFF.mul_f64(1.25));
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make run`: the system on this machine. SQLite files and a development token key pair under
+# ./data, in-process locks; waits until every service is SERVING, prints what to try, and stops
+# everything on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The services that exist so far, with their ports (ARCHITECTURE.md).
+services=(registry)
+declare -A port=([registry]=50051 [recruitment]=50052 [dispatch]=50053 [finance]=50054)
+
+cargo build --bins
+bin=${CARGO_TARGET_DIR:-target}/debug
+mkdir -p data
+"$bin/supctl" keys init --dir data/dev-keys >/dev/null
+
+export JWT_PUBLIC_KEY_FILE=data/dev-keys/token-public.pem
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait
+}
+trap stop INT TERM EXIT
+
+for svc in "${services[@]}"; do
+  upper=${svc^^}
+  env "${upper}_LISTEN=127.0.0.1:${port[$svc]}" "${upper}_DATABASE_URL=sqlite://data/${svc}.db" \
+    "$bin/$svc" > "data/${svc}.log" 2>&1 &
+  pids+=($!)
+done
+
+only=()
+for svc in "${services[@]}"; do only+=(--service "$svc"); done
+for _ in $(seq 1 60); do
+  if "$bin/supctl" health "${only[@]}" >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+"$bin/supctl" health "${only[@]}" || { echo "a service did not become SERVING; see data/*.log"; exit 1; }
+
+cat <<TXT
+
+Running: ${services[*]} (logs in data/*.log). Try:
+
+  $bin/supctl institution create --kind vocational-training-school --name 江门市示例职业培训学校 \\
+      --credit-code 91350100M000100Y43 --county 440703
+  $bin/supctl institution list
+  $bin/supctl token issue --role COUNTY_OPERATOR --bureau 440705
+
+supctl signs itself a short-lived CITY_ADMIN token with data/dev-keys/token-private.pem.
+Ctrl-C stops everything.
+TXT
+wait

@@ -1,0 +1,81 @@
+//! One token-signing key pair per test process, tokens for any role, and clients that send them.
+
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
+
+use chrono::Utc;
+use supervision_kit::{
+    Bureau, Role,
+    auth::{TokenIssuer, TokenRequest, generate_key_pair},
+};
+use tonic::{
+    metadata::MetadataValue, service::Interceptor, service::interceptor::InterceptedService, transport::Channel,
+};
+
+pub const AUDIENCE: &str = "supervision";
+pub const ISSUER: &str = "supervision";
+
+#[derive(Debug)]
+struct TestKeys {
+    issuer: TokenIssuer,
+    private_pem: String,
+    public_key_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn keys() -> &'static TestKeys {
+    static KEYS: OnceLock<TestKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let (private_pem, public_pem) = generate_key_pair().expect("a key pair");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let public_key_file = dir.path().join("token-public.pem");
+        std::fs::write(&public_key_file, public_pem).expect("the public key is written");
+        let issuer = TokenIssuer::from_private_pem(private_pem.as_bytes(), AUDIENCE, ISSUER).expect("a valid key");
+        TestKeys { issuer, private_pem, public_key_file, _dir: dir }
+    })
+}
+
+/// The PEM file services under test verify tokens with.
+pub fn public_key_file() -> PathBuf {
+    keys().public_key_file.clone()
+}
+
+/// The private key, for tests that sign tokens of their own making.
+pub fn private_key_pem() -> String {
+    keys().private_pem.clone()
+}
+
+/// A valid one-hour token for `role` (with `bureau` where the role is scoped).
+pub fn token(role: Role, bureau: Option<Bureau>) -> String {
+    token_for(TokenRequest {
+        subject: format!("{}-user", role.code().to_lowercase()),
+        role,
+        bureau,
+        expert_id: (role == Role::Expert).then(|| "exp_test".to_owned()),
+        ttl: Duration::from_secs(3600),
+    })
+}
+
+pub fn token_for(request: TokenRequest) -> String {
+    keys().issuer.issue(&request, Utc::now()).expect("a token")
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type AuthedChannel = InterceptedService<Channel, Bearer>;
+
+/// `channel` sending `token` (or no token at all for `None`).
+pub fn with_token(channel: &Channel, token: Option<&str>) -> AuthedChannel {
+    let value = token.map(|t| format!("Bearer {t}").parse().expect("an ASCII token"));
+    InterceptedService::new(channel.clone(), Bearer(value))
+}
