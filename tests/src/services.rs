@@ -1,6 +1,6 @@
 //! Services started in-process on port 0, each against its own fresh database.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
 use supervision_kit::{
     Bureau, Role, Shutdown,
@@ -92,16 +92,34 @@ pub async fn spawn_registry_on(db: TestDb, listen: &str) -> RunningService {
         common: common_args(Some(clock_file.clone())),
     };
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
-    let addr = app.local_addr();
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// Starts recruitment on `127.0.0.1:0` against a fresh database of `backend`.
+pub async fn spawn_recruitment(backend: Backend) -> RunningService {
+    let db = TestDb::new(backend).await;
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let config = supervision_recruitment::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common: common_args(Some(clock_file.clone())),
+    };
+    let app = supervision_recruitment::App::build(&config).await.expect("recruitment builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// Runs a built service in the background and connects to it.
+async fn start<F>(addr: SocketAddr, run: impl FnOnce(Shutdown) -> F, db: TestDb, clock_file: PathBuf) -> RunningService
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let shutdown = Shutdown::new();
-    let task = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { app.run_until_stopped(shutdown).await.map_err(|e| e.to_string()) }
-    });
+    let served = run(shutdown.clone());
+    let task = tokio::spawn(async move { served.await.map_err(|e| e.to_string()) });
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("a valid URI")
         .connect()
         .await
-        .expect("the registry accepts connections");
+        .expect("the service accepts connections");
     RunningService { addr, channel, clock_file, shutdown, task: Some(task), _db: db }
 }

@@ -212,13 +212,8 @@ pub fn verify(entries: &[AuditEntry], head: &AuditHead, anchor: Option<&AuditHea
         if entry.compute_hash() != entry.hash {
             return Err(ChainBreak { seq: entry.seq, problem: "content does not match its hash (edited)".into() });
         }
-        if let Some(anchor) = anchor.filter(|a| a.seq == entry.seq) {
-            if anchor.hash != entry.hash {
-                return Err(ChainBreak {
-                    seq: entry.seq,
-                    problem: "differs from the anchored head (rewritten)".into(),
-                });
-            }
+        if anchor.is_some_and(|a| a.seq == entry.seq && a.hash != entry.hash) {
+            return Err(ChainBreak { seq: entry.seq, problem: "differs from the anchored head (rewritten)".into() });
         }
         prev_hash.clone_from(&entry.hash);
     }

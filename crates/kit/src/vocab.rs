@@ -102,6 +102,26 @@ impl fmt::Display for Bureau {
     }
 }
 
+/// A code of the national occupational classification (职业分类大典): a major group `4`, or
+/// down to an occupation `4-07-05-01`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SpecialtyCode(String);
+
+impl SpecialtyCode {
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.split('-');
+        let major = parts.next()?;
+        let major_ok = major.len() == 1 && matches!(major.as_bytes()[0], b'1'..=b'8');
+        let rest: Vec<&str> = parts.collect();
+        let rest_ok = rest.len() <= 3 && rest.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
+        (major_ok && rest_ok).then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A validated page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -111,6 +131,24 @@ pub struct Page {
 }
 
 impl Page {
+    /// The same page asking for one more item, to learn whether another page follows.
+    pub fn probe(&self) -> Page {
+        Page { size: self.size + 1, after: self.after.clone() }
+    }
+
+    /// Cuts the answer to a [`Page::probe`] down to this page, and gives the next page's token
+    /// (the key of the last item kept) when more items follow.
+    pub fn finish<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+        let size = self.size as usize;
+        if items.len() > size {
+            items.truncate(size);
+            let next = items.last().map(key);
+            (items, next)
+        } else {
+            (items, None)
+        }
+    }
+
     pub const DEFAULT_SIZE: u32 = 50;
     pub const MAX_SIZE: u32 = 500;
 
@@ -163,6 +201,16 @@ mod tests {
     fn only_the_city_is_not_a_county() {
         assert_eq!(Bureau::ALL.iter().filter(|b| !b.is_county()).count(), 1);
         assert!(!Bureau::City.is_county());
+    }
+
+    #[test]
+    fn specialty_codes_follow_the_classification_pattern() {
+        for ok in ["4", "4-07", "4-07-05", "4-07-05-01", "8-01"] {
+            assert!(SpecialtyCode::parse(ok).is_some(), "{ok}");
+        }
+        for bad in ["", "9", "0-01", "4-7", "4-07-05-01-02", "4-0a", "4--07"] {
+            assert!(SpecialtyCode::parse(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! proto <-> domain. Every problem with a request becomes a field violation naming the field.
 
-use supervision_kit::{Bureau, FieldViolations, Page};
+use supervision_kit::{
+    Bureau, FieldViolations, Page,
+    convert::{optional_text, required_text, timestamp},
+};
 use supervision_proto::registry as pb;
 use tonic::Status;
 
@@ -90,13 +93,6 @@ pub fn institution_to_proto(i: Institution) -> pb::Institution {
     }
 }
 
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
-}
-
 fn county(value: i32, field: &str, v: &mut FieldViolations) -> Option<Bureau> {
     match Bureau::from_proto(value) {
         Some(b) if b.is_county() => Some(b),
@@ -155,32 +151,6 @@ fn kind_to_proto(k: InstitutionKind) -> pb::InstitutionType {
         InstitutionKind::TrainingBase => P::TrainingBase,
         InstitutionKind::Studio => P::Studio,
         InstitutionKind::Other => P::Other,
-    }
-}
-
-/// Trimmed text that must be present and at most `max` characters.
-fn required_text(raw: &str, field: &str, max: usize, v: &mut FieldViolations) -> String {
-    let text = raw.trim();
-    if text.is_empty() {
-        v.add(field, "must not be empty");
-    }
-    check_length(text, field, max, v);
-    text.to_owned()
-}
-
-/// Trimmed text of at most `max` characters, possibly empty.
-fn optional_text(raw: &str, field: &str, max: usize, v: &mut FieldViolations) -> String {
-    let text = raw.trim();
-    check_length(text, field, max, v);
-    text.to_owned()
-}
-
-fn check_length(text: &str, field: &str, max: usize, v: &mut FieldViolations) {
-    if text.chars().count() > max {
-        v.add(field, format!("must be at most {max} characters"));
-    }
-    if text.chars().any(char::is_control) {
-        v.add(field, "must not contain control characters");
     }
 }
 

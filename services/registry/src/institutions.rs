@@ -74,16 +74,8 @@ pub async fn list(
     filter: &InstitutionFilter,
     page: &Page,
 ) -> Result<(Vec<Institution>, Option<String>), Error> {
-    // Ask for one more than the page to learn whether another page follows.
-    let probe = Page { size: page.size + 1, after: page.after.clone() };
-    let mut items = store::list_institutions(db.pool(), filter, &probe).await?;
-    let next = if items.len() > page.size as usize {
-        items.truncate(page.size as usize);
-        items.last().map(|i| i.id.to_string())
-    } else {
-        None
-    };
-    Ok((items, next))
+    let items = store::list_institutions(db.pool(), filter, &page.probe()).await?;
+    Ok(page.finish(items, |x| x.id.to_string()))
 }
 
 /// What the audit trail keeps of an institution (nothing personal beyond the head's name, which

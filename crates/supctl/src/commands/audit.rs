@@ -46,7 +46,10 @@ pub async fn run(command: AuditCommand, settings: &Settings, out: &Output) -> an
             for e in &exported {
                 let entry = api::from_proto(e).map_err(|problem| anyhow::anyhow!("entry {}: {problem}", e.sequence))?;
                 if entry.canonical() != e.canonical {
-                    bail!("audit chain of {service} broken at entry {}: exported fields differ from the hashed bytes", e.sequence);
+                    bail!(
+                        "audit chain of {service} broken at entry {}: exported fields differ from the hashed bytes",
+                        e.sequence
+                    );
                 }
                 entries.push(entry);
             }
@@ -67,7 +70,8 @@ pub async fn run(command: AuditCommand, settings: &Settings, out: &Output) -> an
 
 fn read_anchor(path: &PathBuf) -> anyhow::Result<AuditHead> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let seq = value["sequence"].as_i64().context("the anchor has no sequence")?;
     let hash = value["entry_hash"].as_str().context("the anchor has no entry_hash")?.to_owned();
     Ok(AuditHead { seq, hash })
@@ -77,7 +81,11 @@ async fn fetch_head(settings: &Settings, service: &str) -> anyhow::Result<PbHead
     let head = match service {
         "registry" => {
             use supervision_proto::registry::{GetAuditHeadRequest, registry_service_client::RegistryServiceClient};
-            RegistryServiceClient::new(settings.authed(service)?).get_audit_head(GetAuditHeadRequest {}).await?.into_inner().head
+            RegistryServiceClient::new(settings.authed(service)?)
+                .get_audit_head(GetAuditHeadRequest {})
+                .await?
+                .into_inner()
+                .head
         }
         other => bail!("unknown service {other}; one of registry, recruitment, dispatch, finance"),
     };
@@ -91,7 +99,9 @@ async fn fetch_entries(settings: &Settings, service: &str) -> anyhow::Result<Vec
         let page = Some(PageRequest { page_size: 500, page_token: token.clone() });
         let (entries, next) = match service {
             "registry" => {
-                use supervision_proto::registry::{ListAuditEntriesRequest, registry_service_client::RegistryServiceClient};
+                use supervision_proto::registry::{
+                    ListAuditEntriesRequest, registry_service_client::RegistryServiceClient,
+                };
                 let r = RegistryServiceClient::new(settings.authed(service)?)
                     .list_audit_entries(ListAuditEntriesRequest { page, ..Default::default() })
                     .await?

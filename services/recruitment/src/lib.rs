@@ -1,0 +1,16 @@
+//! 征集与任用 — the recruitment service: the six steps of article 7 up to appointment, and
+//! renewal (article 11).
+//!
+//! Owns calls (and, as recruitment grows, applications, reviews, publicity batches, objections
+//! and appointment decisions) in its own tables. Depends on the kit and the contracts; reaches
+//! the registry only over gRPC.
+
+pub mod app;
+pub mod calls;
+pub mod convert;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod store;
+
+pub use app::{App, Config};
