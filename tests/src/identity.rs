@@ -12,6 +12,8 @@ use tonic::{
 };
 
 pub const AUDIENCE: &str = "supervision";
+/// The expert id in EXPERT tokens from [`token`].
+pub const EXPERT_ID: &str = "exp_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f";
 pub const ISSUER: &str = "supervision";
 
 #[derive(Debug)]
@@ -50,7 +52,18 @@ pub fn token(role: Role, bureau: Option<Bureau>) -> String {
         subject: format!("{}-user", role.code().to_lowercase()),
         role,
         bureau,
-        expert_id: (role == Role::Expert).then(|| "exp_test".to_owned()),
+        expert_id: (role == Role::Expert).then(|| EXPERT_ID.to_owned()),
+        ttl: Duration::from_secs(3600),
+    })
+}
+
+/// A valid one-hour EXPERT token for `expert_id`.
+pub fn expert_token(expert_id: &str) -> String {
+    token_for(TokenRequest {
+        subject: format!("expert-{expert_id}"),
+        role: Role::Expert,
+        bureau: None,
+        expert_id: Some(expert_id.to_owned()),
         ttl: Duration::from_secs(3600),
     })
 }

@@ -108,6 +108,19 @@ pub async fn spawn_recruitment(backend: Backend) -> RunningService {
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
 }
 
+/// Starts dispatch on `127.0.0.1:0` against a fresh database of `backend`.
+pub async fn spawn_dispatch(backend: Backend) -> RunningService {
+    let db = TestDb::new(backend).await;
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let config = supervision_dispatch::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common: common_args(Some(clock_file.clone())),
+    };
+    let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
 /// Runs a built service in the background and connects to it.
 async fn start<F>(addr: SocketAddr, run: impl FnOnce(Shutdown) -> F, db: TestDb, clock_file: PathBuf) -> RunningService
 where

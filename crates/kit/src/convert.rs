@@ -89,6 +89,29 @@ pub fn required_enum<E: TryFrom<i32>>(value: i32, field: &str, what: &str, v: &m
     }
 }
 
+/// An optional on-behalf entry (D16): a known channel, and a received time that is not after
+/// `now` (nobody receives a phone call from the future).
+pub fn on_behalf(
+    raw: Option<&supervision_proto::common::OnBehalf>,
+    field: &str,
+    now: DateTime<Utc>,
+    v: &mut FieldViolations,
+) -> Option<crate::vocab::OnBehalf> {
+    let raw = raw?;
+    let channel = required_enum::<supervision_proto::common::EntryChannel>(
+        raw.channel,
+        &format!("{field}.channel"),
+        "how it was received (phone, WeChat, in person, ...)",
+        v,
+    );
+    let received_at = required_time(raw.received_time.as_ref(), &format!("{field}.received_time"), v);
+    if received_at.is_some_and(|t| t > now) {
+        v.add(format!("{field}.received_time"), "must not be in the future");
+    }
+    let note = optional_text(&raw.note, &format!("{field}.note"), 500, v);
+    Some(crate::vocab::OnBehalf { channel: channel?.as_str_name().to_owned(), received_at: received_at?, note })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

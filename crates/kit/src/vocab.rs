@@ -122,6 +122,28 @@ impl SpecialtyCode {
     }
 }
 
+/// Whether `s` is an id of the system's shape: `prefix` (such as `ins_`) followed by the 32
+/// lower-case hex digits of a UUIDv7, so ids sort in creation order and carry nothing personal.
+pub fn is_prefixed_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// A new id of the system's shape with `prefix`.
+pub fn new_prefixed_id(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
+}
+
+/// How staff received what they enter for an expert or applicant (D16); the received time, not
+/// the time of entry, decides timeliness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnBehalf {
+    /// The contract name of the entry channel (`ENTRY_CHANNEL_PHONE`, ...).
+    pub channel: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub note: String,
+}
+
 /// A validated page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {

@@ -14,13 +14,11 @@ impl CallId {
     const PREFIX: &'static str = "cal_";
 
     pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, uuid::Uuid::now_v7().simple()))
+        Self(supervision_kit::vocab::new_prefixed_id(Self::PREFIX))
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        let hex = s.strip_prefix(Self::PREFIX)?;
-        let ok = hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        ok.then(|| Self(s.to_owned()))
+        supervision_kit::vocab::is_prefixed_id(s, Self::PREFIX).then(|| Self(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,0 +1,67 @@
+//! Configuration and start-up: `App::build` connects and migrates storage and binds the listener
+//! (port 0 in tests); `run_until_stopped` serves until the shutdown signal.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use supervision_kit::{
+    Migrations, Shutdown,
+    app::{CommonArgs, Foundation},
+};
+use supervision_proto::dispatch::dispatch_service_server::{DispatchServiceServer, SERVICE_NAME};
+use tonic::service::Routes;
+
+use crate::grpc::Dispatch;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Dispatch's migrations for each backend.
+pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
+
+/// The plaintext health-only port when TLS is on (ARCHITECTURE.md's port table).
+const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:50063";
+
+/// Dispatch's settings: flags, each with an environment fallback.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "dispatch", version, about = "Random and verifiable dispatch of supervision experts (articles 7-9)")]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "DISPATCH_LISTEN", default_value = "127.0.0.1:50053")]
+    pub listen: String,
+    /// `sqlite://path/to/file.db` (embedded) or `postgres://user@host/db`.
+    #[arg(long, env = "DISPATCH_DATABASE_URL", default_value = "sqlite://data/dispatch.db")]
+    pub database_url: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Dispatch connected, migrated and bound, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    foundation: Foundation,
+}
+
+impl App {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let foundation =
+            Foundation::build(&config.listen, &config.database_url, &MIGRATIONS, &config.common, DEFAULT_HEALTH_LISTEN)
+                .await?;
+        Ok(Self { foundation })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.foundation.local_addr()
+    }
+
+    /// The plaintext health port, when TLS is on.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.foundation.health_addr()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let service = Dispatch::new(self.foundation.db.clone(), self.foundation.clock.clone());
+        let routes = Routes::new(DispatchServiceServer::new(service));
+        Ok(self.foundation.serve(SERVICE_NAME, routes, shutdown).await?)
+    }
+}
