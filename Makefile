@@ -30,9 +30,13 @@ check-backends: ## Fail with instructions when the test PostgreSQL or Redis is u
 	@scripts/check-backends.sh
 
 .PHONY: lint
-lint: ## rustfmt check and clippy with warnings as errors
+lint: lint-proto ## rustfmt check, clippy with warnings as errors, and buf on the contracts
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: lint-proto
+lint-proto: ## buf lint and format check of proto/ (installs buf from npm once)
+	scripts/lint-proto.sh
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The services that exist so far, with their ports (ARCHITECTURE.md).
-services=(registry)
+services=(registry recruitment dispatch finance)
 declare -A port=([registry]=50051 [recruitment]=50052 [dispatch]=50053 [finance]=50054)
 
 cargo build --bins
@@ -47,6 +47,8 @@ Running: ${services[*]} (logs in data/*.log). Try:
       --credit-code 91350100M000100Y43 --county 440703
   $bin/supctl institution list
   $bin/supctl token issue --role COUNTY_OPERATOR --bureau 440705
+  $bin/supctl audit verify --service registry
+  grpcurl -plaintext 127.0.0.1:50052 list      # reflection on every service
 
 supctl signs itself a short-lived CITY_ADMIN token with data/dev-keys/token-private.pem.
 Ctrl-C stops everything.

@@ -13,7 +13,9 @@ mod services;
 
 pub use backend::{Backend, TestDb, TestRedis};
 pub use identity::{AuthedChannel, token, with_token};
-pub use services::{RunningService, common_args, spawn_dispatch, spawn_recruitment, spawn_registry, spawn_registry_on};
+pub use services::{
+    RunningService, common_args, spawn_dispatch, spawn_finance, spawn_recruitment, spawn_registry, spawn_registry_on,
+};
 pub use supervision_kit::{Bureau, Role};
 
 /// Runs each listed `async fn name(backend: Backend)` once per backend, as

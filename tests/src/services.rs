@@ -90,6 +90,7 @@ pub async fn spawn_registry_on(db: TestDb, listen: &str) -> RunningService {
         listen: listen.into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
+        reference: Default::default(),
     };
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
@@ -103,6 +104,7 @@ pub async fn spawn_recruitment(backend: Backend) -> RunningService {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
+        reference: Default::default(),
     };
     let app = supervision_recruitment::App::build(&config).await.expect("recruitment builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
@@ -116,8 +118,23 @@ pub async fn spawn_dispatch(backend: Backend) -> RunningService {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
+        reference: Default::default(),
     };
     let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// Starts finance on `127.0.0.1:0` against a fresh database of `backend`.
+pub async fn spawn_finance(backend: Backend) -> RunningService {
+    let db = TestDb::new(backend).await;
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let config = supervision_finance::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common: common_args(Some(clock_file.clone())),
+        reference: Default::default(),
+    };
+    let app = supervision_finance::App::build(&config).await.expect("finance builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
 }
 

@@ -76,9 +76,16 @@ impl Foundation {
         self.server.health_addr()
     }
 
-    /// Serves `routes` with health, reflection and auth until `shutdown`, then closes storage.
-    pub async fn serve(self, service_name: &'static str, routes: Routes, shutdown: Shutdown) -> Result<(), ServeError> {
-        let served = self.server.serve(service_name, routes, self.auth, shutdown).await;
+    /// Serves `routes` (the service `service_name`, and the services named in `also_served`)
+    /// with health, reflection and auth until `shutdown`, then closes storage.
+    pub async fn serve(
+        self,
+        service_name: &'static str,
+        also_served: Vec<&'static str>,
+        routes: Routes,
+        shutdown: Shutdown,
+    ) -> Result<(), ServeError> {
+        let served = self.server.serve(service_name, also_served, routes, self.auth, shutdown).await;
         self.db.close().await;
         served
     }

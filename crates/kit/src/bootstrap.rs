@@ -139,19 +139,22 @@ impl GrpcServer {
 
     /// Serves `routes` (the business service) with health and reflection until `shutdown` fires.
     ///
-    /// `service_name` is the fully qualified gRPC name whose health is reported; both it and the
+    /// `service_name` is the fully qualified gRPC name whose health is reported, `also_served` the
+    /// other services in `routes` (reflection advertises exactly these); both it and the
     /// overall status `""` turn SERVING here, because the caller only gets this far once its
     /// storage is migrated and reachable.
     pub async fn serve(
         self,
         service_name: &'static str,
+        also_served: Vec<&'static str>,
         routes: Routes,
         auth: AuthLayer,
         shutdown: Shutdown,
     ) -> Result<(), ServeError> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let reflection_v1 = reflection_builder().build_v1()?;
-        let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+        let served: Vec<&str> = routes_names(service_name, &also_served);
+        let reflection_v1 = reflection_builder(&served).build_v1()?;
+        let reflection_v1alpha = reflection_builder(&served).build_v1alpha()?;
         let routes = routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
         for name in ["", service_name] {
@@ -211,8 +214,18 @@ fn health_service_for_probes(
     ))
 }
 
-fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
+/// Every service this port answers, for reflection to advertise (and nothing it does not).
+fn routes_names(service_name: &'static str, also_served: &[&'static str]) -> Vec<&'static str> {
+    let mut names = vec![service_name, "grpc.health.v1.Health"];
+    names.extend_from_slice(also_served);
+    names
+}
+
+fn reflection_builder(served: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    let builder = served
+        .iter()
+        .fold(tonic_reflection::server::Builder::configure(), |b, name| b.with_service_name(name.to_string()));
+    builder
         .register_encoded_file_descriptor_set(supervision_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)

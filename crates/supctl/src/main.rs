@@ -43,6 +43,10 @@ enum Command {
     /// The audit chain of a service.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// The working-day calendar (工作日) and D3 decline deadlines.
+    Calendar(commands::calendar::CalendarArgs),
+    /// The policy editions in force (D6) and their parameters.
+    Policy(commands::policy::PolicyArgs),
     /// Shell completions: `supctl completions bash > /etc/bash_completion.d/supctl`.
     Completions {
         #[arg(value_enum)]
@@ -73,6 +77,14 @@ async fn main() -> ExitCode {
         },
         Command::Institution(cmd) => match settings::Settings::resolve(&cli.global) {
             Ok(s) => commands::institution::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Calendar(args) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::calendar::run(args, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Policy(args) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::policy::run(args, &s, &out).await,
             Err(e) => Err(e),
         },
     };

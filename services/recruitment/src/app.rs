@@ -8,7 +8,9 @@ use supervision_kit::{
     Migrations, Shutdown,
     app::{CommonArgs, Foundation},
 };
+use supervision_proto::calendar::calendar_service_server::SERVICE_NAME as CALENDAR_SERVICE;
 use supervision_proto::recruitment::recruitment_service_server::{RecruitmentServiceServer, SERVICE_NAME};
+use supervision_reference::{Reference, ReferenceArgs};
 use tonic::service::Routes;
 
 use crate::grpc::Recruitment;
@@ -34,12 +36,15 @@ pub struct Config {
     pub database_url: String,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
 }
 
 /// Recruitment connected, migrated and bound, ready to serve.
 #[derive(Debug)]
 pub struct App {
     foundation: Foundation,
+    reference: Reference,
 }
 
 impl App {
@@ -47,7 +52,8 @@ impl App {
         let foundation =
             Foundation::build(&config.listen, &config.database_url, &MIGRATIONS, &config.common, DEFAULT_HEALTH_LISTEN)
                 .await?;
-        Ok(Self { foundation })
+        let reference = config.reference.load()?;
+        Ok(Self { foundation, reference })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -61,7 +67,8 @@ impl App {
 
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let service = Recruitment::new(self.foundation.db.clone(), self.foundation.clock.clone());
-        let routes = Routes::new(RecruitmentServiceServer::new(service));
-        Ok(self.foundation.serve(SERVICE_NAME, routes, shutdown).await?)
+        let routes = Routes::new(RecruitmentServiceServer::new(service))
+            .add_service(self.reference.service(self.foundation.clock.clone()));
+        Ok(self.foundation.serve(SERVICE_NAME, vec![CALENDAR_SERVICE], routes, shutdown).await?)
     }
 }

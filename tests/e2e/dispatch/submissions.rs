@@ -117,7 +117,7 @@ async fn a_county_reports_to_the_city_for_itself_only(backend: Backend) {
     let id = created.submission.unwrap().id;
     assert_eq!(
         ids(taishan.list_submissions(ListSubmissionsRequest::default()).await.unwrap().into_inner()),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     let mut kaiping = as_role(&service, Role::CountyOperator, Some(Bureau::Kaiping));
     assert!(ids(kaiping.list_submissions(ListSubmissionsRequest::default()).await.unwrap().into_inner()).is_empty());

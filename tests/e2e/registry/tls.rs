@@ -34,6 +34,7 @@ async fn tls_on_the_grpc_port_and_plaintext_health_beside_it() {
             },
             ..testkit::common_args(None)
         },
+        reference: Default::default(),
     };
     let app = supervision_registry::App::build(&config).await.unwrap();
     let (addr, health_addr) = (app.local_addr(), app.health_addr().expect("a plaintext health port"));

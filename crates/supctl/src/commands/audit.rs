@@ -77,18 +77,43 @@ fn read_anchor(path: &PathBuf) -> anyhow::Result<AuditHead> {
     Ok(AuditHead { seq, hash })
 }
 
-async fn fetch_head(settings: &Settings, service: &str) -> anyhow::Result<PbHead> {
-    let head = match service {
-        "registry" => {
-            use supervision_proto::registry::{GetAuditHeadRequest, registry_service_client::RegistryServiceClient};
-            RegistryServiceClient::new(settings.authed(service)?)
-                .get_audit_head(GetAuditHeadRequest {})
-                .await?
-                .into_inner()
-                .head
+/// Calls `$method` on the client of `$service`, each service having its own copies of the audit
+/// request and response messages (same shape, per-package names).
+macro_rules! on_service {
+    ($settings:expr, $service:expr, |$client:ident, $pkg:ident| $call:expr) => {
+        match $service {
+            "registry" => {
+                use supervision_proto::registry as $pkg;
+                let mut $client =
+                    $pkg::registry_service_client::RegistryServiceClient::new($settings.authed("registry")?);
+                $call
+            }
+            "recruitment" => {
+                use supervision_proto::recruitment as $pkg;
+                let mut $client =
+                    $pkg::recruitment_service_client::RecruitmentServiceClient::new($settings.authed("recruitment")?);
+                $call
+            }
+            "dispatch" => {
+                use supervision_proto::dispatch as $pkg;
+                let mut $client =
+                    $pkg::dispatch_service_client::DispatchServiceClient::new($settings.authed("dispatch")?);
+                $call
+            }
+            "finance" => {
+                use supervision_proto::finance as $pkg;
+                let mut $client = $pkg::finance_service_client::FinanceServiceClient::new($settings.authed("finance")?);
+                $call
+            }
+            other => bail!("unknown service {other}; one of registry, recruitment, dispatch, finance"),
         }
-        other => bail!("unknown service {other}; one of registry, recruitment, dispatch, finance"),
     };
+}
+
+async fn fetch_head(settings: &Settings, service: &str) -> anyhow::Result<PbHead> {
+    let head = on_service!(settings, service, |client, pb| {
+        client.get_audit_head(pb::GetAuditHeadRequest {}).await?.into_inner().head
+    });
     head.context("the service answered without a head")
 }
 
@@ -97,19 +122,13 @@ async fn fetch_entries(settings: &Settings, service: &str) -> anyhow::Result<Vec
     let mut token = String::new();
     loop {
         let page = Some(PageRequest { page_size: 500, page_token: token.clone() });
-        let (entries, next) = match service {
-            "registry" => {
-                use supervision_proto::registry::{
-                    ListAuditEntriesRequest, registry_service_client::RegistryServiceClient,
-                };
-                let r = RegistryServiceClient::new(settings.authed(service)?)
-                    .list_audit_entries(ListAuditEntriesRequest { page, ..Default::default() })
-                    .await?
-                    .into_inner();
-                (r.entries, r.next_page_token)
-            }
-            other => bail!("unknown service {other}; one of registry, recruitment, dispatch, finance"),
-        };
+        let (entries, next) = on_service!(settings, service, |client, pb| {
+            let r = client
+                .list_audit_entries(pb::ListAuditEntriesRequest { page, ..Default::default() })
+                .await?
+                .into_inner();
+            (r.entries, r.next_page_token)
+        });
         all.extend(entries);
         if next.is_empty() {
             return Ok(all);

@@ -1,0 +1,14 @@
+use clap::Parser;
+use supervision_finance::{App, Config, app::MIGRATIONS};
+use supervision_kit::{Shutdown, app::migrate_only, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    telemetry::init(config.common.log_format);
+    if config.common.migrate_only {
+        return Ok(migrate_only(&config.database_url, &MIGRATIONS).await?);
+    }
+    let app = App::build(&config).await?;
+    app.run_until_stopped(Shutdown::on_process_signals()).await
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests of the finance service, over gRPC, on SQLite and on PostgreSQL.
+
+mod ledger;
