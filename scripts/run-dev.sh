@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # The services that exist so far, with their ports (ARCHITECTURE.md).
 services=(registry recruitment dispatch finance)
 declare -A port=([registry]=50051 [recruitment]=50052 [dispatch]=50053 [finance]=50054)
+declare -A metrics=([registry]=9101 [recruitment]=9102 [dispatch]=9103 [finance]=9104)
 
 cargo build --bins
 bin=${CARGO_TARGET_DIR:-target}/debug
@@ -27,6 +28,7 @@ trap stop INT TERM EXIT
 for svc in "${services[@]}"; do
   upper=${svc^^}
   env "${upper}_LISTEN=127.0.0.1:${port[$svc]}" "${upper}_DATABASE_URL=sqlite://data/${svc}.db" \
+    "METRICS_LISTEN=127.0.0.1:${metrics[$svc]}" \
     "$bin/$svc" > "data/${svc}.log" 2>&1 &
   pids+=($!)
 done
@@ -49,6 +51,7 @@ Running: ${services[*]} (logs in data/*.log). Try:
   $bin/supctl token issue --role COUNTY_OPERATOR --bureau 440705
   $bin/supctl audit verify --service registry
   grpcurl -plaintext 127.0.0.1:50052 list      # reflection on every service
+  curl -s 127.0.0.1:9101/metrics              # calendar coverage, edition days left, outbox
 
 supctl signs itself a short-lived CITY_ADMIN token with data/dev-keys/token-private.pem.
 Ctrl-C stops everything.

@@ -15,6 +15,7 @@ pub use backend::{Backend, TestDb, TestRedis};
 pub use identity::{AuthedChannel, token, with_token};
 pub use services::{
     RunningService, common_args, spawn_dispatch, spawn_finance, spawn_recruitment, spawn_registry, spawn_registry_on,
+    spawn_registry_with,
 };
 pub use supervision_kit::{Bureau, Role};
 

@@ -7,6 +7,7 @@ use supervision_kit::{
     app::CommonArgs,
     config::{AuthArgs, ClockArgs, TlsArgs},
 };
+use supervision_reference::ReferenceArgs;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -24,17 +25,23 @@ pub struct RunningService {
     shutdown: Shutdown,
     task: Option<JoinHandle<Result<(), String>>>,
     /// Dropped after the service stops (fields drop in order).
-    _db: TestDb,
+    _db: Option<TestDb>,
 }
 
 impl RunningService {
     /// Stops the service the way SIGTERM would and waits for it to finish.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        drop(self.stop_keeping_database().await);
+    }
+
+    /// Stops the service and hands back its database, to start it again on the same data.
+    pub async fn stop_keeping_database(mut self) -> TestDb {
         self.shutdown.trigger();
         if let Some(task) = self.task.take() {
             let outcome = tokio::time::timeout(Duration::from_secs(20), task).await;
             assert!(matches!(outcome, Ok(Ok(Ok(())))), "service did not stop cleanly: {outcome:?}");
         }
+        self._db.take().expect("the database is held until the service stops")
     }
 
     /// A channel that sends a valid token of `role` (scoped to `bureau` where the role needs one).
@@ -44,7 +51,7 @@ impl RunningService {
 
     /// The URL of the service's database, for tests that inspect or tamper with it directly.
     pub fn database_url(&self) -> &str {
-        self._db.url()
+        self._db.as_ref().expect("the database is held until the service stops").url()
     }
 
     /// Moves the service's clock `seconds` away from the system clock.
@@ -74,6 +81,7 @@ pub fn common_args(test_clock_file: Option<PathBuf>) -> CommonArgs {
         clock: ClockArgs { test_clock_file },
         tls: TlsArgs::default(),
         log_format: supervision_kit::telemetry::LogFormat::Text,
+        metrics_listen: None,
         migrate_only: false,
     }
 }
@@ -85,12 +93,17 @@ pub async fn spawn_registry(backend: Backend) -> RunningService {
 
 /// Starts the registry on `listen` against `db` (to restart one on a known port, say).
 pub async fn spawn_registry_on(db: TestDb, listen: &str) -> RunningService {
+    spawn_registry_with(db, listen, ReferenceArgs::default()).await
+}
+
+/// Starts the registry with calendar and policy overlay directories.
+pub async fn spawn_registry_with(db: TestDb, listen: &str, reference: ReferenceArgs) -> RunningService {
     let clock_file = db.scratch_dir().join("clock-offset");
     let config = supervision_registry::Config {
         listen: listen.into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
-        reference: Default::default(),
+        reference,
     };
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
@@ -104,7 +117,7 @@ pub async fn spawn_recruitment(backend: Backend) -> RunningService {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
-        reference: Default::default(),
+        reference: ReferenceArgs::default(),
     };
     let app = supervision_recruitment::App::build(&config).await.expect("recruitment builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
@@ -118,7 +131,7 @@ pub async fn spawn_dispatch(backend: Backend) -> RunningService {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
-        reference: Default::default(),
+        reference: ReferenceArgs::default(),
     };
     let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
@@ -132,7 +145,7 @@ pub async fn spawn_finance(backend: Backend) -> RunningService {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
-        reference: Default::default(),
+        reference: ReferenceArgs::default(),
     };
     let app = supervision_finance::App::build(&config).await.expect("finance builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
@@ -151,5 +164,5 @@ where
         .connect()
         .await
         .expect("the service accepts connections");
-    RunningService { addr, channel, clock_file, shutdown, task: Some(task), _db: db }
+    RunningService { addr, channel, clock_file, shutdown, task: Some(task), _db: Some(db) }
 }

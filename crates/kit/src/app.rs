@@ -11,6 +11,7 @@ use crate::{
     access::AuthLayer,
     bootstrap::ServeError,
     config::{AuthArgs, ClockArgs, ConfigError, TlsArgs},
+    metrics::Metrics,
     telemetry::LogFormat,
 };
 
@@ -26,6 +27,9 @@ pub struct CommonArgs {
     /// Log format: text for people, json for collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Address of the Prometheus metrics port (`GET /metrics`); off when not set.
+    #[arg(long, env = "METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Apply the database migrations and exit (for a Kubernetes migration Job).
     #[arg(long)]
     pub migrate_only: bool,
@@ -46,8 +50,11 @@ pub enum BuildError {
 pub struct Foundation {
     pub db: Db,
     pub clock: SharedClock,
+    /// The gauges served on the metrics port; services add their own probes.
+    pub metrics: Metrics,
     server: GrpcServer,
     auth: AuthLayer,
+    metrics_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Foundation {
@@ -65,7 +72,17 @@ impl Foundation {
         let tls = common.tls.load(default_health_listen)?;
         let db = Db::connect(database_url, migrations).await?;
         let server = GrpcServer::bind(listen, tls).await?;
-        Ok(Self { db, clock, server, auth })
+        let metrics_listener = match &common.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?,
+            ),
+            None => None,
+        };
+        let metrics = Metrics::new();
+        metrics.register(crate::metrics::storage_probe(db.clone(), clock.clone())).await;
+        Ok(Self { db, clock, metrics, server, auth, metrics_listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -74,6 +91,11 @@ impl Foundation {
 
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.server.health_addr()
+    }
+
+    /// The metrics port, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves `routes` (the service `service_name`, and the services named in `also_served`)
@@ -85,6 +107,9 @@ impl Foundation {
         routes: Routes,
         shutdown: Shutdown,
     ) -> Result<(), ServeError> {
+        if let Some(listener) = self.metrics_listener {
+            self.metrics.serve(listener, shutdown.clone());
+        }
         let served = self.server.serve(service_name, also_served, routes, self.auth, shutdown).await;
         self.db.close().await;
         served

@@ -17,6 +17,7 @@ pub mod error;
 pub mod idempotency;
 pub mod jobs;
 pub mod lock;
+pub mod metrics;
 pub mod outbox;
 pub mod storage;
 pub mod telemetry;

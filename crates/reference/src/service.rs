@@ -8,7 +8,7 @@ use std::sync::{
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveTime};
 use supervision_calendar::{Calendar, Coverage, Day, SHANGHAI};
-use supervision_kit::{FieldViolations, SharedClock};
+use supervision_kit::{FieldViolations, SharedClock, metrics::Sample};
 use supervision_policy::{Edition, Editions};
 use supervision_proto::calendar::{
     self as pb,
@@ -84,6 +84,40 @@ impl Reference {
             tracing::info!("{coverage}");
         }
         coverage
+    }
+
+    /// The gauges operators alert on (docs/operations.md): days until the calendar runs out,
+    /// whether next year is missing from 1 December, and days left in the policy editions in
+    /// force (-1 when none is).
+    pub fn metrics_probe(
+        &self,
+        clock: SharedClock,
+    ) -> impl Fn() -> futures::future::BoxFuture<'static, Vec<Sample>> + Send + Sync + 'static {
+        let reference = self.clone();
+        move || {
+            let today = shanghai_today(&clock);
+            let coverage = reference.coverage(today);
+            let days_left = reference.editions.days_left(today).unwrap_or(-1);
+            Box::pin(async move {
+                vec![
+                    Sample::new(
+                        "supervision_calendar_days_until_uncovered",
+                        "Days from today to the first date the working-day calendar cannot answer for",
+                        coverage.days_until_uncovered as f64,
+                    ),
+                    Sample::new(
+                        "supervision_calendar_next_year_missing",
+                        "1 from 1 December while next year's holiday notice is not loaded",
+                        if coverage.next_year_missing_warning { 1.0 } else { 0.0 },
+                    ),
+                    Sample::new(
+                        "supervision_policy_edition_days_left",
+                        "Days left in the policy editions in force (-1: none in force today)",
+                        days_left as f64,
+                    ),
+                ]
+            })
+        }
     }
 
     /// The D3 decline deadline for an expert's first session on `first_session_date`, with the

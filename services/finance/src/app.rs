@@ -53,11 +53,18 @@ impl App {
             Foundation::build(&config.listen, &config.database_url, &MIGRATIONS, &config.common, DEFAULT_HEALTH_LISTEN)
                 .await?;
         let reference = config.reference.load()?;
+        let probe = reference.metrics_probe(foundation.clock.clone());
+        foundation.metrics.register(probe).await;
         Ok(Self { foundation, reference })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.foundation.local_addr()
+    }
+
+    /// The metrics port, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.foundation.metrics_addr()
     }
 
     /// The plaintext health port, when TLS is on.

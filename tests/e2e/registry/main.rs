@@ -1,6 +1,7 @@
 //! End-to-end tests of the registry service, over gRPC, on SQLite and on PostgreSQL.
 
 mod access;
+mod calendar;
 mod health;
 mod idempotency;
 mod institutions;
