@@ -82,6 +82,9 @@ pub fn common_args(test_clock_file: Option<PathBuf>) -> CommonArgs {
         tls: TlsArgs::default(),
         log_format: supervision_kit::telemetry::LogFormat::Text,
         metrics_listen: None,
+        peers: Default::default(),
+        redis_url: None,
+        redis_key_prefix: "test:".into(),
         migrate_only: false,
     }
 }

@@ -1,19 +1,29 @@
 //! What every service's `App` is made of: settings shared by all services, and the connected,
 //! migrated and bound foundation each one serves its routes on.
 
-use std::net::SocketAddr;
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
-use tonic::service::Routes;
+use tonic::{
+    service::Routes,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
+};
 
 use crate::{
     Db, GrpcServer, Migrations, SharedClock, Shutdown,
     access::AuthLayer,
     bootstrap::ServeError,
     config::{AuthArgs, ClockArgs, ConfigError, TlsArgs},
+    lock::Locks,
     metrics::Metrics,
+    outbox::Relay,
     telemetry::LogFormat,
 };
+
+/// How often the outbox relay looks for due rows.
+const OUTBOX_POLL: Duration = Duration::from_secs(1);
+/// How often expired idempotency keys are removed (under a lease, by one replica).
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Settings every service takes besides its own listen address and database.
 #[derive(Debug, Clone, Args)]
@@ -27,6 +37,15 @@ pub struct CommonArgs {
     /// Log format: text for people, json for collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub peers: PeerArgs,
+    /// Redis for locks across replicas (`redis://host:6379`); without it, in-process locks serve
+    /// a single replica.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this deployment writes.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "supervision:")]
+    pub redis_key_prefix: String,
     /// Address of the Prometheus metrics port (`GET /metrics`); off when not set.
     #[arg(long, env = "METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
@@ -35,8 +54,76 @@ pub struct CommonArgs {
     pub migrate_only: bool,
 }
 
+/// The other services this one calls, and the credentials it calls them with.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PeerArgs {
+    /// The registry's endpoint (`http://host:50051`, or `https://` with TLS).
+    #[arg(long, env = "REGISTRY_ENDPOINT")]
+    pub registry_endpoint: Option<String>,
+    /// Recruitment's endpoint.
+    #[arg(long, env = "RECRUITMENT_ENDPOINT")]
+    pub recruitment_endpoint: Option<String>,
+    /// Dispatch's endpoint.
+    #[arg(long, env = "DISPATCH_ENDPOINT")]
+    pub dispatch_endpoint: Option<String>,
+    /// Finance's endpoint.
+    #[arg(long, env = "FINANCE_ENDPOINT")]
+    pub finance_endpoint: Option<String>,
+    /// CA (PEM) that peers' TLS certificates chain to.
+    #[arg(long, env = "PEER_CA_FILE")]
+    pub peer_ca_file: Option<PathBuf>,
+    /// This service's own SERVICE token (issued with `supctl token issue --role SERVICE`).
+    #[arg(long, env = "SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    /// Channels to the configured peers, by service name (connected lazily, per call).
+    pub fn channels(&self) -> Result<HashMap<String, Channel>, ConfigError> {
+        let ca = match &self.peer_ca_file {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|source| ConfigError::ReadKey { path: path.clone(), source })?)
+            }
+            None => None,
+        };
+        let mut channels = HashMap::new();
+        for (name, endpoint) in [
+            ("registry", &self.registry_endpoint),
+            ("recruitment", &self.recruitment_endpoint),
+            ("dispatch", &self.dispatch_endpoint),
+            ("finance", &self.finance_endpoint),
+        ] {
+            let Some(url) = endpoint else { continue };
+            let bad = |problem: String| ConfigError::Endpoint { name, problem };
+            let mut endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| bad(e.to_string()))?
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10));
+            if url.starts_with("https://") {
+                let mut tls = ClientTlsConfig::new();
+                if let Some(ca) = &ca {
+                    tls = tls.ca_certificate(Certificate::from_pem(ca));
+                }
+                endpoint = endpoint.tls_config(tls).map_err(|e| bad(e.to_string()))?;
+            }
+            channels.insert(name.to_owned(), endpoint.connect_lazy());
+        }
+        Ok(channels)
+    }
+
+    /// The service token, if configured.
+    pub fn service_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.service_token_file else { return Ok(None) };
+        let token =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::ReadKey { path: path.clone(), source })?;
+        Ok(Some(token.trim().to_owned()))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error(transparent)]
+    Locks(#[from] crate::lock::LockError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -52,9 +139,14 @@ pub struct Foundation {
     pub clock: SharedClock,
     /// The gauges served on the metrics port; services add their own probes.
     pub metrics: Metrics,
+    /// Redis locks, or in-process ones without `REDIS_URL`.
+    pub locks: Locks,
+    /// Channels to the other services, for synchronous calls (the outbox relay has its own).
+    pub peers: HashMap<String, Channel>,
     server: GrpcServer,
     auth: AuthLayer,
     metrics_listener: Option<tokio::net::TcpListener>,
+    relay: Option<Relay>,
 }
 
 impl Foundation {
@@ -82,7 +174,17 @@ impl Foundation {
         };
         let metrics = Metrics::new();
         metrics.register(crate::metrics::storage_probe(db.clone(), clock.clone())).await;
-        Ok(Self { db, clock, metrics, server, auth, metrics_listener })
+        let locks = Locks::connect(common.redis_url.as_deref(), &common.redis_key_prefix).await?;
+        let peers = common.peers.channels()?;
+        // Without a SERVICE token this service cannot call others; rows wait in the outbox.
+        let relay = match common.peers.service_token()? {
+            Some(token) => Some(Relay::new(db.clone(), clock.clone(), peers.clone(), token)),
+            None => {
+                tracing::info!("no SERVICE token configured: the outbox keeps calls until one is");
+                None
+            }
+        };
+        Ok(Self { db, clock, metrics, locks, peers, server, auth, metrics_listener, relay })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -110,7 +212,28 @@ impl Foundation {
         if let Some(listener) = self.metrics_listener {
             self.metrics.serve(listener, shutdown.clone());
         }
-        let served = self.server.serve(service_name, also_served, routes, self.auth, shutdown).await;
+        if let Some(relay) = self.relay {
+            relay.spawn(OUTBOX_POLL, shutdown.clone());
+        }
+        let (db, clock) = (self.db.clone(), self.clock.clone());
+        crate::jobs::spawn(
+            self.db.clone(),
+            self.clock.clone(),
+            "idempotency-purge",
+            PURGE_EVERY,
+            shutdown.clone(),
+            move || {
+                let (db, clock) = (db.clone(), clock.clone());
+                async move {
+                    match crate::idempotency::purge_expired(&db, &clock).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
+                        Err(err) => tracing::warn!(error = %err, "idempotency purge failed"),
+                    }
+                }
+            },
+        );
+        let served = self.server.serve(service_name, also_served, routes, self.auth, self.db.clone(), shutdown).await;
         self.db.close().await;
         served
     }

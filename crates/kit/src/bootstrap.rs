@@ -149,6 +149,7 @@ impl GrpcServer {
         also_served: Vec<&'static str>,
         routes: Routes,
         auth: AuthLayer,
+        storage: crate::Db,
         shutdown: Shutdown,
     ) -> Result<(), ServeError> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -161,6 +162,7 @@ impl GrpcServer {
             reporter.set_service_status(name, ServingStatus::Serving).await;
         }
         tracing::info!(service = service_name, addr = %self.local_addr, "serving");
+        watch_storage(storage, reporter.clone(), service_name, shutdown.clone());
 
         let drain = {
             let shutdown = shutdown.clone();
@@ -203,6 +205,42 @@ impl GrpcServer {
         }
         Ok(())
     }
+}
+
+/// How often health re-checks that storage answers.
+const STORAGE_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps health honest after start: NOT_SERVING while the database does not answer, SERVING
+/// again once it does, so Kubernetes stops routing to a replica that cannot do its work.
+fn watch_storage(
+    storage: crate::Db,
+    reporter: tonic_health::server::HealthReporter,
+    service_name: &'static str,
+    shutdown: Shutdown,
+) {
+    tokio::spawn(async move {
+        let mut serving = true;
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(STORAGE_CHECK_EVERY) => {}
+            }
+            let reachable = tokio::time::timeout(Duration::from_secs(3), storage.is_reachable()).await.unwrap_or(false);
+            if reachable == serving || shutdown.is_triggered() {
+                continue;
+            }
+            serving = reachable;
+            let status = if reachable { ServingStatus::Serving } else { ServingStatus::NotServing };
+            for name in ["", service_name] {
+                reporter.set_service_status(name, status).await;
+            }
+            if reachable {
+                tracing::info!(service = service_name, "storage answers again; SERVING");
+            } else {
+                tracing::error!(service = service_name, "storage does not answer; NOT_SERVING");
+            }
+        }
+    });
 }
 
 /// A health service that answers from the same reporter as the main port's.

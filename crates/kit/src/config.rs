@@ -33,6 +33,8 @@ pub enum ConfigError {
     BadKey { path: PathBuf, source: crate::auth::KeyError },
     #[error(transparent)]
     Table(#[from] crate::access::TableError),
+    #[error("bad endpoint for {name}: {problem}")]
+    Endpoint { name: &'static str, problem: String },
 }
 
 impl AuthArgs {

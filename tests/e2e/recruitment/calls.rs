@@ -66,8 +66,10 @@ async fn a_drafted_call_is_read_back_and_audited(backend: Backend) {
 async fn a_retried_draft_is_one_call(backend: Backend) {
     let service = spawn_recruitment(backend).await;
     let mut admin = client(&service, Role::CityAdmin, None);
-    let first = admin.create_call(call("same", 2026, "征集通知")).await.unwrap().into_inner();
-    let again = admin.create_call(call("same", 2026, "征集通知")).await.unwrap().into_inner();
+    // One request sent twice: its window times must not be recomputed between the sends.
+    let request = call("same", 2026, "征集通知");
+    let first = admin.create_call(request.clone()).await.unwrap().into_inner();
+    let again = admin.create_call(request).await.unwrap().into_inner();
     assert_eq!(first, again);
     let err = admin.create_call(call("same", 2026, "另一份通知")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
