@@ -1,4 +1,5 @@
-//! 统一社会信用代码 — the unified social credit code of GB 32100-2015.
+//! 统一社会信用代码 — the unified social credit code of GB 32100-2015, which identifies institutions
+//! (D20), employers and the units experts represent.
 
 use std::fmt;
 
