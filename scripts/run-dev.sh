@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the system on this machine. SQLite files and a development token key pair under
-# ./data, in-process locks; waits until every service is SERVING, prints what to try, and stops
+# `make run`: the system on this machine. SQLite files, a development token key pair and the
+# registry's personal-data key under ./data, in-process locks; waits until every service is SERVING, prints what to try, and stops
 # everything on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,10 +25,13 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# Settings only one service takes: the registry encrypts experts' personal data with its key.
+declare -A own=([registry]="PERSONAL_DATA_KEY_FILE=data/dev-keys/personal-data.key")
+
 for svc in "${services[@]}"; do
   upper=${svc^^}
   env "${upper}_LISTEN=127.0.0.1:${port[$svc]}" "${upper}_DATABASE_URL=sqlite://data/${svc}.db" \
-    "METRICS_LISTEN=127.0.0.1:${metrics[$svc]}" \
+    "METRICS_LISTEN=127.0.0.1:${metrics[$svc]}" ${own[$svc]:-} \
     "$bin/$svc" > "data/${svc}.log" 2>&1 &
   pids+=($!)
 done

@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::OnceLock, time::Duration};
 use chrono::Utc;
 use supervision_kit::{
     Bureau, Role,
-    auth::{TokenIssuer, TokenRequest, generate_key_pair},
+    auth::{ACTOR_HEADER, Actor, TokenIssuer, TokenRequest, encode_actor, generate_key_pair},
 };
 use tonic::{
     metadata::MetadataValue, service::Interceptor, service::interceptor::InterceptedService, transport::Channel,
@@ -72,14 +72,18 @@ pub fn token_for(request: TokenRequest) -> String {
     keys().issuer.issue(&request, Utc::now()).expect("a token")
 }
 
-/// Adds `authorization: Bearer <token>` to every request.
+/// Adds `authorization: Bearer <token>` to every request, and for a SERVICE caller acting for a
+/// user, that user in `supervision-actor-bin`.
 #[derive(Debug, Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>, Option<Vec<u8>>);
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
             request.metadata_mut().insert("authorization", value.clone());
+        }
+        if let Some(actor) = &self.1 {
+            request.metadata_mut().insert_bin(ACTOR_HEADER, tonic::metadata::MetadataValue::from_bytes(actor));
         }
         Ok(request)
     }
@@ -90,5 +94,24 @@ pub type AuthedChannel = InterceptedService<Channel, Bearer>;
 /// `channel` sending `token` (or no token at all for `None`).
 pub fn with_token(channel: &Channel, token: Option<&str>) -> AuthedChannel {
     let value = token.map(|t| format!("Bearer {t}").parse().expect("an ASCII token"));
-    InterceptedService::new(channel.clone(), Bearer(value))
+    InterceptedService::new(channel.clone(), Bearer(value, None))
+}
+
+/// `channel` sending a SERVICE token of `service` that acts for `actor` (a user of `role`, with
+/// `bureau` where the role is scoped), as another service of the system calls.
+pub fn service_acting_for(channel: &Channel, service: &str, role: Role, bureau: Option<Bureau>) -> AuthedChannel {
+    let token = token_for(TokenRequest {
+        subject: service.to_owned(),
+        role: Role::Service,
+        bureau: None,
+        expert_id: None,
+        ttl: Duration::from_secs(3600),
+    });
+    let actor = Actor {
+        subject: format!("{}-user", role.code().to_lowercase()),
+        role: role.code().to_owned(),
+        bureau: bureau.map(|b| b.division_code().to_owned()),
+    };
+    let value = format!("Bearer {token}").parse().expect("an ASCII token");
+    InterceptedService::new(channel.clone(), Bearer(Some(value), Some(encode_actor(&actor))))
 }

@@ -12,10 +12,10 @@ pub mod identity;
 mod services;
 
 pub use backend::{Backend, TestDb, TestRedis};
-pub use identity::{AuthedChannel, token, with_token};
+pub use identity::{AuthedChannel, service_acting_for, token, with_token};
 pub use services::{
-    RunningService, common_args, spawn_dispatch, spawn_finance, spawn_recruitment, spawn_registry, spawn_registry_on,
-    spawn_registry_with,
+    RunningService, common_args, personal_data_key_file, spawn_dispatch, spawn_finance, spawn_recruitment,
+    spawn_registry, spawn_registry_on, spawn_registry_with,
 };
 pub use supervision_kit::{Bureau, Role};
 

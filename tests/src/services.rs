@@ -6,6 +6,7 @@ use supervision_kit::{
     Bureau, Role, Shutdown,
     app::CommonArgs,
     config::{AuthArgs, ClockArgs, TlsArgs},
+    personal::PersonalDataKey,
 };
 use supervision_reference::ReferenceArgs;
 use tokio::task::JoinHandle;
@@ -81,6 +82,7 @@ pub fn common_args(test_clock_file: Option<PathBuf>) -> CommonArgs {
         clock: ClockArgs { test_clock_file },
         tls: TlsArgs::default(),
         log_format: supervision_kit::telemetry::LogFormat::Text,
+        otlp_endpoint: None,
         metrics_listen: None,
         peers: Default::default(),
         redis_url: None,
@@ -105,11 +107,22 @@ pub async fn spawn_registry_with(db: TestDb, listen: &str, reference: ReferenceA
     let config = supervision_registry::Config {
         listen: listen.into(),
         database_url: db.url().to_owned(),
+        personal_data_key_file: Some(personal_data_key_file(&db)),
         common: common_args(Some(clock_file.clone())),
         reference,
     };
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// The registry's personal-data key for `db`: a fresh key in the test's scratch directory,
+/// written once, so a registry restarted on the same database reads its data again.
+pub fn personal_data_key_file(db: &TestDb) -> PathBuf {
+    let path = db.scratch_dir().join("personal-data.key");
+    if !path.exists() {
+        std::fs::write(&path, PersonalDataKey::generate_hex()).expect("the personal-data key is written");
+    }
+    path
 }
 
 /// Starts recruitment on `127.0.0.1:0` against a fresh database of `backend`.

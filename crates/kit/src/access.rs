@@ -17,6 +17,7 @@ use tonic::Status;
 use crate::{
     auth::{ACTOR_HEADER, AUTHORIZATION, Caller, Role, TokenVerifier, decode_actor_header},
     clock::SharedClock,
+    redact::redact,
 };
 
 /// The table as shipped: the document is the single source, so it cannot drift from the code.
@@ -102,7 +103,7 @@ impl AccessTable {
 }
 
 /// Paths that need no token.
-fn is_open(path: &str) -> bool {
+pub fn is_open(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
 }
 
@@ -142,6 +143,11 @@ pub struct AuthLayer {
 impl AuthLayer {
     pub fn new(verifier: TokenVerifier, table: AccessTable, clock: SharedClock) -> Self {
         Self { authoriser: Arc::new(Authoriser { verifier, table, clock }) }
+    }
+
+    /// The RPC roles table the layer enforces.
+    pub fn table(&self) -> &AccessTable {
+        &self.authoriser.table
     }
 }
 
@@ -183,7 +189,11 @@ where
                 Box::pin(self.inner.call(request))
             }
             Err(status) => {
-                tracing::info!(method = path, code = ?status.code(), "request refused");
+                // The path and the reason may quote what the caller sent.
+                tracing::info!(
+                    method = %redact(path), code = ?status.code(), reason = %redact(status.message()),
+                    "request refused"
+                );
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }

@@ -12,12 +12,12 @@ use tonic::{
 use crate::{
     Db, GrpcServer, Migrations, SharedClock, Shutdown,
     access::AuthLayer,
-    bootstrap::ServeError,
+    bootstrap::{RequestLayers, ServeError},
     config::{AuthArgs, ClockArgs, ConfigError, TlsArgs},
     lock::Locks,
     metrics::Metrics,
     outbox::Relay,
-    telemetry::LogFormat,
+    telemetry::{LogFormat, Telemetry, TelemetryError},
 };
 
 /// How often the outbox relay looks for due rows.
@@ -37,6 +37,10 @@ pub struct CommonArgs {
     /// Log format: text for people, json for collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// OTLP/gRPC collector that receives this service's spans (`http://otel-collector:4317`);
+    /// no export when not set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     #[command(flatten)]
     pub peers: PeerArgs,
     /// Redis for locks across replicas (`redis://host:6379`); without it, in-process locks serve
@@ -52,6 +56,14 @@ pub struct CommonArgs {
     /// Apply the database migrations and exit (for a Kubernetes migration Job).
     #[arg(long)]
     pub migrate_only: bool,
+}
+
+impl CommonArgs {
+    /// Installs logging and tracing for `service` (`--log-format`, `--otlp-endpoint`); keep the
+    /// guard until the service has stopped.
+    pub fn init_telemetry(&self, service: &'static str) -> Result<Telemetry, TelemetryError> {
+        crate::telemetry::init(service, self.log_format, self.otlp_endpoint.as_deref())
+    }
 }
 
 /// The other services this one calls, and the credentials it calls them with.
@@ -137,7 +149,8 @@ pub enum BuildError {
 pub struct Foundation {
     pub db: Db,
     pub clock: SharedClock,
-    /// The gauges served on the metrics port; services add their own probes.
+    /// The series served on the metrics port; services add their own probes, counters and
+    /// histograms.
     pub metrics: Metrics,
     /// Redis locks, or in-process ones without `REDIS_URL`.
     pub locks: Locks,
@@ -174,11 +187,11 @@ impl Foundation {
         };
         let metrics = Metrics::new();
         metrics.register(crate::metrics::storage_probe(db.clone(), clock.clone())).await;
-        let locks = Locks::connect(common.redis_url.as_deref(), &common.redis_key_prefix).await?;
+        let locks = Locks::connect(common.redis_url.as_deref(), &common.redis_key_prefix).await?.with_metrics(&metrics);
         let peers = common.peers.channels()?;
         // Without a SERVICE token this service cannot call others; rows wait in the outbox.
         let relay = match common.peers.service_token()? {
-            Some(token) => Some(Relay::new(db.clone(), clock.clone(), peers.clone(), token)),
+            Some(token) => Some(Relay::new(db.clone(), clock.clone(), peers.clone(), token).with_metrics(&metrics)),
             None => {
                 tracing::info!("no SERVICE token configured: the outbox keeps calls until one is");
                 None
@@ -201,7 +214,7 @@ impl Foundation {
     }
 
     /// Serves `routes` (the service `service_name`, and the services named in `also_served`)
-    /// with health, reflection and auth until `shutdown`, then closes storage.
+    /// with health, reflection, telemetry and auth until `shutdown`, then closes storage.
     pub async fn serve(
         self,
         service_name: &'static str,
@@ -210,7 +223,7 @@ impl Foundation {
         shutdown: Shutdown,
     ) -> Result<(), ServeError> {
         if let Some(listener) = self.metrics_listener {
-            self.metrics.serve(listener, shutdown.clone());
+            self.metrics.clone().serve(listener, shutdown.clone());
         }
         if let Some(relay) = self.relay {
             relay.spawn(OUTBOX_POLL, shutdown.clone());
@@ -219,6 +232,7 @@ impl Foundation {
         crate::jobs::spawn(
             self.db.clone(),
             self.clock.clone(),
+            &self.metrics,
             "idempotency-purge",
             PURGE_EVERY,
             shutdown.clone(),
@@ -233,7 +247,8 @@ impl Foundation {
                 }
             },
         );
-        let served = self.server.serve(service_name, also_served, routes, self.auth, self.db.clone(), shutdown).await;
+        let layers = RequestLayers { auth: self.auth, metrics: self.metrics };
+        let served = self.server.serve(service_name, also_served, routes, layers, self.db.clone(), shutdown).await;
         self.db.close().await;
         served
     }

@@ -97,7 +97,13 @@ pub struct Change<'a> {
     pub after: Option<serde_json::Value>,
 }
 
-/// Appends an entry for `change` by `caller` inside `tx`, locking the head.
+/// Appends an entry for `change` by `caller` inside `tx`, locking the head. Traced as
+/// `audit.append` with the entity type, action and new sequence number (never the values).
+#[tracing::instrument(
+    name = "audit.append",
+    skip_all,
+    fields(entity_type = change.entity_type, action = change.action, seq = tracing::field::Empty)
+)]
 pub async fn append(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
@@ -131,6 +137,7 @@ pub async fn append(
         hash: String::new(),
     };
     entry.hash = entry.compute_hash();
+    tracing::Span::current().record("seq", entry.seq);
     sqlx::query(
         "INSERT INTO kit_audit_log (seq, at, caller_subject, caller_role, actor_subject, actor_role, actor_bureau, \
          method, request_id, entity_type, entity_id, action, before_json, after_json, prev_hash, hash) \

@@ -8,7 +8,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
-use crate::access::AuthLayer;
+use crate::{access::AuthLayer, metrics::Metrics, observe::ObserveLayer};
 
 /// The longest any request may run when the caller sets no shorter `grpc-timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -101,6 +101,14 @@ pub struct Tls {
     pub health_listen: String,
 }
 
+/// What every request passes through before its handler: telemetry (a span per RPC, request
+/// metrics into `metrics`), then authentication and authorisation.
+#[derive(Debug, Clone)]
+pub struct RequestLayers {
+    pub auth: AuthLayer,
+    pub metrics: Metrics,
+}
+
 /// A bound gRPC listener, ready to serve one business service beside health and reflection.
 #[derive(Debug)]
 pub struct GrpcServer {
@@ -148,7 +156,7 @@ impl GrpcServer {
         service_name: &'static str,
         also_served: Vec<&'static str>,
         routes: Routes,
-        auth: AuthLayer,
+        layers: RequestLayers,
         storage: crate::Db,
         shutdown: Shutdown,
     ) -> Result<(), ServeError> {
@@ -191,8 +199,11 @@ impl GrpcServer {
                 }
             });
         }
+        // The first layer is the outermost: refused requests are traced and counted too.
+        let observe = ObserveLayer::new(&layers.metrics, layers.auth.table().clone());
         let server = builder
-            .layer(auth)
+            .layer(observe)
+            .layer(layers.auth)
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain);
         // Requests still running after the grace period are cut off rather than holding the

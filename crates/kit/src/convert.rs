@@ -1,9 +1,13 @@
 //! Request-conversion helpers every service's `convert.rs` uses: text fields, timestamps and
 //! enums, each problem recorded as a field violation.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use crate::FieldViolations;
+
+/// The years a calendar date in a request may name (birth dates included); outside them the date
+/// is a typo.
+pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2199;
 
 /// Trimmed text that must be present and at most `max` characters, without control characters.
 pub fn required_text(raw: &str, field: &str, max: usize, v: &mut FieldViolations) -> String {
@@ -63,6 +67,58 @@ pub fn required_time(
             v.add(field, "must be a valid time between the years 2000 and 2199");
             None
         }
+    }
+}
+
+/// A required calendar date (`supervision.common.v1.Date`), each problem named under `field` or
+/// its parts (`field.year`, `field.month`, `field.day`).
+pub fn required_date(
+    raw: Option<&supervision_proto::common::Date>,
+    field: &str,
+    v: &mut FieldViolations,
+) -> Option<NaiveDate> {
+    let Some(d) = raw else {
+        v.add(field, "is required");
+        return None;
+    };
+    let mut ok = true;
+    if !DATE_YEARS.contains(&d.year) {
+        v.add(format!("{field}.year"), format!("must be {} to {}", DATE_YEARS.start(), DATE_YEARS.end()));
+        ok = false;
+    }
+    if !(1..=12).contains(&d.month) {
+        v.add(format!("{field}.month"), "must be 1 to 12");
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    let date = u32::try_from(d.day).ok().and_then(|day| NaiveDate::from_ymd_opt(d.year, d.month.unsigned_abs(), day));
+    if date.is_none() {
+        v.add(format!("{field}.day"), format!("is not a day of {:04}-{:02}", d.year, d.month));
+    }
+    date
+}
+
+/// An optional calendar date: absent (or all zero) is `None`, anything else must be a real date.
+pub fn optional_date(
+    raw: Option<&supervision_proto::common::Date>,
+    field: &str,
+    v: &mut FieldViolations,
+) -> Option<NaiveDate> {
+    match raw {
+        None => None,
+        Some(d) if *d == supervision_proto::common::Date::default() => None,
+        Some(d) => required_date(Some(d), field, v),
+    }
+}
+
+/// A calendar date as the contracts carry it.
+pub fn date(d: NaiveDate) -> supervision_proto::common::Date {
+    supervision_proto::common::Date {
+        year: d.year(),
+        month: i32::try_from(d.month()).unwrap_or_default(),
+        day: i32::try_from(d.day()).unwrap_or_default(),
     }
 }
 
@@ -132,6 +188,22 @@ mod tests {
         let mut v = FieldViolations::new();
         assert_eq!(long_text("第一段\n第二段", "body", 100, true, &mut v), "第一段\n第二段");
         assert!(v.is_empty());
+    }
+
+    #[test]
+    fn dates_name_the_part_that_is_wrong() {
+        use supervision_proto::common::Date;
+        let mut v = FieldViolations::new();
+        let d = required_date(Some(&Date { year: 2024, month: 2, day: 29 }), "d", &mut v);
+        assert_eq!(d, NaiveDate::from_ymd_opt(2024, 2, 29));
+        assert_eq!(date(d.unwrap()), Date { year: 2024, month: 2, day: 29 });
+        assert!(optional_date(Some(&Date::default()), "d", &mut v).is_none());
+        assert!(v.is_empty());
+        assert!(required_date(Some(&Date { year: 2023, month: 2, day: 29 }), "d", &mut v).is_none());
+        assert!(required_date(Some(&Date { year: 2023, month: 13, day: 1 }), "d", &mut v).is_none());
+        assert!(required_date(None, "d", &mut v).is_none());
+        let status = v.check().unwrap_err();
+        assert!(status.message().contains("d.day, d.month, d"), "{}", status.message());
     }
 
     #[test]

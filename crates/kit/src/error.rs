@@ -44,9 +44,10 @@ pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -
     v.check().expect_err("one violation was added")
 }
 
-/// Logs an unexpected failure once and answers `INTERNAL` without its details.
+/// Logs an unexpected failure once (personal numbers masked: a database error may quote the
+/// value that failed) and answers `INTERNAL` without its details.
 pub fn internal(err: impl Display) -> Status {
-    tracing::error!(error = %err, "internal error");
+    tracing::error!(error = %crate::redact::redact(&err.to_string()), "internal error");
     Status::internal("internal error")
 }
 

@@ -99,7 +99,10 @@ impl Claim {
 }
 
 /// Claims `command`'s key in a new write transaction, or returns the stored answer of an
-/// earlier run. A key reused for other content is `FAILED_PRECONDITION`.
+/// earlier run. A key reused for other content is `FAILED_PRECONDITION`. Traced as
+/// `idempotency.claim` with whether it replayed (the request id is the caller's text, not
+/// recorded).
+#[tracing::instrument(name = "idempotency.claim", skip_all, fields(rpc.method = command.method, replay = tracing::field::Empty))]
 pub async fn begin<R: Message + Default>(db: &Db, clock: &SharedClock, command: &Command) -> Result<Begun<R>, Status> {
     let mut tx = db.begin_write().await.map_err(internal)?;
     let claimed = sqlx::query(
@@ -116,6 +119,7 @@ pub async fn begin<R: Message + Default>(db: &Db, clock: &SharedClock, command: 
     .map_err(internal)?
     .rows_affected()
         == 1;
+    tracing::Span::current().record("replay", !claimed);
     if claimed {
         return Ok(Begun::Fresh(Claim { tx, command: command.clone() }));
     }

@@ -1,11 +1,18 @@
 //! Periodic work that must run once across replicas (lifecycle passes, response deadlines,
 //! purges): a job runs only while its runner holds the job's lease row in the database.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use tracing::Instrument;
 
-use crate::{Db, SharedClock, Shutdown, storage::format_instant};
+use crate::{
+    Db, SharedClock, Shutdown,
+    metrics::{Metrics, WAIT_BUCKETS},
+    storage::format_instant,
+};
 
 /// Takes or renews `name`'s lease for `holder` until `ttl` from now; true when `holder` has it.
 /// An expired lease may be taken by anyone; a live one only renewed by its holder.
@@ -43,20 +50,47 @@ pub async fn release_lease(db: &Db, name: &str, holder: &str) -> Result<(), sqlx
     Ok(())
 }
 
-/// Runs `run` every `every` while this process holds the job's lease, until shutdown.
-pub fn spawn<F, Fut>(db: Db, clock: SharedClock, name: &'static str, every: Duration, shutdown: Shutdown, mut run: F)
-where
+/// Runs `run` every `every` while this process holds the job's lease, until shutdown. Each run
+/// is the root span `job <name>` and is counted (with its duration) in `metrics`.
+pub fn spawn<F, Fut>(
+    db: Db,
+    clock: SharedClock,
+    metrics: &Metrics,
+    name: &'static str,
+    every: Duration,
+    shutdown: Shutdown,
+    mut run: F,
+) where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
     let holder = format!("{}:{}", hostname(), uuid::Uuid::new_v4().simple());
+    let runs = metrics.counter("supervision_job_runs_total", "Runs of a periodic job by this replica, by job");
+    let durations = metrics.histogram(
+        "supervision_job_duration_seconds",
+        "How long a periodic job's run took, by job",
+        WAIT_BUCKETS,
+    );
+    let lease_errors = metrics.counter(
+        "supervision_job_lease_errors_total",
+        "Times a replica could not ask the database for a job's lease, by job",
+    );
     tokio::spawn(async move {
         let ttl = every * 3;
         loop {
             match try_lease(&db, &clock, name, &holder, ttl).await {
-                Ok(true) => run().instrument(tracing::info_span!("job", job = name)).await,
+                Ok(true) => {
+                    let span = tracing::info_span!(parent: None, "job", otel.name = %format!("job {name}"), job = name);
+                    let started = Instant::now();
+                    run().instrument(span).await;
+                    runs.inc(&[("job", name)]);
+                    durations.observe(&[("job", name)], started.elapsed().as_secs_f64());
+                }
                 Ok(false) => {}
-                Err(err) => tracing::warn!(job = name, error = %err, "cannot take the job lease"),
+                Err(err) => {
+                    lease_errors.inc(&[("job", name)]);
+                    tracing::warn!(job = name, error = %err, "cannot take the job lease");
+                }
             }
             tokio::select! {
                 () = shutdown.wait() => break,

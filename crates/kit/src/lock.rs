@@ -14,6 +14,9 @@ use std::{
 };
 
 use redis::{AsyncCommands, aio::ConnectionManager};
+use tracing::Instrument;
+
+use crate::metrics::{Counter, Histogram, Metrics, WAIT_BUCKETS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -27,19 +30,35 @@ pub enum LockError {
 const RELEASE_SCRIPT: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
+/// Locks in Redis or in this process, with optional metrics.
 #[derive(Clone)]
-pub enum Locks {
+pub struct Locks {
+    store: Store,
+    instruments: Option<Arc<Instruments>>,
+}
+
+#[derive(Clone)]
+enum Store {
     Redis { conn: ConnectionManager, prefix: String },
     InProcess(Arc<Mutex<HashMap<String, (String, Instant)>>>),
 }
 
 impl std::fmt::Debug for Locks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Locks::Redis { prefix, .. } => write!(f, "Locks::Redis({prefix})"),
-            Locks::InProcess(_) => f.write_str("Locks::InProcess"),
+        match &self.store {
+            Store::Redis { prefix, .. } => write!(f, "Locks::Redis({prefix})"),
+            Store::InProcess(_) => f.write_str("Locks::InProcess"),
         }
     }
+}
+
+/// What the metrics port shows about locks.
+#[derive(Debug)]
+struct Instruments {
+    acquired: Counter,
+    waits: Counter,
+    failures: Counter,
+    wait_seconds: Histogram,
 }
 
 /// Held locks; release them with [`Locks::release`] (they also expire on their own).
@@ -64,30 +83,73 @@ impl Locks {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| LockError::Unavailable(e.to_string()))?;
-        Ok(Self::Redis { conn, prefix: prefix.to_owned() })
+        Ok(Self { store: Store::Redis { conn, prefix: prefix.to_owned() }, instruments: None })
     }
 
     pub fn in_process() -> Self {
-        Self::InProcess(Arc::default())
+        Self { store: Store::InProcess(Arc::default()), instruments: None }
+    }
+
+    /// Counts acquisitions, waits and failures, and times acquiring, into `metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.instruments = Some(Arc::new(Instruments {
+            acquired: metrics.counter("supervision_lock_acquired_total", "Lock sets acquired"),
+            waits: metrics.counter(
+                "supervision_lock_waits_total",
+                "Times an acquisition found a key held by someone else and waited to retry",
+            ),
+            failures: metrics.counter(
+                "supervision_lock_failures_total",
+                "Lock sets not acquired, by reason (busy: still held when the wait ran out; unavailable: the lock store failed)",
+            ),
+            wait_seconds: metrics.histogram(
+                "supervision_lock_wait_seconds",
+                "Time spent acquiring a lock set, acquired or not",
+                WAIT_BUCKETS,
+            ),
+        }));
+        self
     }
 
     /// Takes every key for `ttl`, retrying busy keys until `wait` has passed.
     pub async fn acquire(&self, keys: &[String], ttl: Duration, wait: Duration) -> Result<LockGuard, LockError> {
+        // Keys name records (an expert's half-day); the span carries only their number.
+        let span = tracing::info_span!("lock.acquire", keys = keys.len(), waits = tracing::field::Empty);
+        self.acquire_inner(keys, ttl, wait).instrument(span).await
+    }
+
+    async fn acquire_inner(&self, keys: &[String], ttl: Duration, wait: Duration) -> Result<LockGuard, LockError> {
         let mut sorted = keys.to_vec();
         sorted.sort();
         sorted.dedup();
         let token = format!("{:032x}", rand::random::<u128>());
-        let deadline = Instant::now() + wait;
-        loop {
+        let started = Instant::now();
+        let deadline = started + wait;
+        let mut waits: u64 = 0;
+        let outcome = loop {
             match self.try_all(&sorted, &token, ttl).await {
-                Ok(()) => return Ok(LockGuard { keys: sorted, token }),
-                Err(LockError::Busy(key)) if Instant::now() < deadline => {
-                    tracing::debug!(key, "lock busy; retrying");
+                Ok(()) => break Ok(LockGuard { keys: sorted, token }),
+                Err(LockError::Busy(_)) if Instant::now() < deadline => {
+                    waits += 1;
+                    if let Some(instruments) = &self.instruments {
+                        instruments.waits.inc(&[]);
+                    }
+                    tracing::debug!(waits, "lock busy; retrying");
                     tokio::time::sleep(Duration::from_millis(20 + u64::from(rand::random::<u8>() % 30))).await;
                 }
-                Err(err) => return Err(err),
+                Err(err) => break Err(err),
+            }
+        };
+        tracing::Span::current().record("waits", waits);
+        if let Some(instruments) = &self.instruments {
+            instruments.wait_seconds.observe(&[], started.elapsed().as_secs_f64());
+            match &outcome {
+                Ok(_) => instruments.acquired.inc(&[]),
+                Err(LockError::Busy(_)) => instruments.failures.inc(&[("reason", "busy")]),
+                Err(LockError::Unavailable(_)) => instruments.failures.inc(&[("reason", "unavailable")]),
             }
         }
+        outcome
     }
 
     /// Frees the keys that still carry the guard's token.
@@ -113,8 +175,8 @@ impl Locks {
     }
 
     async fn try_one(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, LockError> {
-        match self {
-            Locks::Redis { conn, prefix } => {
+        match &self.store {
+            Store::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
                 let options = redis::SetOptions::default()
                     .conditional_set(redis::ExistenceCheck::NX)
@@ -125,7 +187,7 @@ impl Locks {
                     .map_err(|e| LockError::Unavailable(e.to_string()))?;
                 Ok(set.is_some())
             }
-            Locks::InProcess(table) => {
+            Store::InProcess(table) => {
                 let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
                 match table.get(key) {
@@ -140,8 +202,8 @@ impl Locks {
     }
 
     async fn release_keys(&self, keys: &[String], token: &str) -> Result<(), LockError> {
-        match self {
-            Locks::Redis { conn, prefix } => {
+        match &self.store {
+            Store::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
                 let script = redis::Script::new(RELEASE_SCRIPT);
                 for key in keys {
@@ -154,7 +216,7 @@ impl Locks {
                 }
                 Ok(())
             }
-            Locks::InProcess(table) => {
+            Store::InProcess(table) => {
                 let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
                 for key in keys {
                     if table.get(key).is_some_and(|(t, _)| t == token) {
@@ -189,6 +251,20 @@ mod tests {
         locks.release(c).await.unwrap();
         let again = locks.acquire(&keys(&["c", "b"]), ttl, Duration::ZERO).await.unwrap();
         locks.release(again).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn waits_failures_and_acquisitions_are_counted() {
+        let metrics = Metrics::new();
+        let locks = Locks::in_process().with_metrics(&metrics);
+        let ttl = Duration::from_secs(5);
+        let held = locks.acquire(&keys(&["a"]), ttl, Duration::ZERO).await.unwrap();
+        assert!(locks.acquire(&keys(&["a"]), ttl, Duration::from_millis(60)).await.is_err());
+        locks.release(held).await.unwrap();
+        assert_eq!(metrics.counter("supervision_lock_acquired_total", "").get(&[]), 1.0);
+        assert_eq!(metrics.counter("supervision_lock_failures_total", "").get(&[("reason", "busy")]), 1.0);
+        assert!(metrics.counter("supervision_lock_waits_total", "").get(&[]) >= 1.0);
+        assert_eq!(metrics.histogram("supervision_lock_wait_seconds", "", WAIT_BUCKETS).count(&[]), 2);
     }
 
     #[tokio::test]

@@ -6,6 +6,10 @@
 //! effect. The relay leases due rows by pushing their next attempt into the future in a short
 //! transaction, delivers outside any transaction, then marks them delivered or reschedules
 //! them with exponential backoff and jitter; several replicas may run relays side by side.
+//!
+//! The trace context of the change that enqueued a row is stored with it, and each delivery is a
+//! span in that trace whose context goes with the call: one trace runs from the cause, through
+//! the outbox, into the callee, however much later the delivery happens.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -17,11 +21,16 @@ use tonic::{
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     transport::Channel,
 };
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     Db, SharedClock, Shutdown,
     auth::{ACTOR_HEADER, AUTHORIZATION, Actor, encode_actor},
+    metrics::{Counter, Metrics},
+    observe::code_name,
     storage::format_instant,
+    telemetry,
 };
 
 /// The longest a relay waits between attempts at one row.
@@ -45,7 +54,8 @@ pub struct Delivery<'a> {
     pub actor: &'a Actor,
 }
 
-/// Writes `message` for delivery, inside the caller's transaction.
+/// Writes `message` for delivery, inside the caller's transaction, with the current span's trace
+/// context.
 pub async fn enqueue<M: Message>(
     tx: &mut Transaction<'static, Any>,
     clock: &SharedClock,
@@ -63,7 +73,7 @@ pub async fn enqueue<M: Message>(
     .bind(delivery.idempotency_key)
     .bind(message.encode_to_vec())
     .bind(serde_json::to_string(delivery.actor).unwrap_or_default())
-    .bind("")
+    .bind(telemetry::current_trace_context())
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -85,6 +95,7 @@ pub struct Relay {
     clock: SharedClock,
     destinations: HashMap<String, Channel>,
     service_token: String,
+    deliveries: Option<Counter>,
 }
 
 struct Due {
@@ -93,6 +104,7 @@ struct Due {
     method: String,
     payload: Vec<u8>,
     actor_json: String,
+    trace_context: String,
     attempts: i64,
 }
 
@@ -100,7 +112,16 @@ impl Relay {
     /// `destinations` maps service names to channels; `service_token` is this service's own
     /// SERVICE token, sent with every delivery.
     pub fn new(db: Db, clock: SharedClock, destinations: HashMap<String, Channel>, service_token: String) -> Self {
-        Self { db, clock, destinations, service_token }
+        Self { db, clock, destinations, service_token, deliveries: None }
+    }
+
+    /// Counts delivery attempts by destination and outcome into `metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.deliveries = Some(metrics.counter(
+            "supervision_outbox_deliveries_total",
+            "Outbox delivery attempts, by destination and gRPC status code of the answer",
+        ));
+        self
     }
 
     /// Delivers until shutdown, polling every `every`.
@@ -125,35 +146,60 @@ impl Relay {
     pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
         let mut delivered = 0;
         for due in self.lease_due().await? {
-            let outcome = self.deliver(&due).await;
-            let now = self.clock.now();
-            match outcome {
-                Ok(()) => {
-                    sqlx::query("UPDATE kit_outbox SET delivered_at = $1, last_error = '' WHERE id = $2")
-                        .bind(format_instant(now))
-                        .bind(due.id)
-                        .execute(self.db.pool())
-                        .await?;
-                    delivered += 1;
-                }
-                Err(status) => {
-                    let wait = backoff(due.attempts);
-                    tracing::warn!(
-                        id = due.id, destination = %due.destination, method = %due.method,
-                        code = ?status.code(), attempts = due.attempts, retry_in = ?wait,
-                        "outbox delivery failed"
-                    );
-                    let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
-                    sqlx::query("UPDATE kit_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
-                        .bind(format_instant(next))
-                        .bind(format!("{:?}: {}", status.code(), status.message()))
-                        .bind(due.id)
-                        .execute(self.db.pool())
-                        .await?;
-                }
+            // A span in the trace of the change that enqueued the row.
+            let span = tracing::info_span!(
+                parent: None,
+                "outbox.deliver",
+                otel.name = %format!("outbox.deliver {}", due.method.trim_start_matches('/')),
+                otel.kind = "client",
+                destination = %due.destination,
+                rpc.method = %due.method,
+                attempt = due.attempts,
+                rpc.grpc.status_code = tracing::field::Empty,
+            );
+            let _ = span.set_parent(telemetry::stored_trace_context(&due.trace_context));
+            if self.deliver_one(&due).instrument(span).await? {
+                delivered += 1;
             }
         }
         Ok(delivered)
+    }
+
+    /// Delivers one leased row and records the outcome; true when acknowledged.
+    async fn deliver_one(&self, due: &Due) -> Result<bool, sqlx::Error> {
+        let outcome = self.deliver(due).await;
+        let code = outcome.as_ref().map_or_else(Status::code, |()| tonic::Code::Ok);
+        tracing::Span::current().record("rpc.grpc.status_code", code as i64);
+        if let Some(deliveries) = &self.deliveries {
+            deliveries.inc(&[("destination", &due.destination), ("code", code_name(code))]);
+        }
+        let now = self.clock.now();
+        match outcome {
+            Ok(()) => {
+                sqlx::query("UPDATE kit_outbox SET delivered_at = $1, last_error = '' WHERE id = $2")
+                    .bind(format_instant(now))
+                    .bind(due.id)
+                    .execute(self.db.pool())
+                    .await?;
+                Ok(true)
+            }
+            Err(status) => {
+                let wait = backoff(due.attempts);
+                tracing::warn!(
+                    id = due.id, destination = %due.destination, method = %due.method,
+                    code = ?status.code(), attempts = due.attempts, retry_in = ?wait,
+                    "outbox delivery failed"
+                );
+                let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
+                sqlx::query("UPDATE kit_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
+                    .bind(format_instant(next))
+                    .bind(format!("{:?}: {}", status.code(), status.message()))
+                    .bind(due.id)
+                    .execute(self.db.pool())
+                    .await?;
+                Ok(false)
+            }
+        }
     }
 
     async fn lease_due(&self) -> Result<Vec<Due>, sqlx::Error> {
@@ -166,7 +212,7 @@ impl Relay {
             crate::Backend::Sqlite => "",
         };
         let select = format!(
-            "SELECT id, destination, method, payload, actor_json, attempts FROM kit_outbox \
+            "SELECT id, destination, method, payload, actor_json, trace_context, attempts FROM kit_outbox \
              WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2{lock}"
         );
         let rows =
@@ -185,6 +231,7 @@ impl Relay {
                 method: row.try_get("method")?,
                 payload: row.try_get("payload")?,
                 actor_json: row.try_get("actor_json")?,
+                trace_context: row.try_get("trace_context")?,
                 attempts: row.try_get::<i64, _>("attempts")? + 1,
             });
         }
@@ -208,6 +255,8 @@ impl Relay {
         if let Ok(actor) = serde_json::from_str::<Actor>(&due.actor_json) {
             metadata.insert_bin(ACTOR_HEADER, tonic::metadata::MetadataValue::from_bytes(&encode_actor(&actor)));
         }
+        // The callee's span joins the delivery's trace.
+        telemetry::inject_current(metadata);
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
         grpc.unary(request, path, RawCodec).await.map(|_| ())

@@ -1,11 +1,12 @@
 use clap::Parser;
 use supervision_finance::{App, Config, app::MIGRATIONS};
-use supervision_kit::{Shutdown, app::migrate_only, telemetry};
+use supervision_kit::{Shutdown, app::migrate_only};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    telemetry::init(config.common.log_format);
+    // Flushes the spans still buffered when it is dropped, after the service has stopped.
+    let _telemetry = config.common.init_telemetry("finance")?;
     if config.common.migrate_only {
         return Ok(migrate_only(&config.database_url, &MIGRATIONS).await?);
     }

@@ -1,5 +1,7 @@
 //! proto <-> domain. Every problem with a request becomes a field violation naming the field.
 
+pub mod experts;
+
 use supervision_kit::{
     Bureau, FieldViolations, Page,
     convert::{optional_text, required_text, timestamp},

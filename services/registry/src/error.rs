@@ -1,9 +1,15 @@
 //! The registry's errors and their one mapping to gRPC statuses.
 
+use std::collections::HashMap;
+
+use supervision_reference::ReferenceError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::store::StoreError;
+
+/// The `ErrorInfo.domain` of the registry's refusals.
+const DOMAIN: &str = "supervision.registry.v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,6 +21,27 @@ pub enum Error {
     ParentIsSubUnit(String),
     #[error("an institution with credit code {0} is already registered")]
     CreditCodeTaken(String),
+    /// Also for an id the caller may not see (an EXPERT asking for another expert).
+    #[error("expert {0} not found")]
+    ExpertNotFound(String),
+    /// The message never names the document: it is personal data.
+    #[error("expert {0} already holds this identity document")]
+    IdentityTaken(String),
+    #[error("the expert is at revision {actual}, not the expected {expected}; read it again and retry")]
+    RevisionMismatch { expected: i64, actual: i64 },
+    #[error(
+        "appointments made before this system are recorded with the appointments part of the registry; \
+         create the expert without existing_appointment"
+    )]
+    ExistingAppointmentUnsupported,
+    #[error("no civil-servant status is recorded for {date}: the history starts on {first}")]
+    NoCivilServantStatus { date: String, first: String },
+    /// Problems found once stored data is known (a merged profile, an institution id), as
+    /// (field path, problem).
+    #[error("invalid request")]
+    Invalid(Vec<(String, String)>),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,8 +78,61 @@ impl From<Error> for Status {
             Error::CreditCodeTaken(_) => Status::with_error_details(
                 Code::AlreadyExists,
                 message,
-                ErrorDetails::with_error_info("CREDIT_CODE_TAKEN", "supervision.registry.v1", []),
+                ErrorDetails::with_error_info("CREDIT_CODE_TAKEN", DOMAIN, []),
             ),
+            Error::ExpertNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.registry.v1.Expert", id, "", ""),
+            ),
+            Error::IdentityTaken(holder) => Status::with_error_details(
+                Code::AlreadyExists,
+                message,
+                ErrorDetails::with_error_info(
+                    "IDENTITY_DOCUMENT_TAKEN",
+                    DOMAIN,
+                    HashMap::from([("expert_id".to_owned(), holder)]),
+                ),
+            ),
+            Error::RevisionMismatch { expected, actual } => Status::with_error_details(
+                Code::Aborted,
+                message,
+                ErrorDetails::with_error_info(
+                    "REVISION_MISMATCH",
+                    DOMAIN,
+                    HashMap::from([
+                        ("expected_revision".to_owned(), expected.to_string()),
+                        ("revision".to_owned(), actual.to_string()),
+                    ]),
+                ),
+            ),
+            Error::ExistingAppointmentUnsupported => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info("EXISTING_APPOINTMENT_UNSUPPORTED", DOMAIN, HashMap::new());
+                details.add_precondition_failure_violation(
+                    "EXISTING_APPOINTMENT_UNSUPPORTED",
+                    "existing_appointment",
+                    "not accepted until appointments and terms are recorded in the registry (issue 5)",
+                );
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            Error::NoCivilServantStatus { date, first } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "NO_CIVIL_SERVANT_STATUS",
+                    DOMAIN,
+                    HashMap::from([("date".to_owned(), date), ("history_starts".to_owned(), first)]),
+                ),
+            ),
+            Error::Invalid(problems) => {
+                let mut v = supervision_kit::FieldViolations::new();
+                for (field, problem) in problems {
+                    v.add(field, problem);
+                }
+                v.check().err().unwrap_or_else(|| Status::invalid_argument("invalid request"))
+            }
+            Error::Reference(err) => err.into(),
             Error::Store(err) => supervision_kit::internal(err),
         }
     }

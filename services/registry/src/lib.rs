@@ -1,14 +1,16 @@
 //! 专家信息库 — the registry service: the expert database of article 14 and the source of truth
 //! for who may be dispatched.
 //!
-//! Owns institutions (and, as the registry grows, experts, relations, terms, incidents and
-//! meetings) in its own tables. Depends on the kit and the contracts only; no other service's
+//! Owns institutions and experts (and, as the registry grows, relations, terms, incidents and
+//! meetings) in its own tables; experts' personal data only encrypted, with the deployment's
+//! personal-data key. Depends on the kit and the contracts only; no other service's
 //! storage.
 
 pub mod app;
 pub mod convert;
 pub mod domain;
 pub mod error;
+pub mod experts;
 pub mod grpc;
 pub mod institutions;
 pub mod store;

@@ -1,5 +1,7 @@
 //! The registry's SQL: one function per statement, portable across SQLite and PostgreSQL.
 
+pub mod experts;
+
 use sqlx::{AnyExecutor, Row, any::AnyRow};
 use supervision_kit::{
     Bureau, Page,
@@ -24,6 +26,9 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Corrupt(#[from] CorruptRow),
+    /// A stored personal value does not decrypt: the key is not the one it was written with.
+    #[error(transparent)]
+    Personal(#[from] supervision_kit::personal::PersonalDataError),
 }
 
 /// The columns `institution_from_row` reads, as a literal so queries stay static strings.
@@ -93,7 +98,7 @@ pub async fn list_institutions(
 }
 
 /// `%text%` with LIKE's wildcards in `text` taken literally.
-fn like_pattern(text: &str) -> String {
+pub(crate) fn like_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
     for c in text.chars() {

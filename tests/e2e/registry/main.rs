@@ -2,6 +2,7 @@
 
 mod access;
 mod calendar;
+mod experts;
 mod health;
 mod idempotency;
 mod institutions;

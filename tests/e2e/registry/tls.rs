@@ -25,6 +25,7 @@ async fn tls_on_the_grpc_port_and_plaintext_health_beside_it() {
     let config = supervision_registry::Config {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
+        personal_data_key_file: Some(testkit::personal_data_key_file(&db)),
         common: CommonArgs {
             tls: TlsArgs {
                 tls_cert_file: Some(cert),

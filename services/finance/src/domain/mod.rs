@@ -1,8 +1,29 @@
 //! Finance's rules, free of gRPC and SQL.
+//!
+//! Fees (article 10; D1, D2, D9): [`hours`] turns minutes into class hours and start times into
+//! half-days, [`cap`] shares an expert's half-day cap among sessions, [`fees`] prices each session,
+//! [`slot`] turns a revision from dispatch into reversing and charge lines, [`tax`] computes the
+//! withholding on a month's income, and [`statement`] settles one payment of a month.
+//! docs/fees-and-tax.md explains the rules with worked examples.
 
+pub mod cap;
 pub mod export;
+pub mod fees;
+pub mod hours;
 pub mod ledger;
 pub mod money;
+pub mod slot;
+pub mod statement;
+pub mod tax;
 
+pub use cap::{Allocation, SlotSession, allocate_cap};
 pub use export::{ExportId, ExportKind, ExportRecord, FileEncoding};
+pub use fees::{FeeBasis, FeeRules, SessionFee, ZeroReason, price_session, price_slot};
+pub use hours::{ClassHourRules, HalfDay, Rounding};
 pub use ledger::{Ledger, LedgerQuery, LedgerRow, MonthRange, YearMonth};
+pub use slot::{
+    Charge, HeldLine, Reversal, ReversalCause, RevisionVerdict, SlotChanges, SlotError, SlotRevision, WorkedSession,
+    judge_revision, revise_slot,
+};
+pub use statement::{MonthSoFar, Payment, PaymentAmounts, settle_payment};
+pub use tax::{Deduction, TaxBand, TaxComputation, Withholding, gross_for_net, net_of_tax, tax_due, withhold};

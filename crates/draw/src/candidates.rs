@@ -1,0 +1,255 @@
+//! The frozen candidate list (step 2): the registry's opaque expert ids, validated, sorted
+//! bytewise, one per line with `\n` after each, its SHA-256 and its count.
+
+use std::{fmt, str};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::CandidateListError;
+
+/// The longest expert id accepted, in bytes. The registry's ids are far shorter (a UUID has 36);
+/// the bound keeps a malformed blob from passing as one huge id.
+pub const MAX_EXPERT_ID_LEN: usize = 128;
+
+/// An expert's opaque registry id (D18): printable ASCII without whitespace (bytes 0x21-0x7E),
+/// 1 to [`MAX_EXPERT_ID_LEN`] bytes. Never a name or an ID number.
+///
+/// Ordering is bytewise, which for ASCII is also Python's string order, the order the frozen list
+/// and the ticket tie-break use.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExpertId(String);
+
+impl ExpertId {
+    pub fn parse(id: &str) -> Result<Self, CandidateListError> {
+        Self::check(id.as_bytes())?;
+        Ok(Self(id.to_owned()))
+    }
+
+    fn check(id: &[u8]) -> Result<(), CandidateListError> {
+        if id.is_empty() {
+            return Err(CandidateListError::EmptyId);
+        }
+        if id.len() > MAX_EXPERT_ID_LEN {
+            return Err(CandidateListError::IdTooLong { len: id.len(), max: MAX_EXPERT_ID_LEN });
+        }
+        match id.iter().position(|b| !(0x21..=0x7e).contains(b)) {
+            Some(index) => Err(CandidateListError::InvalidIdByte { byte: id[index], index }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ExpertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The eligible candidates frozen for one draw: sorted bytewise, no duplicates, at least one.
+///
+/// [`FrozenList::bytes`] is the blob that is stored and exported; [`FrozenList::sha256_hex`] is the
+/// lower-case hex SHA-256 of exactly those bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrozenList {
+    ids: Vec<ExpertId>,
+    bytes: Vec<u8>,
+    sha256_hex: String,
+}
+
+impl FrozenList {
+    /// Freezes the eligible ids in any order: sorts them bytewise. A duplicate is an error rather
+    /// than something to drop silently: it means the pool was built wrong upstream.
+    pub fn freeze(ids: impl IntoIterator<Item = ExpertId>) -> Result<Self, CandidateListError> {
+        let mut ids: Vec<ExpertId> = ids.into_iter().collect();
+        if ids.is_empty() {
+            return Err(CandidateListError::Empty);
+        }
+        ids.sort_unstable();
+        if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(CandidateListError::Duplicate { id: pair[0].0.clone() });
+        }
+        Ok(Self::from_sorted(ids))
+    }
+
+    /// Parses and freezes ids given as strings, in any order.
+    pub fn freeze_strs<S: AsRef<str>>(ids: impl IntoIterator<Item = S>) -> Result<Self, CandidateListError> {
+        let ids = ids.into_iter().map(|id| ExpertId::parse(id.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        Self::freeze(ids)
+    }
+
+    /// Reads a stored or exported blob back, refusing anything that [`FrozenList::freeze`] would
+    /// not have written byte for byte: a bad id, a missing final newline, an unsorted or repeated
+    /// line, an empty list.
+    pub fn parse(bytes: &[u8]) -> Result<Self, CandidateListError> {
+        if bytes.is_empty() {
+            return Err(CandidateListError::Empty);
+        }
+        let Some(body) = bytes.strip_suffix(b"\n") else {
+            return Err(CandidateListError::MissingFinalNewline);
+        };
+        let mut ids: Vec<ExpertId> = Vec::new();
+        for (index, raw) in body.split(|b| *b == b'\n').enumerate() {
+            let line = index + 1;
+            ExpertId::check(raw).map_err(|problem| CandidateListError::BadLine { line, problem: Box::new(problem) })?;
+            // check() admits only ASCII, so this never fails.
+            let id = ExpertId(String::from_utf8_lossy(raw).into_owned());
+            if let Some(previous) = ids.last() {
+                if *previous == id {
+                    return Err(CandidateListError::RepeatedLine { line, id: id.0 });
+                }
+                if *previous > id {
+                    return Err(CandidateListError::NotSorted { line, previous: previous.0.clone(), id: id.0 });
+                }
+            }
+            ids.push(id);
+        }
+        Ok(Self::from_sorted(ids))
+    }
+
+    fn from_sorted(ids: Vec<ExpertId>) -> Self {
+        let mut bytes = Vec::with_capacity(ids.iter().map(|id| id.0.len() + 1).sum());
+        for id in &ids {
+            bytes.extend_from_slice(id.0.as_bytes());
+            bytes.push(b'\n');
+        }
+        let sha256_hex = hex::encode(Sha256::digest(&bytes));
+        Self { ids, bytes, sha256_hex }
+    }
+
+    /// The ids in bytewise order.
+    pub fn ids(&self) -> &[ExpertId] {
+        &self.ids
+    }
+
+    /// The blob: each id followed by `\n`, UTF-8 (in fact ASCII).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Lower-case hex SHA-256 of [`FrozenList::bytes`].
+    pub fn sha256_hex(&self) -> &str {
+        &self.sha256_hex
+    }
+
+    pub fn count(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn contains(&self, id: &ExpertId) -> bool {
+        self.ids.binary_search(id).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ExpertId {
+        ExpertId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn printable_ascii_ids_are_accepted_from_bang_to_tilde() {
+        for s in ["!", "~", "E-1", "a:b", "05d2fbb9-49af-b4b5-56c8-79f9cadc0064", "{x}"] {
+            assert!(ExpertId::parse(s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn ids_with_whitespace_control_or_non_ascii_bytes_are_refused() {
+        assert_eq!(ExpertId::parse("E 1"), Err(CandidateListError::InvalidIdByte { byte: b' ', index: 1 }));
+        assert_eq!(ExpertId::parse("E1\r"), Err(CandidateListError::InvalidIdByte { byte: b'\r', index: 2 }));
+        assert_eq!(ExpertId::parse("E\t1"), Err(CandidateListError::InvalidIdByte { byte: b'\t', index: 1 }));
+        assert_eq!(ExpertId::parse("专家"), Err(CandidateListError::InvalidIdByte { byte: 0xe4, index: 0 }));
+        assert_eq!(ExpertId::parse("E\u{7f}"), Err(CandidateListError::InvalidIdByte { byte: 0x7f, index: 1 }));
+    }
+
+    #[test]
+    fn empty_and_overlong_ids_are_refused() {
+        assert_eq!(ExpertId::parse(""), Err(CandidateListError::EmptyId));
+        assert!(ExpertId::parse(&"x".repeat(MAX_EXPERT_ID_LEN)).is_ok());
+        assert_eq!(
+            ExpertId::parse(&"x".repeat(MAX_EXPERT_ID_LEN + 1)),
+            Err(CandidateListError::IdTooLong { len: MAX_EXPERT_ID_LEN + 1, max: MAX_EXPERT_ID_LEN })
+        );
+    }
+
+    #[test]
+    fn freezing_sorts_bytewise_not_numerically_and_ends_every_line_with_a_newline() {
+        let list = FrozenList::freeze_strs(["E2", "E10", "e1", "E1", "Z"]).unwrap();
+        assert_eq!(list.bytes(), b"E1\nE10\nE2\nZ\ne1\n");
+        assert_eq!(list.count(), 5);
+        assert_eq!(list.ids()[0], id("E1"));
+    }
+
+    #[test]
+    fn the_list_hash_is_the_sha256_of_exactly_the_blob() {
+        let list = FrozenList::freeze_strs(["b", "a"]).unwrap();
+        assert_eq!(list.sha256_hex(), hex::encode(Sha256::digest(b"a\nb\n")));
+    }
+
+    #[test]
+    fn a_duplicate_id_is_an_error_not_silently_dropped() {
+        assert_eq!(FrozenList::freeze_strs(["E1", "E2", "E1"]), Err(CandidateListError::Duplicate { id: "E1".into() }));
+    }
+
+    #[test]
+    fn an_empty_pool_cannot_be_frozen() {
+        assert_eq!(FrozenList::freeze(Vec::new()), Err(CandidateListError::Empty));
+        assert_eq!(FrozenList::parse(b""), Err(CandidateListError::Empty));
+    }
+
+    #[test]
+    fn a_blob_parses_back_to_the_same_list() {
+        let list = FrozenList::freeze_strs(["E3", "E1", "E2"]).unwrap();
+        assert_eq!(FrozenList::parse(list.bytes()).unwrap(), list);
+    }
+
+    #[test]
+    fn a_blob_without_its_final_newline_is_refused() {
+        assert_eq!(FrozenList::parse(b"E1\nE2"), Err(CandidateListError::MissingFinalNewline));
+    }
+
+    #[test]
+    fn a_blob_with_crlf_line_ends_is_refused_at_the_first_line() {
+        assert_eq!(
+            FrozenList::parse(b"E1\r\nE2\r\n"),
+            Err(CandidateListError::BadLine {
+                line: 1,
+                problem: Box::new(CandidateListError::InvalidIdByte { byte: b'\r', index: 2 })
+            })
+        );
+    }
+
+    #[test]
+    fn a_blob_with_an_empty_line_is_refused() {
+        assert_eq!(
+            FrozenList::parse(b"E1\n\nE2\n"),
+            Err(CandidateListError::BadLine { line: 2, problem: Box::new(CandidateListError::EmptyId) })
+        );
+    }
+
+    #[test]
+    fn an_unsorted_blob_is_refused_naming_the_line() {
+        assert_eq!(
+            FrozenList::parse(b"E1\nE2\nE10\n"),
+            Err(CandidateListError::NotSorted { line: 3, previous: "E2".into(), id: "E10".into() })
+        );
+    }
+
+    #[test]
+    fn a_blob_repeating_a_line_is_refused() {
+        assert_eq!(FrozenList::parse(b"E1\nE1\n"), Err(CandidateListError::RepeatedLine { line: 2, id: "E1".into() }));
+    }
+
+    #[test]
+    fn membership_is_answered_from_the_sorted_ids() {
+        let list = FrozenList::freeze_strs(["E3", "E1"]).unwrap();
+        assert!(list.contains(&id("E3")));
+        assert!(!list.contains(&id("E2")));
+    }
+}

@@ -1,0 +1,143 @@
+//! The order (step 4): every frozen candidate ranked by its first-generation ticket, smallest
+//! first, ties by id. This is the order in which `consistent_sampler.sampler(ids, seed=<seed
+//! string>, with_replacement=False)` yields the ids: its heap compares the tuples
+//! `(ticket string, id, generation)`.
+
+use std::cmp::Ordering;
+
+use crate::{
+    candidates::{ExpertId, FrozenList},
+    seed::SeedString,
+    ticket::Ticket,
+};
+
+/// One candidate with the ticket that placed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedCandidate {
+    pub id: ExpertId,
+    pub ticket: Ticket,
+}
+
+/// The full ranking of one draw's frozen list under one seed string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawOrder {
+    seed_sha256_hex: String,
+    ranked: Vec<RankedCandidate>,
+}
+
+/// Ranks every candidate of `list` under `seed`.
+pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
+    let seed_sha256_hex = seed.sha256_hex();
+    let mut ranked: Vec<RankedCandidate> = list
+        .ids()
+        .iter()
+        .map(|id| RankedCandidate { ticket: Ticket::first_generation(&seed_sha256_hex, id.as_str()), id: id.clone() })
+        .collect();
+    ranked.sort_by(sampling_order);
+    DrawOrder { seed_sha256_hex, ranked }
+}
+
+/// The sampler's order: the full ticket first, the id (bytewise) only where two tickets are
+/// equal. Equal tickets need equal SHA-256 digests of different inputs, so the tie-break is
+/// there for completeness, never exercised by a real draw.
+pub fn sampling_order(a: &RankedCandidate, b: &RankedCandidate) -> Ordering {
+    a.ticket.cmp(&b.ticket).then_with(|| a.id.cmp(&b.id))
+}
+
+impl DrawOrder {
+    /// Candidates from first drawn to last.
+    pub fn candidates(&self) -> &[RankedCandidate] {
+        &self.ranked
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranked.is_empty()
+    }
+
+    /// The ids alone, first drawn first.
+    pub fn ids(&self) -> impl Iterator<Item = &ExpertId> {
+        self.ranked.iter().map(|ranked| &ranked.id)
+    }
+
+    /// Zero-based position of `id` in the order.
+    pub fn position_of(&self, id: &ExpertId) -> Option<usize> {
+        self.ranked.iter().position(|ranked| ranked.id == *id)
+    }
+
+    /// Lower-case hex SHA-256 of the seed string the order was made under: the prefix of every
+    /// ticket's hash input.
+    pub fn seed_sha256_hex(&self) -> &str {
+        &self.seed_sha256_hex
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed::{DiceDigits, ServerSeed};
+
+    fn ranked(id: &str, ticket: &str) -> RankedCandidate {
+        RankedCandidate { id: ExpertId::parse(id).unwrap(), ticket: Ticket::parse(ticket).unwrap() }
+    }
+
+    fn seed_string() -> SeedString {
+        let seed = ServerSeed::from_hex(&"ab".repeat(32)).unwrap();
+        SeedString::new(&seed, Some(&DiceDigits::parse("12345678901234567890").unwrap()))
+    }
+
+    #[test]
+    fn the_smaller_ticket_comes_first_whatever_the_ids() {
+        let a = ranked("Z", "0.1");
+        let b = ranked("A", "0.2");
+        assert_eq!(sampling_order(&a, &b), Ordering::Less);
+    }
+
+    #[test]
+    fn equal_tickets_are_ordered_by_id_bytewise() {
+        let ticket = "0.31415926535897932384626433832795028841971693993751058209749445923078164062862";
+        let mut candidates = [ranked("E2", ticket), ranked("E10", ticket), ranked("E1", ticket)];
+        candidates.sort_by(sampling_order);
+        let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["E1", "E10", "E2"]);
+    }
+
+    #[test]
+    fn the_full_ticket_decides_not_a_trimmed_prefix() {
+        // Equal in the nine digits the sampler prints, different further on.
+        let a = ranked("A", "0.1234567890000000001");
+        let b = ranked("B", "0.1234567890000000000");
+        assert_eq!(a.ticket.trimmed(9), b.ticket.trimmed(9));
+        assert_eq!(sampling_order(&a, &b), Ordering::Greater);
+    }
+
+    #[test]
+    fn every_candidate_appears_once_in_the_order() {
+        let list = FrozenList::freeze_strs((1..=50).map(|n| format!("E{n}"))).unwrap();
+        let order = rank(&list, &seed_string());
+        let mut ids: Vec<&ExpertId> = order.ids().collect();
+        ids.sort();
+        assert_eq!(ids, list.ids().iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_candidates_ticket_does_not_depend_on_who_else_is_in_the_list() {
+        // Consistency, the property the sampler is named after: the order of a subset is the
+        // order of the full list filtered to that subset.
+        let seed = seed_string();
+        let full = rank(&FrozenList::freeze_strs((1..=30).map(|n| format!("E{n}"))).unwrap(), &seed);
+        let subset = rank(&FrozenList::freeze_strs((1..=30).step_by(3).map(|n| format!("E{n}"))).unwrap(), &seed);
+        let filtered: Vec<&ExpertId> = full.ids().filter(|id| subset.position_of(id).is_some()).collect();
+        assert_eq!(filtered, subset.ids().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn another_seed_gives_another_order() {
+        let list = FrozenList::freeze_strs((1..=20).map(|n| format!("E{n}"))).unwrap();
+        let other = SeedString::new(&ServerSeed::from_hex(&"cd".repeat(32)).unwrap(), None);
+        assert_ne!(rank(&list, &seed_string()).candidates(), rank(&list, &other).candidates());
+    }
+}
