@@ -11,7 +11,7 @@
 use chrono::NaiveDate;
 use sqlx::{Any, AnyConnection, Transaction};
 use supervision_kit::{
-    Caller, Db, Page, Role, SharedClock,
+    Backend, Caller, Db, Page, Role, SharedClock,
     audit::{self, Change},
     idempotency::Command,
     personal::PersonalDataKey,
@@ -133,8 +133,19 @@ pub async fn create(
 /// One expert, for a caller allowed to see it.
 pub async fn get(db: &Db, key: &PersonalDataKey, caller: &Caller, id: &ExpertId) -> Result<Expert, Error> {
     require_own(caller, id)?;
-    let mut conn = db.pool().acquire().await.map_err(store::StoreError::from)?;
+    let mut conn = snapshot(db).await?;
     load(&mut conn, key, id).await
+}
+
+/// A read-only transaction whose statements all see one snapshot, so an expert's row and its
+/// child rows are read consistently beside concurrent updates (SQLite's read transactions are
+/// snapshots already; PostgreSQL needs REPEATABLE READ for it). Dropped, it rolls back.
+async fn snapshot(db: &Db) -> Result<Transaction<'static, Any>, Error> {
+    let mut tx = db.pool().begin().await?;
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    }
+    Ok(tx)
 }
 
 async fn load(conn: &mut AnyConnection, key: &PersonalDataKey, id: &ExpertId) -> Result<Expert, Error> {
@@ -226,7 +237,7 @@ pub async fn list(
 ) -> Result<(Vec<Expert>, Option<String>), Error> {
     let mut filter = listing.filter;
     filter.identity_index = listing.identity.map(|doc| key.blind_index(&doc.index_input()));
-    let mut conn = db.pool().acquire().await.map_err(store::StoreError::from)?;
+    let mut conn = snapshot(db).await?;
     let items = sql::list_experts(&mut conn, key, &filter, &listing.page.probe()).await?;
     Ok(listing.page.finish(items, |e| e.id.to_string()))
 }
@@ -240,7 +251,7 @@ pub async fn list_changes(
     page: &Page,
 ) -> Result<(Vec<ExpertChange>, Option<String>), Error> {
     require_own(caller, id)?;
-    let mut conn = db.pool().acquire().await.map_err(store::StoreError::from)?;
+    let mut conn = snapshot(db).await?;
     load(&mut conn, key, id).await?;
     let items = sql::list_changes(&mut conn, id, &page.probe()).await?;
     Ok(page.finish(items, |c| c.id.to_string()))
@@ -347,7 +358,7 @@ pub async fn civil_servant_status_on(
     id: &ExpertId,
     date: NaiveDate,
 ) -> Result<CivilServantAnswer, Error> {
-    let mut conn = db.pool().acquire().await.map_err(store::StoreError::from)?;
+    let mut conn = snapshot(db).await?;
     let entries = sql::civil_servant_entries(&mut conn, id).await?;
     if entries.is_empty() {
         return Err(Error::ExpertNotFound(id.to_string()));

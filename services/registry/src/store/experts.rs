@@ -44,6 +44,33 @@ macro_rules! civil_servant_columns {
     };
 }
 
+/// `SELECT <columns> FROM <table>` for the experts whose ids `$1` holds as a JSON array, in
+/// expert order then `<order>`: one static statement per backend, so a page of any size costs one
+/// query per child table, however sparse its experts are among all ids.
+macro_rules! children_query {
+    ($conn:expr, $columns:literal, $table:literal, $order:literal) => {
+        if $conn.backend_name() == "PostgreSQL" {
+            sqlx::query(concat!(
+                "SELECT ",
+                $columns,
+                " FROM ",
+                $table,
+                " WHERE expert_id IN (SELECT jsonb_array_elements_text(CAST($1 AS jsonb))) ORDER BY expert_id, ",
+                $order
+            ))
+        } else {
+            sqlx::query(concat!(
+                "SELECT ",
+                $columns,
+                " FROM ",
+                $table,
+                " WHERE expert_id IN (SELECT value FROM json_each($1)) ORDER BY expert_id, ",
+                $order
+            ))
+        }
+    };
+}
+
 /// The blind index of every document of `profile`, primary first.
 pub fn blind_indexes(key: &PersonalDataKey, profile: &Profile) -> Vec<String> {
     profile.documents().map(|d| key.blind_index(&d.index_input())).collect()
@@ -437,25 +464,22 @@ pub async fn civil_servant_entries(
     rows.iter().map(|r| civil_servant_from_row(r).map(|(_, e)| e)).collect()
 }
 
-/// The rows' experts with their child rows, read for the id range the rows span (one query per
-/// child table, whatever the page size).
+/// The rows' experts with their child rows (one query per child table, whatever the page size).
 async fn assemble(
     conn: &mut AnyConnection,
     key: &PersonalDataKey,
     rows: Vec<AnyRow>,
 ) -> Result<Vec<Expert>, StoreError> {
     let heads = rows.iter().map(|r| head_from_row(r, key)).collect::<Result<Vec<_>, _>>()?;
-    let (Some(first), Some(last)) = (heads.first(), heads.last()) else { return Ok(Vec::new()) };
-    let (first, last) = (first.id.to_string(), last.id.to_string());
+    if heads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = serde_json::Value::from(heads.iter().map(|h| h.id.to_string()).collect::<Vec<_>>()).to_string();
     let mut documents: HashMap<String, Vec<IdentityDocument>> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT expert_id, kind, issuing_country, number_enc FROM expert_documents \
-         WHERE expert_id >= $1 AND expert_id <= $2 ORDER BY expert_id, ordinal",
-    )
-    .bind(&first)
-    .bind(&last)
-    .fetch_all(&mut *conn)
-    .await?
+    for row in children_query!(conn, "expert_id, kind, issuing_country, number_enc", "expert_documents", "ordinal")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
     {
         let id: String = row.try_get("expert_id")?;
         let bad = |problem: String| CorruptRow { table: "expert_documents", id: id.clone(), problem };
@@ -469,12 +493,13 @@ async fn assemble(
         documents.entry(id.clone()).or_default().push(doc);
     }
     let mut categories: HashMap<String, Vec<CategoryHolding>> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT expert_id, category, evidence_json, valid_until, verified, verified_by_json, verified_date, note \
-         FROM expert_categories WHERE expert_id >= $1 AND expert_id <= $2 ORDER BY expert_id, ordinal",
+    for row in children_query!(
+        conn,
+        "expert_id, category, evidence_json, valid_until, verified, verified_by_json, verified_date, note",
+        "expert_categories",
+        "ordinal"
     )
-    .bind(&first)
-    .bind(&last)
+    .bind(&ids)
     .fetch_all(&mut *conn)
     .await?
     {
@@ -493,12 +518,13 @@ async fn assemble(
         categories.entry(id.clone()).or_default().push(holding);
     }
     let mut conditions: HashMap<String, Vec<ConditionRecord>> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT expert_id, condition_code, evidence_json, checked_date, checked_by_json, met, note \
-         FROM expert_conditions WHERE expert_id >= $1 AND expert_id <= $2 ORDER BY expert_id, ordinal",
+    for row in children_query!(
+        conn,
+        "expert_id, condition_code, evidence_json, checked_date, checked_by_json, met, note",
+        "expert_conditions",
+        "ordinal"
     )
-    .bind(&first)
-    .bind(&last)
+    .bind(&ids)
     .fetch_all(&mut *conn)
     .await?
     {
@@ -516,14 +542,10 @@ async fn assemble(
         conditions.entry(id.clone()).or_default().push(record);
     }
     let mut specialties: HashMap<String, Vec<Specialty>> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT expert_id, code, level, note FROM expert_specialties \
-         WHERE expert_id >= $1 AND expert_id <= $2 ORDER BY expert_id, ordinal",
-    )
-    .bind(&first)
-    .bind(&last)
-    .fetch_all(&mut *conn)
-    .await?
+    for row in children_query!(conn, "expert_id, code, level, note", "expert_specialties", "ordinal")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
     {
         let id: String = row.try_get("expert_id")?;
         let bad = |problem: String| CorruptRow { table: "expert_specialties", id: id.clone(), problem };
@@ -541,13 +563,13 @@ async fn assemble(
         specialties.entry(id.clone()).or_default().push(specialty);
     }
     let mut civil_servant: HashMap<String, Vec<CivilServantEntry>> = HashMap::new();
-    for row in sqlx::query(concat!(
-        "SELECT ",
-        civil_servant_columns!(),
-        " FROM expert_civil_servant_entries WHERE expert_id >= $1 AND expert_id <= $2 ORDER BY expert_id, seq"
-    ))
-    .bind(&first)
-    .bind(&last)
+    for row in children_query!(
+        conn,
+        "expert_id, seq, valid_from, status, evidence_json, recorded_by_json, on_behalf_json, recorded_at",
+        "expert_civil_servant_entries",
+        "seq"
+    )
+    .bind(&ids)
     .fetch_all(&mut *conn)
     .await?
     {
