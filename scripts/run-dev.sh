@@ -10,6 +10,7 @@ services=(registry recruitment dispatch finance)
 declare -A port=([registry]=50051 [recruitment]=50052 [dispatch]=50053 [finance]=50054)
 declare -A metrics=([registry]=9101 [recruitment]=9102 [dispatch]=9103 [finance]=9104)
 
+# The default members only: the test crate would turn on the test clock.
 cargo build --bins
 bin=${CARGO_TARGET_DIR:-target}/debug
 mkdir -p data
@@ -51,7 +52,7 @@ Running: ${services[*]} (logs in data/*.log). Try:
   $bin/supctl institution create --kind vocational-training-school --name 江门市示例职业培训学校 \\
       --credit-code 91350100M000100Y43 --county 440703
   $bin/supctl institution list
-  $bin/supctl token issue --role COUNTY_OPERATOR --bureau 440705
+  $bin/supctl token issue --role COUNTY_OPERATOR --bureau 440705 --subject xinhui-op1
   $bin/supctl audit verify --service registry
   grpcurl -plaintext 127.0.0.1:50052 list      # reflection on every service
   curl -s 127.0.0.1:9101/metrics              # calendar coverage, edition days left, outbox

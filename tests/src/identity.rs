@@ -101,7 +101,7 @@ pub fn with_token(channel: &Channel, token: Option<&str>) -> AuthedChannel {
 /// `bureau` where the role is scoped), as another service of the system calls.
 pub fn service_acting_for(channel: &Channel, service: &str, role: Role, bureau: Option<Bureau>) -> AuthedChannel {
     let token = token_for(TokenRequest {
-        subject: service.to_owned(),
+        subject: supervision_kit::auth::service_subject(service),
         role: Role::Service,
         bureau: None,
         expert_id: None,

@@ -14,7 +14,8 @@ mod services;
 pub use backend::{Backend, TestDb, TestRedis};
 pub use identity::{AuthedChannel, service_acting_for, token, with_token};
 pub use services::{
-    RunningService, common_args, personal_data_key_file, spawn_dispatch, spawn_finance, spawn_recruitment,
+    RunningService, common_args, personal_data_key_file, spawn_dispatch, spawn_dispatch_calling,
+    spawn_dispatch_with_registry, spawn_finance, spawn_finance_calling, spawn_finance_with_registry, spawn_recruitment,
     spawn_registry, spawn_registry_on, spawn_registry_with,
 };
 pub use supervision_kit::{Bureau, Role};

@@ -153,6 +153,35 @@ pub async fn spawn_dispatch(backend: Backend) -> RunningService {
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
 }
 
+/// Starts a registry and a dispatch that reads institutions from it synchronously (its
+/// `peers.registry_endpoint`, with a SERVICE token file in the scratch directory), each against a
+/// fresh database of `backend`: `(registry, dispatch)`.
+pub async fn spawn_dispatch_with_registry(backend: Backend) -> (RunningService, RunningService) {
+    let registry = spawn_registry(backend).await;
+    let dispatch = spawn_dispatch_calling(backend, Some(format!("http://{}", registry.addr))).await;
+    (registry, dispatch)
+}
+
+/// Starts dispatch with `registry_endpoint` as its registry (none when `None`) and a SERVICE
+/// token file, against a fresh database of `backend`.
+pub async fn spawn_dispatch_calling(backend: Backend, registry_endpoint: Option<String>) -> RunningService {
+    let db = TestDb::new(backend).await;
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let token_file = db.scratch_dir().join("service.token");
+    std::fs::write(&token_file, identity::token(Role::Service, None)).expect("the service token is written");
+    let mut common = common_args(Some(clock_file.clone()));
+    common.peers.registry_endpoint = registry_endpoint;
+    common.peers.service_token_file = Some(token_file);
+    let config = supervision_dispatch::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
 /// Starts finance on `127.0.0.1:0` against a fresh database of `backend`.
 pub async fn spawn_finance(backend: Backend) -> RunningService {
     let db = TestDb::new(backend).await;
@@ -161,6 +190,34 @@ pub async fn spawn_finance(backend: Backend) -> RunningService {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         common: common_args(Some(clock_file.clone())),
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_finance::App::build(&config).await.expect("finance builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// Starts the registry and a finance that asks it (`peers.registry_endpoint`) with a SERVICE
+/// token of its own, both on `127.0.0.1:0` against fresh databases of `backend`.
+pub async fn spawn_finance_with_registry(backend: Backend) -> (RunningService, RunningService) {
+    let registry = spawn_registry(backend).await;
+    let finance = spawn_finance_calling(backend, &format!("http://{}", registry.addr)).await;
+    (registry, finance)
+}
+
+/// Starts finance calling the registry at `registry_endpoint`, with a SERVICE token written into
+/// its scratch directory.
+pub async fn spawn_finance_calling(backend: Backend, registry_endpoint: &str) -> RunningService {
+    let db = TestDb::new(backend).await;
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let token_file = db.scratch_dir().join("service.token");
+    std::fs::write(&token_file, identity::token(Role::Service, None)).expect("the service token is written");
+    let mut common = common_args(Some(clock_file.clone()));
+    common.peers.registry_endpoint = Some(registry_endpoint.to_owned());
+    common.peers.service_token_file = Some(token_file);
+    let config = supervision_finance::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common,
         reference: ReferenceArgs::default(),
     };
     let app = supervision_finance::App::build(&config).await.expect("finance builds");

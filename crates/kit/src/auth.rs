@@ -22,6 +22,13 @@ pub const AUTHORIZATION: &str = "authorization";
 /// `supervision.common.v1.Actor`, protobuf-encoded (gRPC base64-encodes `-bin` values).
 pub const ACTOR_HEADER: &str = "supervision-actor-bin";
 
+/// The token subject of a service's own SERVICE token: `svc:<name>` (`svc:finance`, ...). Rules
+/// that trust one service only (finance reading payees in full) compare against it, so another
+/// service's token cannot claim that trust by naming a user in its actor header.
+pub fn service_subject(name: &str) -> String {
+    format!("svc:{name}")
+}
+
 /// The roles of D12.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {

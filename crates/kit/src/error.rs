@@ -44,10 +44,33 @@ pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -
     v.check().expect_err("one violation was added")
 }
 
+/// A database failure as the caller should see it: contention that a retry with the same
+/// `request_id` may get past (busy or locked SQLite, PostgreSQL deadlocks, serialization and
+/// lock-timeout failures, an exhausted pool) is `UNAVAILABLE`; anything else `INTERNAL`. Logged
+/// once either way, without SQL text reaching the caller.
+pub fn database(err: &sqlx::Error) -> Status {
+    let transient = match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 261/262/517 their extended forms;
+            // PostgreSQL: 40001 serialization, 40P01 deadlock, 55P03 lock not available.
+            matches!(code.as_deref(), Some("40001" | "40P01" | "55P03" | "5" | "6" | "261" | "262" | "517"))
+        }
+        _ => false,
+    };
+    if transient {
+        tracing::warn!(error = %crate::redact(&err.to_string()), "database busy");
+        Status::unavailable("the database is busy; retry with the same request_id")
+    } else {
+        internal(err)
+    }
+}
+
 /// Logs an unexpected failure once (personal numbers masked: a database error may quote the
 /// value that failed) and answers `INTERNAL` without its details.
 pub fn internal(err: impl Display) -> Status {
-    tracing::error!(error = %crate::redact::redact(&err.to_string()), "internal error");
+    tracing::error!(error = %crate::redact(&err.to_string()), "internal error");
     Status::internal("internal error")
 }
 

@@ -1,7 +1,7 @@
 //! Idempotent commands: every state-changing RPC takes a `request_id`, and its effect and its
 //! answer are stored in one transaction with the key.
 //!
-//! Scope is the caller's subject and the method. The same id with the same content gives the
+//! Scope is the caller (subject, role, bureau, expert id) and the method. The same id with the same content gives the
 //! first answer again; with other content, `FAILED_PRECONDITION`. Concurrent duplicates meet at
 //! the key's primary key: the second waits for the first to commit, then replays its answer, so
 //! there is one effect. A failed command stores nothing, so it may be retried with the same id.
@@ -12,6 +12,10 @@ use sqlx::{Any, Transaction};
 use tonic::Status;
 
 use crate::{Db, auth::Caller, clock::SharedClock, error::invalid_field, internal, storage::format_instant};
+
+fn db_error(err: sqlx::Error) -> Status {
+    crate::error::database(&err)
+}
 
 /// Longest accepted `request_id`.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -50,12 +54,25 @@ impl Command {
         hasher.update([0]);
         hasher.update(message.encode_to_vec());
         Ok(Self {
-            subject: caller.subject.clone(),
+            subject: scope_of(caller),
             method,
             request_id: request_id.to_owned(),
             request_hash: hex::encode(hasher.finalize()),
         })
     }
+}
+
+/// Whose keys these are: the token's subject together with its role and scope, so two tokens
+/// that share a subject but speak for different bureaus (or experts) never replay each other's
+/// answers.
+fn scope_of(caller: &Caller) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        caller.subject,
+        caller.role.code(),
+        caller.bureau.map(|b| b.division_code()).unwrap_or_default(),
+        caller.expert_id.as_deref().unwrap_or_default()
+    )
 }
 
 /// The outcome of claiming a command's key.
@@ -93,8 +110,8 @@ impl Claim {
         .bind(&c.request_id)
         .execute(&mut *self.tx)
         .await
-        .map_err(internal)?;
-        self.tx.commit().await.map_err(internal)
+        .map_err(db_error)?;
+        self.tx.commit().await.map_err(db_error)
     }
 }
 
@@ -104,7 +121,7 @@ impl Claim {
 /// recorded).
 #[tracing::instrument(name = "idempotency.claim", skip_all, fields(rpc.method = command.method, replay = tracing::field::Empty))]
 pub async fn begin<R: Message + Default>(db: &Db, clock: &SharedClock, command: &Command) -> Result<Begun<R>, Status> {
-    let mut tx = db.begin_write().await.map_err(internal)?;
+    let mut tx = db.begin_write().await.map_err(db_error)?;
     let claimed = sqlx::query(
         "INSERT INTO kit_idempotency_keys (subject, method, request_id, request_hash, created_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -116,7 +133,7 @@ pub async fn begin<R: Message + Default>(db: &Db, clock: &SharedClock, command: 
     .bind(format_instant(clock.now()))
     .execute(&mut *tx)
     .await
-    .map_err(internal)?
+    .map_err(db_error)?
     .rows_affected()
         == 1;
     tracing::Span::current().record("replay", !claimed);
@@ -133,8 +150,8 @@ pub async fn begin<R: Message + Default>(db: &Db, clock: &SharedClock, command: 
     .bind(&command.request_id)
     .fetch_one(&mut *tx)
     .await
-    .map_err(internal)?;
-    tx.rollback().await.map_err(internal)?;
+    .map_err(db_error)?;
+    tx.rollback().await.map_err(db_error)?;
     if hash != command.request_hash {
         return Err(Status::failed_precondition(
             "request_id was already used for a different request; use a new request_id",

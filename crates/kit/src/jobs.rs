@@ -82,9 +82,26 @@ pub fn spawn<F, Fut>(
                 Ok(true) => {
                     let span = tracing::info_span!(parent: None, "job", otel.name = %format!("job {name}"), job = name);
                     let started = Instant::now();
-                    run().instrument(span).await;
-                    runs.inc(&[("job", name)]);
-                    durations.observe(&[("job", name)], started.elapsed().as_secs_f64());
+                    // The lease is renewed while the run lasts; if it cannot be, another replica
+                    // may take the job, so this run stops rather than run twice.
+                    let heartbeat = async {
+                        loop {
+                            tokio::time::sleep(ttl / 3).await;
+                            if !matches!(try_lease(&db, &clock, name, &holder, ttl).await, Ok(true)) {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        () = run().instrument(span) => {
+                            runs.inc(&[("job", name)]);
+                            durations.observe(&[("job", name)], started.elapsed().as_secs_f64());
+                        }
+                        () = heartbeat => {
+                            lease_errors.inc(&[("job", name)]);
+                            tracing::error!(job = name, "lost the job lease during a run; the run was stopped");
+                        }
+                    }
                 }
                 Ok(false) => {}
                 Err(err) => {

@@ -332,6 +332,13 @@ pub fn storage_probe(
                     age,
                 ));
             }
+            if let Ok(parked) = crate::outbox::parked(&db).await {
+                samples.push(Sample::new(
+                    "supervision_outbox_parked",
+                    "Outbox rows refused for good by their callee, waiting for an operator",
+                    parked as f64,
+                ));
+            }
             if let Ok(head) = crate::audit::head(db.pool()).await {
                 samples.push(Sample::new(
                     "supervision_audit_head_sequence",

@@ -36,10 +36,12 @@ use crate::{
 /// The longest a relay waits between attempts at one row.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long a leased row is left alone by other relays while one delivers it.
-const LEASE: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_secs(600);
 /// The deadline of one delivery.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-const BATCH: i64 = 32;
+/// Rows per pass. A pass lasts at most BATCH x (connect + DELIVERY_TIMEOUT) = 16 x 15 s, well
+/// inside LEASE, so no row's lease runs out while this relay still means to deliver it.
+const BATCH: i64 = 16;
 
 /// A call to make later.
 #[derive(Debug, Clone)]
@@ -82,10 +84,19 @@ pub async fn enqueue<M: Message>(
 
 /// Rows not yet delivered, and the creation time of the oldest, for metrics and alerts.
 pub async fn backlog(db: &Db) -> Result<(i64, Option<String>), sqlx::Error> {
-    let row = sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM kit_outbox WHERE delivered_at IS NULL")
-        .fetch_one(db.pool())
-        .await?;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM kit_outbox WHERE delivered_at IS NULL AND parked_at IS NULL",
+    )
+    .fetch_one(db.pool())
+    .await?;
     Ok((row.try_get("n")?, row.try_get("oldest")?))
+}
+
+/// Rows parked after a permanent refusal, waiting for an operator.
+pub async fn parked(db: &Db) -> Result<i64, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM kit_outbox WHERE parked_at IS NOT NULL").fetch_one(db.pool()).await?;
+    row.try_get("n")
 }
 
 /// Delivers outbox rows to their destinations.
@@ -176,12 +187,29 @@ impl Relay {
         let now = self.clock.now();
         match outcome {
             Ok(()) => {
-                sqlx::query("UPDATE kit_outbox SET delivered_at = $1, last_error = '' WHERE id = $2")
+                // Fenced by the attempt count: if the lease ran out and another relay took the
+                // row, its outcome stands, not this one's.
+                sqlx::query("UPDATE kit_outbox SET delivered_at = $1, last_error = '' WHERE id = $2 AND attempts = $3")
                     .bind(format_instant(now))
                     .bind(due.id)
+                    .bind(due.attempts)
                     .execute(self.db.pool())
                     .await?;
                 Ok(true)
+            }
+            Err(status) if is_permanent(status.code()) => {
+                tracing::error!(
+                    id = due.id, destination = %due.destination, method = %due.method,
+                    code = ?status.code(), "outbox delivery refused for good; parked"
+                );
+                sqlx::query("UPDATE kit_outbox SET parked_at = $1, last_error = $2 WHERE id = $3 AND attempts = $4")
+                    .bind(format_instant(now))
+                    .bind(format!("{:?}: {}", status.code(), status.message()))
+                    .bind(due.id)
+                    .bind(due.attempts)
+                    .execute(self.db.pool())
+                    .await?;
+                Ok(false)
             }
             Err(status) => {
                 let wait = backoff(due.attempts);
@@ -191,12 +219,15 @@ impl Relay {
                     "outbox delivery failed"
                 );
                 let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
-                sqlx::query("UPDATE kit_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
-                    .bind(format_instant(next))
-                    .bind(format!("{:?}: {}", status.code(), status.message()))
-                    .bind(due.id)
-                    .execute(self.db.pool())
-                    .await?;
+                sqlx::query(
+                    "UPDATE kit_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3 AND attempts = $4",
+                )
+                .bind(format_instant(next))
+                .bind(format!("{:?}: {}", status.code(), status.message()))
+                .bind(due.id)
+                .bind(due.attempts)
+                .execute(self.db.pool())
+                .await?;
                 Ok(false)
             }
         }
@@ -213,7 +244,7 @@ impl Relay {
         };
         let select = format!(
             "SELECT id, destination, method, payload, actor_json, trace_context, attempts FROM kit_outbox \
-             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2{lock}"
+             WHERE delivered_at IS NULL AND parked_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2{lock}"
         );
         let rows =
             sqlx::query(sqlx::AssertSqlSafe(select)).bind(format_instant(now)).bind(BATCH).fetch_all(&mut *tx).await?;
@@ -261,6 +292,12 @@ impl Relay {
         grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
         grpc.unary(request, path, RawCodec).await.map(|_| ())
     }
+}
+
+/// Answers that retrying cannot change: the call itself is wrong, or not served at all. Anything
+/// else (unavailable, deadline, aborted, internal, a precondition that may yet hold) is retried.
+fn is_permanent(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::InvalidArgument | tonic::Code::Unimplemented | tonic::Code::PermissionDenied)
 }
 
 /// Exponential backoff from 1 s, doubled per attempt up to [`MAX_BACKOFF`], with ±25 % jitter

@@ -106,17 +106,14 @@ impl PersonalDataKey {
     }
 }
 
-/// A document number as responses and audit entries show it: the first 4 and last 4 characters
-/// with `*` between (`4407**********1234`); short numbers keep only their last 2.
+/// A document number as responses and audit entries show it: only the last 4 characters of an
+/// 18-character number (`**************1234`), the last 2 of a shorter one. Showing more is
+/// unsafe: the first 6 digits of a resident ID are the place of registration and the next 8 the
+/// birth date, so a wider mask plus a birth date shown elsewhere leaves a handful of candidates
+/// that the check character narrows to one.
 pub fn mask_document(number: &str) -> String {
     let chars: Vec<char> = number.chars().collect();
-    if chars.len() > 8 {
-        let head: String = chars[..4].iter().collect();
-        let tail: String = chars[chars.len() - 4..].iter().collect();
-        format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
-    } else {
-        mask_keep_last(&chars, 2)
-    }
+    mask_keep_last(&chars, if chars.len() == 18 { 4 } else { 2 })
 }
 
 /// A mobile number as `138****1234`.
@@ -193,7 +190,8 @@ mod tests {
 
     #[test]
     fn masks_show_only_what_the_contract_allows() {
-        assert_eq!(mask_document("11010519491231002X"), "1101**********002X");
+        assert_eq!(mask_document("11010519491231002X"), "**************002X");
+        assert_eq!(mask_document("E12345678"), "*******78", "a passport keeps its last 2");
         assert_eq!(mask_document("H1234567"), "******67");
         assert_eq!(mask_mobile("13812345678"), "138****5678");
         assert_eq!(mask_account("6222021234567890123"), "***************0123");

@@ -13,7 +13,7 @@ use supervision_proto::dispatch::dispatch_service_server::{DispatchServiceServer
 use supervision_reference::{Reference, ReferenceArgs};
 use tonic::service::Routes;
 
-use crate::grpc::Dispatch;
+use crate::{grpc::Dispatch, registry::Registry};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -45,6 +45,7 @@ pub struct Config {
 pub struct App {
     foundation: Foundation,
     reference: Reference,
+    registry: Registry,
 }
 
 impl App {
@@ -55,7 +56,8 @@ impl App {
         let reference = config.reference.load()?;
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
-        Ok(Self { foundation, reference })
+        let registry = Registry::new(foundation.peers.get("registry").cloned(), config.common.peers.service_token()?);
+        Ok(Self { foundation, reference, registry })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -73,7 +75,12 @@ impl App {
     }
 
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let service = Dispatch::new(self.foundation.db.clone(), self.foundation.clock.clone());
+        let service = Dispatch::new(
+            self.foundation.db.clone(),
+            self.foundation.clock.clone(),
+            self.reference.clone(),
+            self.registry,
+        );
         let routes = Routes::new(DispatchServiceServer::new(service))
             .add_service(self.reference.service(self.foundation.clock.clone()));
         Ok(self.foundation.serve(SERVICE_NAME, vec![CALENDAR_SERVICE], routes, shutdown).await?)

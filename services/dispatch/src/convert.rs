@@ -1,16 +1,21 @@
 //! proto <-> domain. Every problem with a request becomes a field violation naming the field.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use supervision_kit::{
-    Bureau, FieldViolations, Page,
-    convert::{long_text, on_behalf, optional_text, required_enum, required_text, timestamp},
+    Bureau, FieldViolations, Page, SpecialtyCode,
+    convert::{date, long_text, on_behalf, optional_text, required_date, required_enum, required_text, timestamp},
     vocab::is_prefixed_id,
 };
 use supervision_proto::{common, dispatch as pb};
 use tonic::Status;
 
-use crate::domain::{
-    NewSubmission, Submission, SubmissionFilter, SubmissionId, SubmissionKind, SubmissionStatus, Submitter, Visibility,
+use crate::{
+    domain::{
+        Activity, ActivityKind, ActivitySubject, ExceptionKind, FundSource, HalfDay, NewSubmission, NewTask, Session,
+        SessionId, Submission, SubmissionFilter, SubmissionId, SubmissionKind, SubmissionStatus, Submitter, Task,
+        TaskException, TaskFilter, TaskId, TaskMode, TaskOrigin, TaskStatus, TaskVisibility, Visibility,
+    },
+    store::tasks::split_page_token,
 };
 
 const MAX_SUBJECT_CHARS: usize = 200;
@@ -174,6 +179,407 @@ pub fn submission_to_proto(s: Submission) -> pb::Submission {
         }),
         submit_time: Some(timestamp(s.submitted_at)),
         update_time: Some(timestamp(s.updated_at)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------------------------
+
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_REFERENCE_CHARS: usize = 100;
+const MAX_DESCRIPTION_CHARS: usize = 2_000;
+const MAX_REASON_CHARS: usize = 500;
+const MAX_SESSIONS: usize = 60;
+const MAX_SPECIALTIES: usize = 20;
+/// Far above any real team; keeps a typo from asking the draw for a thousand experts.
+const MAX_TEAM: i32 = 10;
+
+/// A contract enum that must be set, as the domain vocabulary whose codes are its names without
+/// `$prefix`.
+macro_rules! from_pb {
+    ($value:expr, $pb:ty, $prefix:literal, $domain:ty, $field:expr, $what:expr, $v:expr) => {
+        required_enum::<$pb>($value, $field, $what, $v)
+            .and_then(|e| <$domain>::from_code(e.as_str_name().trim_start_matches($prefix)))
+    };
+}
+
+/// A domain vocabulary value as its contract enum number.
+macro_rules! to_pb {
+    ($value:expr, $pb:ty, $prefix:literal) => {
+        <$pb>::from_str_name(&format!(concat!($prefix, "{}"), $value.code())).map_or(0, |e| e as i32)
+    };
+}
+
+pub fn new_task(req: pb::CreateTaskRequest) -> Result<NewTask, Status> {
+    let mut v = FieldViolations::new();
+    let bureau = Bureau::from_proto(req.dispatching_bureau);
+    if bureau.is_none() {
+        v.add("dispatching_bureau", "must be the city (440700) or a county bureau of D13");
+    }
+    if !is_prefixed_id(&req.institution_id, "ins_") {
+        v.add("institution_id", "must be an institution id (ins_...)");
+    }
+    let title = required_text(&req.title, "title", MAX_TITLE_CHARS, &mut v);
+    let activity = activity(req.activity.as_ref(), &mut v);
+    let mode = from_pb!(req.mode, pb::TaskMode, "TASK_MODE_", TaskMode, "mode", "how it is carried out", &mut v);
+    let origin = from_pb!(req.origin, pb::TaskOrigin, "TASK_ORIGIN_", TaskOrigin, "origin", "why it exists", &mut v);
+    let complaint = origin == Some(TaskOrigin::Complaint);
+    if !req.origin_submission_id.is_empty() {
+        if !complaint {
+            v.add("origin_submission_id", "only a COMPLAINT task names the submission it comes from");
+        } else if SubmissionId::parse(&req.origin_submission_id).is_none() {
+            v.add("origin_submission_id", "must be a submission id (sub_...)");
+        }
+    }
+    if !req.reporter_expert_id.is_empty() {
+        if !complaint {
+            v.add("reporter_expert_id", "only a COMPLAINT task names the expert who reported it");
+        } else if !is_prefixed_id(&req.reporter_expert_id, "exp_") {
+            v.add("reporter_expert_id", "must be an expert id (exp_...)");
+        }
+    }
+    let sessions = sessions(&req.sessions, &mut v);
+    let team_size = req.team_size.and_then(|n| {
+        let ok = (1..=MAX_TEAM).contains(&n);
+        if !ok {
+            v.add("team_size", format!("must be 1 to {MAX_TEAM}, or absent for the edition's default"));
+        }
+        u32::try_from(n).ok().filter(|_| ok)
+    });
+    let backup_count = req.backup_count.and_then(|n| {
+        let ok = (0..=MAX_TEAM).contains(&n);
+        if !ok {
+            v.add("backup_count", format!("must be 0 to {MAX_TEAM}, or absent for the edition's default"));
+        }
+        u32::try_from(n).ok().filter(|_| ok)
+    });
+    let specialties = specialties(&req.specialties_wanted, &mut v);
+    let fund_source = from_pb!(
+        req.fund_source,
+        common::FundSource,
+        "FUND_SOURCE_",
+        FundSource,
+        "fund_source",
+        "one of the two funds of article 10",
+        &mut v
+    );
+    let urgent_reason = optional_text(&req.urgent_reason, "urgent_reason", MAX_REASON_CHARS, &mut v);
+    match (req.urgent, urgent_reason.is_empty()) {
+        (true, true) => v.add("urgent_reason", "an urgent task says why it is urgent"),
+        (false, false) => v.add("urgent_reason", "only an urgent task has an urgent reason"),
+        _ => {}
+    }
+    let exceptions = requested_exceptions(&req.exceptions, &mut v);
+    v.check()?;
+    let (Some(bureau), Some(activity), Some(mode), Some(origin), Some(fund_source)) =
+        (bureau, activity, mode, origin, fund_source)
+    else {
+        unreachable!("recorded as violations")
+    };
+    Ok(NewTask {
+        bureau,
+        institution_id: req.institution_id,
+        title,
+        activity,
+        mode,
+        origin,
+        origin_submission_id: req.origin_submission_id,
+        reporter_expert_id: req.reporter_expert_id,
+        sessions,
+        team_size,
+        backup_count,
+        specialties,
+        fund_source,
+        urgent_reason: req.urgent.then_some(urgent_reason),
+        exceptions,
+    })
+}
+
+fn activity(raw: Option<&pb::Activity>, v: &mut FieldViolations) -> Option<Activity> {
+    let Some(a) = raw else {
+        v.add("activity", "is required: what is trained or evaluated, and how");
+        return None;
+    };
+    let subject = from_pb!(
+        a.subject,
+        pb::ActivitySubject,
+        "ACTIVITY_SUBJECT_",
+        ActivitySubject,
+        "activity.subject",
+        "what is trained or evaluated",
+        v
+    );
+    let kind = from_pb!(
+        a.kind,
+        pb::ActivityKind,
+        "ACTIVITY_KIND_",
+        ActivityKind,
+        "activity.kind",
+        "training or a kind of evaluation",
+        v
+    );
+    let reference = optional_text(&a.reference, "activity.reference", MAX_REFERENCE_CHARS, v);
+    let description = long_text(&a.description, "activity.description", MAX_DESCRIPTION_CHARS, false, v);
+    Some(Activity { subject: subject?, kind: kind?, reference, description })
+}
+
+fn time_of_day(raw: Option<&common::TimeOfDay>, field: &str, v: &mut FieldViolations) -> Option<NaiveTime> {
+    let t = raw?;
+    let time = u32::try_from(t.hours)
+        .ok()
+        .zip(u32::try_from(t.minutes).ok())
+        .and_then(|(h, m)| NaiveTime::from_hms_opt(h, m, 0));
+    if time.is_none() {
+        v.add(field, "must be hours 0 to 23 and minutes 0 to 59");
+    }
+    time
+}
+
+/// The sessions in the request's order (so later problems name the caller's indexes); a repeated
+/// slot is named at its own index, field by field, with the index it repeats.
+fn sessions(raw: &[pb::TaskSession], v: &mut FieldViolations) -> Vec<Session> {
+    if raw.is_empty() {
+        v.add("sessions", "a task has at least one session");
+    }
+    if raw.len() > MAX_SESSIONS {
+        v.add("sessions", format!("at most {MAX_SESSIONS} sessions"));
+    }
+    let mut seen: Vec<((NaiveDate, HalfDay), usize)> = Vec::new();
+    let mut sessions = Vec::with_capacity(raw.len());
+    for (i, s) in raw.iter().enumerate() {
+        let at = |part: &str| format!("sessions[{i}].{part}");
+        if !s.id.is_empty() {
+            v.add(at("id"), "is output only");
+        }
+        let date = required_date(s.date.as_ref(), &at("date"), v);
+        let half_day = from_pb!(s.half_day, common::HalfDay, "HALF_DAY_", HalfDay, &at("half_day"), "AM or PM (D2)", v);
+        let planned_start = time_of_day(s.planned_start.as_ref(), &at("planned_start"), v);
+        let planned_end = time_of_day(s.planned_end.as_ref(), &at("planned_end"), v);
+        let (Some(date), Some(half_day)) = (date, half_day) else { continue };
+        if let Some((_, first)) = seen.iter().find(|(slot, _)| *slot == (date, half_day)) {
+            let repeated = format!("repeats sessions[{first}]: {date} {} is already a session", half_day.code());
+            v.add(at("date"), repeated.clone());
+            v.add(at("half_day"), repeated);
+            continue;
+        }
+        seen.push(((date, half_day), i));
+        sessions.push(Session { id: SessionId::generate(), date, half_day, planned_start, planned_end });
+    }
+    sessions
+}
+
+fn specialties(raw: &[common::SpecialtyCode], v: &mut FieldViolations) -> Vec<SpecialtyCode> {
+    if raw.len() > MAX_SPECIALTIES {
+        v.add("specialties_wanted", format!("at most {MAX_SPECIALTIES}"));
+    }
+    let mut codes: Vec<SpecialtyCode> = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        match SpecialtyCode::parse(&s.code) {
+            Some(code) if codes.contains(&code) => v.add(format!("specialties_wanted[{i}].code"), "is listed twice"),
+            Some(code) => codes.push(code),
+            None => v.add(format!("specialties_wanted[{i}].code"), "must be a code like 4-07-05 or 4-07-05-01"),
+        }
+    }
+    codes
+}
+
+/// The exceptions a new task asks for: SMALL_TEAM and CROSS_COUNTY, each once, with a reason;
+/// approval is the city's, later (the other kinds follow a draw, D15).
+fn requested_exceptions(raw: &[pb::TaskException], v: &mut FieldViolations) -> Vec<TaskException> {
+    let mut exceptions: Vec<TaskException> = Vec::new();
+    for (i, e) in raw.iter().enumerate() {
+        let at = |part: &str| format!("exceptions[{i}].{part}");
+        let kind = from_pb!(
+            e.kind,
+            pb::TaskExceptionKind,
+            "TASK_EXCEPTION_KIND_",
+            ExceptionKind,
+            &at("kind"),
+            "an exception kind",
+            v
+        );
+        let reason = required_text(&e.reason, &at("reason"), MAX_REASON_CHARS, v);
+        if e.approved || e.approved_by.is_some() || e.approve_time.is_some() {
+            v.add(at("approved"), "is output only: the city approves with ApproveTaskException");
+        }
+        if e.reduced_team_size != 0 {
+            v.add(at("reduced_team_size"), "is only for a REDUCED_TEAM approval");
+        }
+        match kind {
+            Some(ExceptionKind::ReducedTeam | ExceptionKind::NonRandomDesignation) => {
+                v.add(at("kind"), "follows a draw that found too small a pool (D15); it is not requested at creation");
+            }
+            Some(kind) if exceptions.iter().any(|x| x.kind == kind) => v.add(at("kind"), "is requested twice"),
+            Some(kind) => exceptions.push(TaskException { kind, reason, reduced_team_size: 0, approval: None }),
+            None => {}
+        }
+    }
+    exceptions
+}
+
+pub fn task_id(raw: &str, field: &str) -> Result<TaskId, Status> {
+    TaskId::parse(raw).ok_or_else(|| supervision_kit::error::invalid_field(field, "is not a task id (tsk_...)"))
+}
+
+pub fn task_listing(req: &pb::ListTasksRequest, visibility: TaskVisibility) -> Result<(TaskFilter, Page), Status> {
+    let mut v = FieldViolations::new();
+    let page = Page::parse(req.page.as_ref(), "page", |t| split_page_token(t).is_some(), &mut v);
+    let bureau = match req.dispatching_bureau {
+        0 => None,
+        value => {
+            let b = Bureau::from_proto(value);
+            if b.is_none() {
+                v.add("dispatching_bureau", "must be a bureau of D13");
+            }
+            b
+        }
+    };
+    if !req.institution_id.is_empty() && !is_prefixed_id(&req.institution_id, "ins_") {
+        v.add("institution_id", "must be an institution id (ins_...)");
+    }
+    let status = match req.status {
+        0 => None,
+        value => from_pb!(value, pb::TaskStatus, "TASK_STATUS_", TaskStatus, "status", "a task status", &mut v),
+    };
+    let session_dates = match &req.session_dates {
+        None => None,
+        Some(range) => {
+            let start = required_date(range.start.as_ref(), "session_dates.start", &mut v);
+            let end = required_date(range.end.as_ref(), "session_dates.end", &mut v);
+            match (start, end) {
+                (Some(a), Some(b)) if b < a => {
+                    v.add("session_dates.end", "must not be before the start");
+                    None
+                }
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            }
+        }
+    };
+    v.check()?;
+    let filter = TaskFilter {
+        visibility,
+        bureau,
+        institution_id: (!req.institution_id.is_empty()).then(|| req.institution_id.clone()),
+        status,
+        session_dates,
+    };
+    Ok((filter, page))
+}
+
+/// ApproveTaskException's fields: the kind, the approver's reason, and for REDUCED_TEAM the new N.
+pub fn approval(req: &pb::ApproveTaskExceptionRequest) -> Result<(TaskId, ExceptionKind, String, u32), Status> {
+    let mut v = FieldViolations::new();
+    let id = TaskId::parse(&req.task_id);
+    if id.is_none() {
+        v.add("task_id", "is not a task id (tsk_...)");
+    }
+    let kind = from_pb!(
+        req.kind,
+        pb::TaskExceptionKind,
+        "TASK_EXCEPTION_KIND_",
+        ExceptionKind,
+        "kind",
+        "an exception kind",
+        &mut v
+    );
+    let reason = required_text(&req.reason, "reason", MAX_REASON_CHARS, &mut v);
+    let reduced = match (kind, req.reduced_team_size) {
+        (Some(ExceptionKind::ReducedTeam), n) if n >= 1 => u32::try_from(n).unwrap_or_default(),
+        (Some(ExceptionKind::ReducedTeam), _) => {
+            v.add("reduced_team_size", "a reduced team has at least 1 expert");
+            0
+        }
+        (_, 0) => 0,
+        _ => {
+            v.add("reduced_team_size", "is only for a REDUCED_TEAM approval");
+            0
+        }
+    };
+    v.check()?;
+    let (Some(id), Some(kind)) = (id, kind) else { unreachable!("recorded as violations") };
+    Ok((id, kind, reason, reduced))
+}
+
+/// CancelTask's fields.
+pub fn cancellation(req: &pb::CancelTaskRequest) -> Result<(TaskId, String), Status> {
+    let mut v = FieldViolations::new();
+    let id = TaskId::parse(&req.task_id);
+    if id.is_none() {
+        v.add("task_id", "is not a task id (tsk_...)");
+    }
+    let reason = required_text(&req.reason, "reason", MAX_REASON_CHARS, &mut v);
+    v.check()?;
+    Ok((id.expect("recorded as a violation"), reason))
+}
+
+fn time_to_proto(t: NaiveTime) -> common::TimeOfDay {
+    common::TimeOfDay {
+        hours: i32::try_from(t.hour()).unwrap_or_default(),
+        minutes: i32::try_from(t.minute()).unwrap_or_default(),
+    }
+}
+
+pub fn task_to_proto(t: Task) -> pb::Task {
+    let d = t.details;
+    pb::Task {
+        id: t.id.to_string(),
+        task_number: t.number.to_string(),
+        dispatching_bureau: d.bureau.to_proto() as i32,
+        institution_id: d.institution_id,
+        title: d.title,
+        activity: Some(pb::Activity {
+            subject: to_pb!(d.activity.subject, pb::ActivitySubject, "ACTIVITY_SUBJECT_"),
+            kind: to_pb!(d.activity.kind, pb::ActivityKind, "ACTIVITY_KIND_"),
+            reference: d.activity.reference,
+            description: d.activity.description,
+        }),
+        mode: to_pb!(d.mode, pb::TaskMode, "TASK_MODE_"),
+        origin: to_pb!(d.origin, pb::TaskOrigin, "TASK_ORIGIN_"),
+        origin_submission_id: d.origin_submission_id,
+        reporter_expert_id: d.reporter_expert_id,
+        sessions: d
+            .sessions
+            .into_iter()
+            .map(|s| pb::TaskSession {
+                id: s.id.to_string(),
+                date: Some(date(s.date)),
+                half_day: to_pb!(s.half_day, common::HalfDay, "HALF_DAY_"),
+                planned_start: s.planned_start.map(time_to_proto),
+                planned_end: s.planned_end.map(time_to_proto),
+            })
+            .collect(),
+        team_size: i32::try_from(t.team_size).unwrap_or_default(),
+        backup_count: i32::try_from(t.backup_count).unwrap_or_default(),
+        specialties_wanted: d
+            .specialties
+            .iter()
+            .map(|s| common::SpecialtyCode { code: s.as_str().to_owned(), name: String::new() })
+            .collect(),
+        fund_source: to_pb!(d.fund_source, common::FundSource, "FUND_SOURCE_"),
+        urgent: d.urgent_reason.is_some(),
+        urgent_reason: d.urgent_reason.unwrap_or_default(),
+        exceptions: d
+            .exceptions
+            .into_iter()
+            .map(|e| pb::TaskException {
+                kind: to_pb!(e.kind, pb::TaskExceptionKind, "TASK_EXCEPTION_KIND_"),
+                reason: e.reason,
+                reduced_team_size: i32::try_from(e.reduced_team_size).unwrap_or_default(),
+                approved: e.approval.is_some(),
+                approved_by: e.approval.as_ref().map(|a| a.by.to_proto()),
+                approve_time: e.approval.as_ref().map(|a| timestamp(a.at)),
+            })
+            .collect(),
+        status: to_pb!(t.status, pb::TaskStatus, "TASK_STATUS_"),
+        cancel_reason: t.cancel_reason,
+        accepted_count: i32::try_from(t.accepted_count).unwrap_or_default(),
+        edition_number: i32::try_from(t.edition_number).unwrap_or_default(),
+        created_by: Some(t.created_by.to_proto()),
+        create_time: Some(timestamp(t.created_at)),
+        update_time: Some(timestamp(t.updated_at)),
+        revision: t.revision,
     }
 }
 

@@ -3,7 +3,12 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{domain::SubmissionRefused, store::StoreError};
+use supervision_reference::ReferenceError;
+
+use crate::{
+    domain::{SubmissionRefused, TaskRefused},
+    store::StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -11,6 +16,21 @@ pub enum Error {
     SubmissionNotFound(String),
     #[error(transparent)]
     Refused(#[from] SubmissionRefused),
+    #[error("task {0} not found")]
+    TaskNotFound(String),
+    #[error(transparent)]
+    TaskRefused(#[from] TaskRefused),
+    #[error("task {0} changed since it was read; read it again")]
+    TaskChanged(String),
+    /// The calendar lacks a year, or no edition is in force on a date (D3, D6).
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("{field} {problem}")]
+    InvalidField { field: String, problem: String },
+    #[error("institution {0} is not in the registry")]
+    InstitutionNotFound(String),
+    #[error("the registry cannot be reached, nothing was recorded; retry later: {0}")]
+    RegistryUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -48,6 +68,25 @@ impl From<Error> for Status {
                     ErrorDetails::with_error_info(reason, "supervision.dispatch.v1", []),
                 )
             }
+            Error::TaskNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.dispatch.v1.Task", id, "", ""),
+            ),
+            Error::TaskRefused(refused) => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(refused.reason(), "supervision.dispatch.v1", []),
+            ),
+            Error::TaskChanged(_) => Status::aborted(message),
+            Error::Reference(err) => err.into(),
+            Error::InstitutionNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.registry.v1.Institution", id, "", ""),
+            ),
+            Error::InvalidField { field, problem } => supervision_kit::error::invalid_field(field, problem),
+            Error::RegistryUnavailable(_) => Status::unavailable(message),
             Error::Store(err) => supervision_kit::internal(err),
         }
     }

@@ -1,5 +1,7 @@
 //! Dispatch's SQL: one function per statement, portable across SQLite and PostgreSQL.
 
+pub mod tasks;
+
 use sqlx::{AnyExecutor, Row, any::AnyRow};
 use supervision_kit::{
     Bureau, Page,
@@ -16,7 +18,7 @@ use crate::domain::{
 pub enum StoreError {
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
-    #[error("corrupt submissions row {id}: {problem}")]
+    #[error("corrupt row {id}: {problem}")]
     Corrupt { id: String, problem: String },
 }
 

@@ -13,7 +13,7 @@ use supervision_proto::finance::finance_service_server::{FinanceServiceServer, S
 use supervision_reference::{Reference, ReferenceArgs};
 use tonic::service::Routes;
 
-use crate::grpc::Finance;
+use crate::{grpc::Finance, registry::RegistryPeer};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -45,6 +45,7 @@ pub struct Config {
 pub struct App {
     foundation: Foundation,
     reference: Reference,
+    registry: RegistryPeer,
 }
 
 impl App {
@@ -55,7 +56,12 @@ impl App {
         let reference = config.reference.load()?;
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
-        Ok(Self { foundation, reference })
+        // Finance asks the registry for civil-servant status with its own SERVICE token.
+        let registry = RegistryPeer::new(
+            foundation.peers.get("registry").cloned(),
+            config.common.peers.service_token()?.as_deref(),
+        );
+        Ok(Self { foundation, reference, registry })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -73,7 +79,12 @@ impl App {
     }
 
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let service = Finance::new(self.foundation.db.clone(), self.foundation.clock.clone());
+        let service = Finance::new(
+            self.foundation.db.clone(),
+            self.foundation.clock.clone(),
+            self.reference.clone(),
+            self.registry,
+        );
         let routes = Routes::new(FinanceServiceServer::new(service))
             .add_service(self.reference.service(self.foundation.clock.clone()));
         Ok(self.foundation.serve(SERVICE_NAME, vec![CALENDAR_SERVICE], routes, shutdown).await?)

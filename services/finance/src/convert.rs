@@ -1,5 +1,7 @@
 //! proto <-> domain. Every problem with a request becomes a field violation naming the field.
 
+pub mod fee_lines;
+
 use supervision_kit::{Bureau, Caller, FieldViolations, Page, convert::required_enum, convert::timestamp};
 use supervision_proto::{common, finance as pb};
 use tonic::Status;

@@ -8,26 +8,83 @@ use supervision_proto::{
     common,
     finance::{self as pb, finance_service_server::FinanceService},
 };
+use supervision_reference::Reference;
 use tonic::{Request, Response, Status};
 
-use crate::{convert, exports};
+use crate::{
+    convert::{self, fee_lines as line_cx},
+    exports, fee_lines,
+    registry::RegistryPeer,
+};
 
 const EXPORT_LEDGER: &str = "/supervision.finance.v1.FinanceService/ExportLedger";
+const RECORD_SESSIONS: &str = "/supervision.finance.v1.FinanceService/RecordSessions";
 
 #[derive(Debug, Clone)]
 pub struct Finance {
     db: Db,
     clock: SharedClock,
+    reference: Reference,
+    registry: RegistryPeer,
 }
 
 impl Finance {
-    pub fn new(db: Db, clock: SharedClock) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: SharedClock, reference: Reference, registry: RegistryPeer) -> Self {
+        Self { db, clock, reference, registry }
     }
 }
 
 #[tonic::async_trait]
 impl FinanceService for Finance {
+    async fn record_sessions(
+        &self,
+        request: Request<pb::RecordSessionsRequest>,
+    ) -> Result<Response<pb::RecordSessionsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_SESSIONS, &message.request_id, &message)?;
+        let revision = line_cx::revision(&message)?;
+        let wrong = fee_lines::check_half_days(&self.reference, &revision)?;
+        if !wrong.is_empty() {
+            return Err(line_cx::wrong_half_days(&wrong));
+        }
+        // The registry is asked before the claim: no network call holds the write transaction.
+        let lookups = fee_lines::look_up(&self.db, &self.reference, &self.registry, &caller, &revision).await?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let outcome =
+            fee_lines::apply(claim.tx(), self.db.backend(), &self.clock, &caller, &command, &revision, &lookups)
+                .await?;
+        let response = line_cx::outcome_to_proto(outcome);
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_fee_line(
+        &self,
+        request: Request<pb::GetFeeLineRequest>,
+    ) -> Result<Response<pb::GetFeeLineResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = line_cx::line_id(request.get_ref())?;
+        let line = fee_lines::get(&self.db, &fee_lines::Scope::of(caller), &id).await?;
+        Ok(Response::new(pb::GetFeeLineResponse { line: Some(line_cx::line_to_proto(line)) }))
+    }
+
+    async fn list_fee_lines(
+        &self,
+        request: Request<pb::ListFeeLinesRequest>,
+    ) -> Result<Response<pb::ListFeeLinesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (filter, page) = line_cx::line_listing(request.get_ref(), caller)?;
+        let (lines, next) = fee_lines::list(&self.db, &filter, &page).await?;
+        Ok(Response::new(pb::ListFeeLinesResponse {
+            lines: lines.into_iter().map(line_cx::line_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
     async fn export_ledger(
         &self,
         request: Request<pb::ExportLedgerRequest>,

@@ -10,7 +10,9 @@ pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod exports;
+pub mod fee_lines;
 pub mod grpc;
+pub mod registry;
 pub mod store;
 
 pub use app::{App, Config};

@@ -1,5 +1,7 @@
 //! Finance's SQL: one function per statement, portable across SQLite and PostgreSQL.
 
+pub mod fee_lines;
+
 use sqlx::{AnyExecutor, Row, any::AnyRow};
 use supervision_kit::{
     Bureau, Page,

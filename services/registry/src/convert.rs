@@ -1,6 +1,8 @@
 //! proto <-> domain. Every problem with a request becomes a field violation naming the field.
 
+pub mod appointments;
 pub mod experts;
+pub mod relations;
 
 use supervision_kit::{
     Bureau, FieldViolations, Page,

@@ -34,6 +34,21 @@ pub enum Error {
          create the expert without existing_appointment"
     )]
     ExistingAppointmentUnsupported,
+    #[error("appointment {0} not found")]
+    AppointmentNotFound(String),
+    #[error("an expert who is {status} cannot be {ground}")]
+    TransitionRefused { status: &'static str, ground: &'static str },
+    #[error("the expert holds no running term to {0}")]
+    NoRunningTerm(&'static str),
+    #[error("renewal opens on {opens} and closes when the term ends on {ends}; the decision is dated {decided}")]
+    OutsideRenewalWindow { opens: String, ends: String, decided: String },
+    #[error("{0}")]
+    ReplacementRefused(String),
+    #[error("relation {0} not found")]
+    RelationNotFound(String),
+    /// Ending a relation already ended, or touching one recorded in error.
+    #[error("relation {0} is already ended or recorded in error")]
+    RelationClosed(String),
     #[error("no civil-servant status is recorded for {date}: the history starts on {first}")]
     NoCivilServantStatus { date: String, first: String },
     /// Problems found once stored data is known (a merged profile, an institution id), as
@@ -116,6 +131,53 @@ impl From<Error> for Status {
                 );
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
+            Error::AppointmentNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.registry.v1.Appointment", id, "", ""),
+            ),
+            Error::TransitionRefused { status, ground } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "STATUS_TRANSITION_NOT_ALLOWED",
+                    DOMAIN,
+                    HashMap::from([("status".to_owned(), status.to_owned()), ("ground".to_owned(), ground.to_owned())]),
+                ),
+            ),
+            Error::NoRunningTerm(_) => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info("NO_RUNNING_TERM", DOMAIN, HashMap::new()),
+            ),
+            Error::OutsideRenewalWindow { opens, ends, .. } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "OUTSIDE_RENEWAL_WINDOW",
+                    DOMAIN,
+                    HashMap::from([("opens".to_owned(), opens), ("term_end".to_owned(), ends)]),
+                ),
+            ),
+            Error::ReplacementRefused(_) => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info("REPRESENTATIVE_REPLACEMENT_REFUSED", DOMAIN, HashMap::new()),
+            ),
+            Error::RelationNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.registry.v1.Relation", id, "", ""),
+            ),
+            Error::RelationClosed(id) => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "RELATION_ALREADY_ENDED",
+                    DOMAIN,
+                    HashMap::from([("relation_id".to_owned(), id)]),
+                ),
+            ),
             Error::NoCivilServantStatus { date, first } => Status::with_error_details(
                 Code::FailedPrecondition,
                 message,

@@ -46,15 +46,20 @@ pub fn visibility(caller: &Caller, expert: &ExpertId) -> Visibility {
     }
 }
 
-/// Whether `caller` gets payee details in full: AUDITOR, or a SERVICE (finance) acting for
-/// FINANCE, FINANCE_LEAD, CITY_ADMIN or AUDITOR.
+/// Whether `caller` gets payee details in full: AUDITOR, or the finance service itself (its token
+/// subject, not merely any SERVICE token) acting for FINANCE, FINANCE_LEAD, CITY_ADMIN or
+/// AUDITOR. The acting user is only declared by the calling service, so the service must be the
+/// one trusted with payees.
 pub fn payee_visibility(caller: &Caller) -> Visibility {
     let full = match caller.role {
         Role::Auditor => true,
-        Role::Service => caller
-            .acting_for
-            .as_ref()
-            .is_some_and(|a| matches!(a.role.as_str(), "FINANCE" | "FINANCE_LEAD" | "CITY_ADMIN" | "AUDITOR")),
+        Role::Service => {
+            caller.subject == supervision_kit::auth::service_subject("finance")
+                && caller
+                    .acting_for
+                    .as_ref()
+                    .is_some_and(|a| matches!(a.role.as_str(), "FINANCE" | "FINANCE_LEAD" | "CITY_ADMIN" | "AUDITOR"))
+        }
         _ => false,
     };
     if full { Visibility::Full } else { Visibility::Masked }
@@ -104,6 +109,7 @@ pub async fn create(
         last_confirmed_year: 0,
         application_id: String::new(),
         current_term_end: None,
+        appointment: None,
         revision: 1,
         created_at: now,
         updated_at: now,
@@ -140,7 +146,7 @@ pub async fn get(db: &Db, key: &PersonalDataKey, caller: &Caller, id: &ExpertId)
 /// A read-only transaction whose statements all see one snapshot, so an expert's row and its
 /// child rows are read consistently beside concurrent updates (SQLite's read transactions are
 /// snapshots already; PostgreSQL needs REPEATABLE READ for it). Dropped, it rolls back.
-async fn snapshot(db: &Db) -> Result<Transaction<'static, Any>, Error> {
+pub(crate) async fn snapshot(db: &Db) -> Result<Transaction<'static, Any>, Error> {
     let mut tx = db.pool().begin().await?;
     if db.backend() == Backend::Postgres {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
@@ -148,7 +154,7 @@ async fn snapshot(db: &Db) -> Result<Transaction<'static, Any>, Error> {
     Ok(tx)
 }
 
-async fn load(conn: &mut AnyConnection, key: &PersonalDataKey, id: &ExpertId) -> Result<Expert, Error> {
+pub(crate) async fn load(conn: &mut AnyConnection, key: &PersonalDataKey, id: &ExpertId) -> Result<Expert, Error> {
     sql::get_expert(conn, key, id).await?.ok_or_else(|| Error::ExpertNotFound(id.to_string()))
 }
 
@@ -396,7 +402,7 @@ pub async fn payee(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn append_audit(
+pub(crate) async fn append_audit(
     tx: &mut Transaction<'static, Any>,
     db: &Db,
     clock: &SharedClock,
@@ -493,9 +499,12 @@ mod tests {
     #[test]
     fn payees_are_plain_only_for_finance_through_its_service_and_for_auditors() {
         let acting = |role: &str| Caller {
+            subject: "svc:finance".into(),
             acting_for: Some(Actor { subject: "f".into(), role: role.into(), bureau: Some("440700".into()) }),
             ..caller(Role::Service, None)
         };
+        let forged = Caller { subject: "svc:dispatch".into(), ..acting("FINANCE") };
+        assert_eq!(payee_visibility(&forged), Visibility::Masked, "another service cannot claim finance's trust");
         for role in ["FINANCE", "FINANCE_LEAD", "CITY_ADMIN", "AUDITOR"] {
             assert_eq!(payee_visibility(&acting(role)), Visibility::Full, "{role}");
         }

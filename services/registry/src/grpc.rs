@@ -2,19 +2,24 @@
 //! use case (idempotently when it changes state), convert back.
 
 use chrono::NaiveDate;
+use sha2::Digest;
 use supervision_kit::{
     Caller, Db, SharedClock, audit,
     idempotency::{self, Begun, Command},
     personal::PersonalDataKey,
 };
-use supervision_proto::registry::{self as pb, registry_service_server::RegistryService};
+use supervision_proto::{
+    common,
+    registry::{self as pb, registry_service_server::RegistryService},
+};
 use supervision_reference::{Reference, shanghai_today};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, codegen::BoxStream};
 
 use crate::{
-    convert::{self, experts as cx},
+    appointments,
+    convert::{self, appointments as ca, experts as cx, relations as cr},
     domain::Visibility,
-    experts, institutions,
+    experts, institutions, relations,
 };
 
 const CREATE_INSTITUTION: &str = "/supervision.registry.v1.RegistryService/CreateInstitution";
@@ -22,6 +27,15 @@ const CREATE_EXPERT: &str = "/supervision.registry.v1.RegistryService/CreateExpe
 const UPDATE_EXPERT: &str = "/supervision.registry.v1.RegistryService/UpdateExpert";
 const CONFIRM_EXPERT_DATA: &str = "/supervision.registry.v1.RegistryService/ConfirmExpertData";
 const RECORD_CIVIL_SERVANT_STATUS: &str = "/supervision.registry.v1.RegistryService/RecordCivilServantStatus";
+const APPOINT_EXPERT: &str = "/supervision.registry.v1.RegistryService/AppointExpert";
+const RENEW_TERM: &str = "/supervision.registry.v1.RegistryService/RenewTerm";
+const SUSPEND_EXPERT: &str = "/supervision.registry.v1.RegistryService/SuspendExpert";
+const REINSTATE_EXPERT: &str = "/supervision.registry.v1.RegistryService/ReinstateExpert";
+const RETIRE_EXPERT: &str = "/supervision.registry.v1.RegistryService/RetireExpert";
+const TERMINATE_EXPERT: &str = "/supervision.registry.v1.RegistryService/TerminateExpert";
+const RECORD_RELATION: &str = "/supervision.registry.v1.RegistryService/RecordRelation";
+const END_RELATION: &str = "/supervision.registry.v1.RegistryService/EndRelation";
+const RECORD_CONFLICT: &str = "/supervision.registry.v1.RegistryService/RecordConflict";
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -54,6 +68,32 @@ impl Registry {
         let id = cx::expert_id(&stored.map(|e| e.id).unwrap_or_default(), "id")?;
         let expert = experts::get(&self.db, &self.key, caller, &id).await?;
         Ok(self.expert_for(caller, &expert))
+    }
+}
+
+impl Registry {
+    /// Runs a status change idempotently; the stored answer holds the expert masked, a replay
+    /// shows it as `caller` may see it.
+    async fn status_change(
+        &self,
+        caller: &Caller,
+        command: &Command,
+        request: ca::StatusRequest,
+    ) -> Result<(pb::Expert, pb::ExpertStatusChange), Status> {
+        let mut claim = match idempotency::begin(&self.db, &self.clock, command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::SuspendExpertResponse = stored;
+                let expert = self.replayed(caller, stored.expert).await?;
+                return Ok((expert, stored.change.unwrap_or_default()));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let changed =
+            appointments::change_status(claim.tx(), &self.db, &self.clock, &self.key, caller, command, request).await?;
+        let change = ca::status_change_to_proto(&changed.change);
+        let stored = cx::expert_to_proto(&changed.expert, Visibility::Masked, self.today());
+        claim.finish(&pb::SuspendExpertResponse { expert: Some(stored), change: Some(change.clone()) }).await?;
+        Ok((self.expert_for(caller, &changed.expert), change))
     }
 }
 
@@ -246,6 +286,303 @@ impl RegistryService for Registry {
         let (id, purpose) = cx::payee_query(request.get_ref())?;
         let (expert, visibility) = experts::payee(&self.db, &self.clock, &self.key, caller, &id, &purpose).await?;
         Ok(Response::new(cx::payee_to_proto(&expert, visibility)))
+    }
+
+    async fn appoint_expert(
+        &self,
+        request: Request<pb::AppointExpertRequest>,
+    ) -> Result<Response<pb::AppointExpertResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, APPOINT_EXPERT, &message.request_id, &message)?;
+        let new = ca::new_appointment(&message, self.today())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::AppointExpertResponse = stored;
+                let expert = self.replayed(&caller, stored.expert).await?;
+                return Ok(Response::new(pb::AppointExpertResponse { expert: Some(expert), ..stored }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let done = appointments::appoint(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.key,
+            &self.reference,
+            &caller,
+            &command,
+            new,
+        )
+        .await?;
+        let appointment = Some(ca::appointment_to_proto(&done.appointment, self.today()));
+        let stored = pb::AppointExpertResponse {
+            expert: Some(cx::expert_to_proto(&done.expert, Visibility::Masked, self.today())),
+            appointment: appointment.clone(),
+            existing_record: done.existing_record,
+        };
+        claim.finish(&stored).await?;
+        Ok(Response::new(pb::AppointExpertResponse {
+            expert: Some(self.expert_for(&caller, &done.expert)),
+            appointment,
+            existing_record: done.existing_record,
+        }))
+    }
+
+    async fn renew_term(
+        &self,
+        request: Request<pb::RenewTermRequest>,
+    ) -> Result<Response<pb::RenewTermResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RENEW_TERM, &message.request_id, &message)?;
+        let renewal = ca::renewal(&message, self.today())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::RenewTermResponse = stored;
+                let expert = self.replayed(&caller, stored.expert).await?;
+                return Ok(Response::new(pb::RenewTermResponse { expert: Some(expert), ..stored }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let done = appointments::renew(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.key,
+            &self.reference,
+            &caller,
+            &command,
+            renewal,
+        )
+        .await?;
+        let appointment = Some(ca::appointment_to_proto(&done.appointment, self.today()));
+        let stored = pb::RenewTermResponse {
+            expert: Some(cx::expert_to_proto(&done.expert, Visibility::Masked, self.today())),
+            appointment: appointment.clone(),
+        };
+        claim.finish(&stored).await?;
+        Ok(Response::new(pb::RenewTermResponse { expert: Some(self.expert_for(&caller, &done.expert)), appointment }))
+    }
+
+    async fn list_appointments(
+        &self,
+        request: Request<pb::ListAppointmentsRequest>,
+    ) -> Result<Response<pb::ListAppointmentsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (filter, page) = ca::appointment_listing(request.get_ref())?;
+        let today = self.today();
+        let (items, next) = appointments::list(&self.db, caller, filter, today, &page).await?;
+        Ok(Response::new(pb::ListAppointmentsResponse {
+            appointments: items.iter().map(|a| ca::appointment_to_proto(a, today)).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_certificate(
+        &self,
+        request: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::GetCertificateResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let r = request.get_ref();
+        let id = ca::appointment_id(&r.appointment_id, "appointment_id")?;
+        if r.format != common::FileFormat::Html as i32 {
+            return Err(supervision_kit::error::invalid_field(
+                "format",
+                "must be HTML: the certificate prints from HTML",
+            ));
+        }
+        let (appointment, expert) = appointments::certificate(&self.db, &self.key, caller, &id).await?;
+        let today = self.today();
+        let html = appointments::render_certificate(&appointment, &expert, today).into_bytes();
+        let file = common::FileContent {
+            file_name: format!("任用证书-{}.html", appointment.certificate_number),
+            media_type: "text/html; charset=utf-8".into(),
+            sha256: hex::encode(sha2::Sha256::digest(&html)),
+            content: html,
+        };
+        Ok(Response::new(pb::GetCertificateResponse {
+            file: Some(file),
+            appointment: Some(ca::appointment_to_proto(&appointment, today)),
+        }))
+    }
+
+    async fn suspend_expert(
+        &self,
+        request: Request<pb::SuspendExpertRequest>,
+    ) -> Result<Response<pb::SuspendExpertResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, SUSPEND_EXPERT, &message.request_id, &message)?;
+        let change = ca::suspension(&message, self.today())?;
+        let (expert, change) = self.status_change(&caller, &command, change).await?;
+        Ok(Response::new(pb::SuspendExpertResponse { expert: Some(expert), change: Some(change) }))
+    }
+
+    async fn reinstate_expert(
+        &self,
+        request: Request<pb::ReinstateExpertRequest>,
+    ) -> Result<Response<pb::ReinstateExpertResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, REINSTATE_EXPERT, &message.request_id, &message)?;
+        let change = ca::reinstatement(&message, self.today())?;
+        let (expert, change) = self.status_change(&caller, &command, change).await?;
+        Ok(Response::new(pb::ReinstateExpertResponse { expert: Some(expert), change: Some(change) }))
+    }
+
+    async fn retire_expert(
+        &self,
+        request: Request<pb::RetireExpertRequest>,
+    ) -> Result<Response<pb::RetireExpertResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RETIRE_EXPERT, &message.request_id, &message)?;
+        let by_the_expert = caller.role == supervision_kit::Role::Expert;
+        let change = ca::retirement(&message, self.clock.now(), self.today(), by_the_expert)?;
+        let (expert, change) = self.status_change(&caller, &command, change).await?;
+        Ok(Response::new(pb::RetireExpertResponse { expert: Some(expert), change: Some(change) }))
+    }
+
+    async fn terminate_expert(
+        &self,
+        request: Request<pb::TerminateExpertRequest>,
+    ) -> Result<Response<pb::TerminateExpertResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, TERMINATE_EXPERT, &message.request_id, &message)?;
+        let change = ca::termination(&message, self.today())?;
+        let (expert, change) = self.status_change(&caller, &command, change).await?;
+        Ok(Response::new(pb::TerminateExpertResponse { expert: Some(expert), change: Some(change) }))
+    }
+
+    async fn list_status_changes(
+        &self,
+        request: Request<pb::ListStatusChangesRequest>,
+    ) -> Result<Response<pb::ListStatusChangesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (filter, page) = ca::status_change_listing(request.get_ref())?;
+        let (items, next) = appointments::list_changes(&self.db, caller, filter, &page).await?;
+        Ok(Response::new(pb::ListStatusChangesResponse {
+            changes: items.iter().map(ca::status_change_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn record_relation(
+        &self,
+        request: Request<pb::RecordRelationRequest>,
+    ) -> Result<Response<pb::RecordRelationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_RELATION, &message.request_id, &message)?;
+        let by_the_expert = caller.role == supervision_kit::Role::Expert;
+        let new = cr::new_relation(&message, self.clock.now(), self.today(), by_the_expert)?;
+        experts::require_own(&caller, &new.expert_id)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let relation = relations::record(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordRelationResponse { relation: Some(cr::relation_to_proto(&relation)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn end_relation(
+        &self,
+        request: Request<pb::EndRelationRequest>,
+    ) -> Result<Response<pb::EndRelationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, END_RELATION, &message.request_id, &message)?;
+        let end = cr::relation_end(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let relation = relations::end(claim.tx(), &self.db, &self.clock, &caller, &command, end).await?;
+        let response = pb::EndRelationResponse { relation: Some(cr::relation_to_proto(&relation)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_relations(
+        &self,
+        request: Request<pb::ListRelationsRequest>,
+    ) -> Result<Response<pb::ListRelationsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (filter, page) = cr::relation_listing(request.get_ref())?;
+        let (items, next) = relations::list(&self.db, caller, filter, self.today(), &page).await?;
+        Ok(Response::new(pb::ListRelationsResponse {
+            relations: items.iter().map(cr::relation_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn record_conflict(
+        &self,
+        request: Request<pb::RecordConflictRequest>,
+    ) -> Result<Response<pb::RecordConflictResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_CONFLICT, &message.request_id, &message)?;
+        let new = cr::recusal(&message, self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let relation = relations::record(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordConflictResponse { relation: Some(cr::relation_to_proto(&relation)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn query_conflicts(
+        &self,
+        request: Request<pb::QueryConflictsRequest>,
+    ) -> Result<Response<pb::QueryConflictsResponse>, Status> {
+        let query = cr::conflict_query(request.get_ref())?;
+        let (items, next) = relations::query(&self.db, &self.reference, query).await?;
+        Ok(Response::new(pb::QueryConflictsResponse {
+            experts: items.iter().map(|(e, reasons)| cr::conflicted_to_proto(e, reasons)).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn stream_draw_pool(
+        &self,
+        request: Request<pb::StreamDrawPoolRequest>,
+    ) -> Result<Response<BoxStream<pb::StreamDrawPoolResponse>>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let pool = cr::pool_request(request.get_ref())?;
+        let mut reader = relations::open_pool(&self.db, &self.clock, &self.reference, &caller, &pool).await?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            loop {
+                let message = match reader.next_batch().await {
+                    Ok(Some(batch)) => Ok(pb::StreamDrawPoolResponse {
+                        experts: batch.iter().map(cr::pool_expert_to_proto).collect(),
+                        end: None,
+                    }),
+                    Ok(None) => {
+                        let end = pb::DrawPoolEnd {
+                            expert_count: i32::try_from(reader.count).unwrap_or(i32::MAX),
+                            as_of: Some(supervision_kit::convert::timestamp(reader.as_of)),
+                        };
+                        let _ = sender.send(Ok(pb::StreamDrawPoolResponse { experts: vec![], end: Some(end) })).await;
+                        return;
+                    }
+                    Err(err) => Err(Status::from(err)),
+                };
+                let failed = message.is_err();
+                // A receiver gone (the caller hung up) ends the read.
+                if sender.send(message).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
     async fn get_audit_head(

@@ -7,12 +7,14 @@
 //! storage.
 
 pub mod app;
+pub mod appointments;
 pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod experts;
 pub mod grpc;
 pub mod institutions;
+pub mod relations;
 pub mod store;
 
 pub use app::{App, Config};

@@ -1,6 +1,18 @@
 //! The registry's SQL: one function per statement, portable across SQLite and PostgreSQL.
 
+/// The columns `appointments::appointment_from_row` reads, as a literal so queries stay static
+/// strings (also in `experts`, which attaches each expert's last term).
+macro_rules! appointment_columns {
+    () => {
+        "id, expert_id, term_number, kind, decision_date, term_start, term_end, certificate_number, \
+         certificate_status, application_id, renewal_id, previous_appointment_id, end_reason, ended_date, \
+         edition_number, created_at"
+    };
+}
+
+pub mod appointments;
 pub mod experts;
+pub mod relations;
 
 use sqlx::{AnyExecutor, Row, any::AnyRow};
 use supervision_kit::{

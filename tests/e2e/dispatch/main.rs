@@ -1,3 +1,4 @@
 //! End-to-end tests of the dispatch service, over gRPC, on SQLite and on PostgreSQL.
 
 mod submissions;
+mod tasks;

@@ -1,3 +1,4 @@
 //! End-to-end tests of the finance service, over gRPC, on SQLite and on PostgreSQL.
 
+mod fees;
 mod ledger;

@@ -40,8 +40,21 @@ pub async fn run(command: AuditCommand, settings: &Settings, out: &Output) -> an
         }
         AuditCommand::Verify { service, anchor } => {
             let anchor = anchor.map(|path| read_anchor(&path)).transpose()?;
+            // The entries first, the head after: every entry a service appends moves the head
+            // in the same transaction, so an entry read before the head can lie beyond it only if
+            // someone wrote it around the service. Writes landing while the pages are read are
+            // covered by the later head, so a busy service does not look tampered with.
+            let mut exported = fetch_entries(settings, &service).await?;
             let head = fetch_head(settings, &service).await?;
-            let exported = fetch_entries(settings, &service).await?;
+            if let Some(beyond) = exported.iter().find(|e| e.sequence > head.sequence) {
+                bail!(
+                    "audit chain of {service} is NOT intact: audit chain broken at entry {}: it lies beyond the head \
+                     (entry {}), so it was inserted around the service",
+                    beyond.sequence,
+                    head.sequence
+                );
+            }
+            exported.retain(|e| e.sequence <= head.sequence);
             let mut entries = Vec::with_capacity(exported.len());
             for e in &exported {
                 let entry = api::from_proto(e).map_err(|problem| anyhow::anyhow!("entry {}: {problem}", e.sequence))?;

@@ -22,8 +22,9 @@ pub enum TokenCommand {
         /// Bureau of a scoped role, as a division code (440705) or name (新会区).
         #[arg(long)]
         bureau: Option<String>,
-        /// Who the token speaks for (a staff login, `svc:dispatch`, ...).
-        #[arg(long, default_value = "supctl-user")]
+        /// Who the token speaks for: a staff login, or `svc:dispatch` for a service. Required,
+        /// because audit entries name it and "someone other than" rules compare it.
+        #[arg(long)]
         subject: String,
         /// Expert id of an EXPERT token.
         #[arg(long)]

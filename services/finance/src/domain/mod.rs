@@ -2,12 +2,14 @@
 //!
 //! Fees (article 10; D1, D2, D9): [`hours`] turns minutes into class hours and start times into
 //! half-days, [`cap`] shares an expert's half-day cap among sessions, [`fees`] prices each session,
-//! [`slot`] turns a revision from dispatch into reversing and charge lines, [`tax`] computes the
-//! withholding on a month's income, and [`statement`] settles one payment of a month.
+//! [`slot`] turns a revision from dispatch into reversing and charge lines, [`fee_line`] is a line
+//! as kept, [`tax`] computes the withholding on a month's income, and [`statement`] settles one
+//! payment of a month.
 //! docs/fees-and-tax.md explains the rules with worked examples.
 
 pub mod cap;
 pub mod export;
+pub mod fee_line;
 pub mod fees;
 pub mod hours;
 pub mod ledger;
@@ -18,6 +20,7 @@ pub mod tax;
 
 pub use cap::{Allocation, SlotSession, allocate_cap};
 pub use export::{ExportId, ExportKind, ExportRecord, FileEncoding};
+pub use fee_line::{EditionFees, FeeLine, FeeLineId, LineKind, LineStatus, Payer, SlotKey};
 pub use fees::{FeeBasis, FeeRules, SessionFee, ZeroReason, price_session, price_slot};
 pub use hours::{ClassHourRules, HalfDay, Rounding};
 pub use ledger::{Ledger, LedgerQuery, LedgerRow, MonthRange, YearMonth};

@@ -170,7 +170,7 @@ fn mask_paths(mask: Option<&prost_types::FieldMask>, v: &mut FieldViolations) ->
 }
 
 /// The parts of `raw` that `paths` name, each checked.
-fn profile_patch(
+pub(crate) fn profile_patch(
     raw: &pb::ExpertProfile,
     paths: &[ProfilePath],
     today: NaiveDate,
@@ -259,7 +259,7 @@ fn profile_patch(
 }
 
 /// A required contract enum value, turned into a domain enum through its name (`PREFIX_CODE`).
-fn required_coded<P: TryFrom<i32>, D>(
+pub(crate) fn required_coded<P: TryFrom<i32>, D>(
     value: i32,
     field: &str,
     what: &str,
@@ -277,11 +277,11 @@ fn required_coded<P: TryFrom<i32>, D>(
 }
 
 /// The contract value of a domain code (`PREFIX_CODE`); 0 (unspecified) if the contract lacks it.
-fn contract_value<P: Into<i32>>(prefix: &str, code: &str, from_name: fn(&str) -> Option<P>) -> i32 {
+pub(crate) fn contract_value<P: Into<i32>>(prefix: &str, code: &str, from_name: fn(&str) -> Option<P>) -> i32 {
     from_name(&format!("{prefix}{code}")).map_or(0, Into::into)
 }
 
-fn civil_servant_status(value: i32, field: &str, v: &mut FieldViolations) -> Option<CivilServantStatus> {
+pub(crate) fn civil_servant_status(value: i32, field: &str, v: &mut FieldViolations) -> Option<CivilServantStatus> {
     required_coded(
         value,
         field,
@@ -387,11 +387,11 @@ fn bank_account(raw: Option<&common::BankAccount>, field: &str, v: &mut FieldVio
     Some(BankAccount { holder_name, bank_name, branch_name, account_number: account_number? })
 }
 
-fn organisation_is_empty(o: &common::Organisation) -> bool {
+pub(crate) fn organisation_is_empty(o: &common::Organisation) -> bool {
     o.name.trim().is_empty() && o.credit_code.trim().is_empty() && o.institution_id.trim().is_empty()
 }
 
-fn organisation(raw: &common::Organisation, field: &str, v: &mut FieldViolations) -> Organisation {
+pub(crate) fn organisation(raw: &common::Organisation, field: &str, v: &mut FieldViolations) -> Organisation {
     let name = required_text(&raw.name, &format!("{field}.name"), MAX_ORGANISATION_CHARS, v);
     let credit_code = if raw.credit_code.trim().is_empty() {
         None
@@ -436,7 +436,12 @@ fn employer(
     Some(Employer { organisation, post, since })
 }
 
-fn evidence(raw: Option<&common::Evidence>, field: &str, required: bool, v: &mut FieldViolations) -> Evidence {
+pub(crate) fn evidence(
+    raw: Option<&common::Evidence>,
+    field: &str,
+    required: bool,
+    v: &mut FieldViolations,
+) -> Evidence {
     let mut out = Evidence::default();
     if let Some(raw) = raw {
         out.description = long_text(&raw.description, &format!("{field}.description"), MAX_NOTE_CHARS, false, v);
@@ -476,7 +481,11 @@ fn evidence(raw: Option<&common::Evidence>, field: &str, required: bool, v: &mut
     out
 }
 
-fn categories(raw: &[pb::CategoryHolding], today: NaiveDate, v: &mut FieldViolations) -> Vec<CategoryHolding> {
+pub(crate) fn categories(
+    raw: &[pb::CategoryHolding],
+    today: NaiveDate,
+    v: &mut FieldViolations,
+) -> Vec<CategoryHolding> {
     if raw.is_empty() {
         v.add("profile.categories", "must hold at least one of the 11 categories of article 5");
     }
@@ -789,8 +798,7 @@ pub fn expert_to_proto(e: &Expert, visibility: Visibility, today: NaiveDate) -> 
         id: e.id.to_string(),
         profile: Some(profile_to_proto(&e.profile, visibility)),
         status: contract_value("EXPERT_STATUS_", e.status.code(), pb::ExpertStatus::from_str_name),
-        // Appointments are recorded by the appointment part of the registry (issue 5, item 5).
-        appointment: None,
+        appointment: e.appointment.as_ref().map(|a| super::appointments::appointment_to_proto(a, today)),
         civil_servant_status,
         trained: e.trained,
         last_confirmed_year: e.last_confirmed_year,
@@ -806,7 +814,8 @@ pub fn profile_to_proto(p: &Profile, visibility: Visibility) -> pb::ExpertProfil
         kind: contract_value("EXPERT_KIND_", p.kind.code(), common::ExpertKind::from_str_name),
         name: p.name.clone(),
         gender: p.gender.map_or(0, |g| contract_value("GENDER_", g.code(), common::Gender::from_str_name)),
-        birth_date: p.birth_date.map(date),
+        // With a masked number the birth date would give most of the number back (personal.rs).
+        birth_date: p.birth_date.filter(|_| visibility == Visibility::Full).map(date),
         identity: Some(document_to_proto(&p.identity, visibility)),
         other_identities: p.other_identities.iter().map(|d| document_to_proto(d, visibility)).collect(),
         locality: Some(locality_to_proto(&p.locality)),
@@ -870,7 +879,7 @@ fn locality_to_proto(l: &Locality) -> common::Locality {
     }
 }
 
-fn organisation_to_proto(o: &Organisation) -> common::Organisation {
+pub(crate) fn organisation_to_proto(o: &Organisation) -> common::Organisation {
     common::Organisation {
         name: o.name.clone(),
         credit_code: o.credit_code.as_ref().map(ToString::to_string).unwrap_or_default(),
@@ -1255,7 +1264,7 @@ mod tests {
     fn masked_responses_show_no_plain_personal_data() {
         let new = new_expert(&valid(), today()).unwrap();
         let p = profile_to_proto(&new.profile, Visibility::Masked);
-        assert_eq!(p.identity.as_ref().unwrap().number, "1101**********002X");
+        assert_eq!(p.identity.as_ref().unwrap().number, "**************002X");
         assert!(p.identity.as_ref().unwrap().masked);
         let c = p.contact.unwrap();
         assert_eq!(

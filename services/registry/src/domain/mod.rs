@@ -28,10 +28,16 @@ macro_rules! coded_enum {
     };
 }
 
+pub mod appointment;
 pub mod civil_servant;
 pub mod expert;
 pub mod institution;
+pub mod relation;
 
+pub use appointment::{
+    Appointment, AppointmentId, AppointmentKind, CertificateStatus, StatusChange, StatusChangeId, StatusGround,
+    TermEndReason,
+};
 pub use civil_servant::{CivilServantEntry, CivilServantPeriod, CivilServantStatus};
 pub use expert::{
     BankAccount, Category, CategoryHolding, ChangeId, Condition, ConditionRecord, Contact, DocumentRef, Employer,
@@ -40,5 +46,8 @@ pub use expert::{
 };
 pub use institution::{
     Institution, InstitutionFilter, InstitutionId, InstitutionKind, InstitutionStatus, LegalStanding, NewInstitution,
+};
+pub use relation::{
+    ConflictPath, ConflictReason, InstitutionFamily, ProfileLinks, Relation, RelationId, RelationKind, RelationSource,
 };
 pub use supervision_kit::credit_code::{CreditCode, CreditCodeError};

@@ -89,7 +89,7 @@ fn enc(key: &PersonalDataKey, plain: &str) -> String {
     if plain.is_empty() { String::new() } else { key.encrypt(plain) }
 }
 
-fn date_text(d: Option<NaiveDate>) -> String {
+pub(crate) fn date_text(d: Option<NaiveDate>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()
 }
 
@@ -577,6 +577,24 @@ async fn assemble(
         civil_servant.entry(id).or_default().push(entry);
     }
 
+    // Every term of the page's experts, in term order: the last one is the current (or last) term.
+    let mut appointments: HashMap<String, crate::domain::Appointment> = HashMap::new();
+    for row in children_query!(
+        conn,
+        "id, expert_id, term_number, kind, decision_date, term_start, term_end, certificate_number, \
+         certificate_status, application_id, renewal_id, previous_appointment_id, end_reason, ended_date, \
+         edition_number, created_at",
+        "appointments",
+        "term_number"
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        let appointment = super::appointments::appointment_from_row(&row)?;
+        appointments.insert(appointment.expert_id.to_string(), appointment);
+    }
+
     heads
         .into_iter()
         .map(|head| {
@@ -595,6 +613,7 @@ async fn assemble(
             p.conditions = conditions.remove(&id).unwrap_or_default();
             p.specialties = specialties.remove(&id).unwrap_or_default();
             expert.civil_servant = civil_servant.remove(&id).unwrap_or_default();
+            expert.appointment = appointments.remove(&id);
             Ok(expert)
         })
         .collect()
@@ -693,6 +712,7 @@ fn head_from_row(row: &AnyRow, key: &PersonalDataKey) -> Result<Expert, StoreErr
         last_confirmed_year: row.try_get::<i32, _>("last_confirmed_year")?,
         application_id: text("application_id")?,
         current_term_end: opt_date(&text("current_term_end")?).map_err(bad)?,
+        appointment: None,
         revision: row.try_get::<i64, _>("revision")?,
         created_at: parse_instant(&text("created_at")?).map_err(|e| bad(format!("created_at: {e}")))?,
         updated_at: parse_instant(&text("updated_at")?).map_err(|e| bad(format!("updated_at: {e}")))?,
@@ -740,23 +760,23 @@ fn change_from_row(row: &AnyRow) -> Result<ExpertChange, StoreError> {
     })
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_json::from_str(text).map_err(|e| format!("json: {e}"))
 }
 
-fn actor_json(actor: Option<&Actor>) -> String {
+pub(crate) fn actor_json(actor: Option<&Actor>) -> String {
     actor.map(json).unwrap_or_default()
 }
 
-fn opt_actor(text: &str) -> Result<Option<Actor>, String> {
+pub(crate) fn opt_actor(text: &str) -> Result<Option<Actor>, String> {
     if text.is_empty() { Ok(None) } else { from_json(text).map(Some) }
 }
 
-fn on_behalf_json(o: Option<&OnBehalf>) -> String {
+pub(crate) fn on_behalf_json(o: Option<&OnBehalf>) -> String {
     o.map(|o| {
         serde_json::json!({ "channel": o.channel, "received_at": format_instant(o.received_at), "note": o.note })
             .to_string()
@@ -764,7 +784,7 @@ fn on_behalf_json(o: Option<&OnBehalf>) -> String {
     .unwrap_or_default()
 }
 
-fn opt_on_behalf(text: &str) -> Result<Option<OnBehalf>, String> {
+pub(crate) fn opt_on_behalf(text: &str) -> Result<Option<OnBehalf>, String> {
     if text.is_empty() {
         return Ok(None);
     }
@@ -778,7 +798,7 @@ fn opt_on_behalf(text: &str) -> Result<Option<OnBehalf>, String> {
     }))
 }
 
-fn opt_date(text: &str) -> Result<Option<NaiveDate>, String> {
+pub(crate) fn opt_date(text: &str) -> Result<Option<NaiveDate>, String> {
     if text.is_empty() {
         return Ok(None);
     }

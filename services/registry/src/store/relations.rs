@@ -1,0 +1,383 @@
+//! Relations, the conflicts they make, and the draw pool: SQL only, portable across SQLite and
+//! PostgreSQL. An institution's family (itself, its parent, its sub-units; D20) is a subquery,
+//! so every statement stays a static string.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{AnyConnection, Row, any::AnyRow};
+use supervision_kit::{
+    Page,
+    storage::{format_instant, parse_instant},
+};
+
+use super::{
+    CorruptRow, StoreError,
+    appointments::status_change_from_row,
+    experts::{actor_json, date_text, from_json, json, on_behalf_json, opt_actor, opt_date, opt_on_behalf},
+    institution_from_row,
+};
+use crate::domain::{
+    CreditCode, ExpertId, ExpertStatus, Institution, InstitutionId, Organisation, ProfileLinks, Relation, RelationId,
+    RelationKind, RelationSource, StatusChange,
+};
+
+/// The columns `relation_from_row` reads.
+macro_rules! relation_columns {
+    () => {
+        "id, expert_id, relation_type, institution_id, org_name, org_credit_code, counterpart_name, \
+         counterpart_role, valid_from, valid_to, source, source_ref, evidence_json, note, recorded_by_json, \
+         on_behalf_json, recorded_at, recorded_in_error, end_reason"
+    };
+}
+
+/// The ids of the family of the institution `$1`: itself, its parent and its sub-units.
+macro_rules! family_ids {
+    () => {
+        "SELECT id FROM institutions WHERE id = $1 OR parent_id = $1 \
+         OR id = (SELECT parent_id FROM institutions WHERE id = $1)"
+    };
+}
+
+/// The credit codes in the family of the institution `$1` (legal entities only have one).
+macro_rules! family_codes {
+    () => {
+        "SELECT credit_code FROM institutions WHERE credit_code IS NOT NULL AND (id = $1 OR parent_id = $1 \
+         OR id = (SELECT parent_id FROM institutions WHERE id = $1))"
+    };
+}
+
+pub async fn insert_relation(conn: &mut AnyConnection, r: &Relation) -> Result<(), sqlx::Error> {
+    let (org_name, org_code) = r
+        .organisation
+        .as_ref()
+        .map(|o| (o.name.clone(), o.credit_code.as_ref().map(ToString::to_string).unwrap_or_default()))
+        .unwrap_or_default();
+    sqlx::query(concat!(
+        "INSERT INTO expert_relations (",
+        relation_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    ))
+    .bind(r.id.as_str())
+    .bind(r.expert_id.as_str())
+    .bind(r.kind.code())
+    .bind(r.institution_id.as_ref().map(ToString::to_string).unwrap_or_default())
+    .bind(org_name)
+    .bind(org_code)
+    .bind(&r.counterpart_name)
+    .bind(&r.counterpart_role)
+    .bind(date_text(r.valid_from))
+    .bind(date_text(r.valid_to))
+    .bind(r.source.code())
+    .bind(&r.source_ref)
+    .bind(json(&r.evidence))
+    .bind(&r.note)
+    .bind(actor_json(Some(&r.recorded_by)))
+    .bind(on_behalf_json(r.on_behalf.as_ref()))
+    .bind(format_instant(r.recorded_at))
+    .bind(i32::from(r.recorded_in_error))
+    .bind(&r.end_reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether the expert `id` is registered.
+pub async fn expert_exists(conn: &mut AnyConnection, id: &ExpertId) -> Result<bool, sqlx::Error> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT id FROM experts WHERE id = $1").bind(id.as_str()).fetch_optional(&mut *conn).await?;
+    Ok(found.is_some())
+}
+
+/// One relation.
+pub async fn get_relation(conn: &mut AnyConnection, id: &RelationId) -> Result<Option<Relation>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", relation_columns!(), " FROM expert_relations WHERE id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| relation_from_row(&r)).transpose()
+}
+
+/// Ends a relation on `end` (only one still open) or marks it recorded in error (any not already
+/// so), in one statement that takes the row's lock; `false` when the relation is not in that state
+/// (or does not exist).
+pub async fn end_relation(
+    conn: &mut AnyConnection,
+    id: &RelationId,
+    end: Option<NaiveDate>,
+    in_error: bool,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE expert_relations SET valid_to = CASE WHEN $2 = '' THEN valid_to ELSE $2 END, \
+         recorded_in_error = $3, end_reason = $4 WHERE id = $1 AND recorded_in_error = 0 AND (valid_to = '' OR $3 = 1)",
+    )
+    .bind(id.as_str())
+    .bind(date_text(end))
+    .bind(i32::from(in_error))
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Filters of ListRelations.
+#[derive(Debug, Clone, Default)]
+pub struct RelationFilter {
+    pub expert_id: Option<ExpertId>,
+    /// Relations naming this institution, by id or by its credit code.
+    pub institution_id: Option<InstitutionId>,
+    pub kind: Option<RelationKind>,
+    pub include_ended: bool,
+}
+
+/// One page of relations, newest first; ended ones (last day before `today`, or in error) only
+/// when asked for.
+pub async fn list_relations(
+    conn: &mut AnyConnection,
+    filter: &RelationFilter,
+    today: NaiveDate,
+    page: &Page,
+) -> Result<Vec<Relation>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        relation_columns!(),
+        " FROM expert_relations \
+         WHERE ($1 = '' OR id < $1) \
+           AND ($2 = '' OR expert_id = $2) \
+           AND ($3 = '' OR institution_id = $3 OR (org_credit_code <> '' AND org_credit_code = \
+                (SELECT credit_code FROM institutions WHERE id = $3))) \
+           AND ($4 = '' OR relation_type = $4) \
+           AND ($5 = 1 OR (recorded_in_error = 0 AND (valid_to = '' OR valid_to >= $6))) \
+         ORDER BY id DESC LIMIT $7"
+    ))
+    .bind(page.after.as_deref().unwrap_or_default())
+    .bind(filter.expert_id.as_ref().map(ToString::to_string).unwrap_or_default())
+    .bind(filter.institution_id.as_ref().map(ToString::to_string).unwrap_or_default())
+    .bind(filter.kind.map(RelationKind::code).unwrap_or_default())
+    .bind(i32::from(filter.include_ended))
+    .bind(today.to_string())
+    .bind(i64::from(page.size))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(relation_from_row).collect()
+}
+
+/// The institution `id` with its parent and its sub-units (D20); empty if `id` is unknown.
+pub async fn institution_family(conn: &mut AnyConnection, id: &InstitutionId) -> Result<Vec<Institution>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT id, kind, name, credit_code, parent_id, county, address, head, status, created_at, updated_at \
+         FROM institutions WHERE id IN (",
+        family_ids!(),
+        ") ORDER BY id"
+    ))
+    .bind(id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| institution_from_row(r).map_err(Into::into)).collect()
+}
+
+/// Every relation not recorded in error that names a member of the family of `id`, by
+/// institution id or by credit code, by expert.
+pub async fn family_relations(conn: &mut AnyConnection, id: &InstitutionId) -> Result<Vec<Relation>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        relation_columns!(),
+        " FROM expert_relations WHERE recorded_in_error = 0 AND (institution_id IN (",
+        family_ids!(),
+        ") OR (org_credit_code <> '' AND org_credit_code IN (",
+        family_codes!(),
+        "))) ORDER BY expert_id, id"
+    ))
+    .bind(id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(relation_from_row).collect()
+}
+
+/// Experts whose employer or represented unit is a member of the family of `id`, with those
+/// links.
+pub async fn family_profile_links(
+    conn: &mut AnyConnection,
+    id: &InstitutionId,
+) -> Result<Vec<(ExpertId, ProfileLinks)>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT id, employer_institution_id, employer_key, represented_institution_id, represented_credit_code \
+         FROM experts WHERE employer_institution_id IN (",
+        family_ids!(),
+        ") OR employer_key IN (",
+        family_codes!(),
+        ") OR represented_institution_id IN (",
+        family_ids!(),
+        ") OR represented_credit_code IN (",
+        family_codes!(),
+        ") ORDER BY id"
+    ))
+    .bind(id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let raw: String = row.try_get("id")?;
+            let id = ExpertId::parse(&raw).ok_or_else(|| CorruptRow {
+                table: "experts",
+                id: raw.clone(),
+                problem: "id".into(),
+            })?;
+            Ok((
+                id,
+                ProfileLinks {
+                    employer_institution_id: row.try_get("employer_institution_id")?,
+                    employer_credit_code: row.try_get("employer_key")?,
+                    represented_institution_id: row.try_get("represented_institution_id")?,
+                    represented_credit_code: row.try_get("represented_credit_code")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// One candidate of the draw pool as stored.
+#[derive(Debug, Clone)]
+pub struct PoolRow {
+    pub expert_id: ExpertId,
+    pub status: ExpertStatus,
+    pub trained: bool,
+    pub employer_key: String,
+    pub represented: Option<Organisation>,
+    pub links: ProfileLinks,
+    pub term_start: NaiveDate,
+    pub term_end: NaiveDate,
+}
+
+/// Up to `limit` experts after `after` (by id) that hold an appointment, are not NOT_APPOINTED,
+/// and whose latest term did not end (early or at its end) before `first_date`, each with that
+/// term.
+pub async fn pool_page(
+    conn: &mut AnyConnection,
+    after: &str,
+    first_date: NaiveDate,
+    limit: u32,
+) -> Result<Vec<PoolRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.status, e.trained, e.employer_key, e.employer_institution_id, e.represented_name, \
+         e.represented_credit_code, e.represented_institution_id, a.term_start, a.term_end \
+         FROM experts e JOIN appointments a ON a.expert_id = e.id \
+           AND a.term_number = (SELECT MAX(m.term_number) FROM appointments m WHERE m.expert_id = e.id) \
+         WHERE e.id > $1 AND e.status <> 'NOT_APPOINTED' \
+           AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $2 \
+         ORDER BY e.id LIMIT $3",
+    )
+    .bind(after)
+    .bind(first_date.to_string())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(pool_row).collect()
+}
+
+fn pool_row(row: &AnyRow) -> Result<PoolRow, StoreError> {
+    let raw: String = row.try_get("id")?;
+    let bad = |problem: String| CorruptRow { table: "experts", id: raw.clone(), problem };
+    let text = |col: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(col)?) };
+    let day = |col: &str| -> Result<NaiveDate, StoreError> {
+        Ok(opt_date(&text(col)?).map_err(bad)?.ok_or_else(|| bad(format!("{col} is empty")))?)
+    };
+    let status = text("status")?;
+    let (represented_name, represented_code) = (text("represented_name")?, text("represented_credit_code")?);
+    let represented_institution = text("represented_institution_id")?;
+    let represented = (!represented_name.is_empty() || !represented_code.is_empty()).then(|| Organisation {
+        name: represented_name,
+        credit_code: CreditCode::parse(&represented_code).ok(),
+        institution_id: InstitutionId::parse(&represented_institution),
+    });
+    Ok(PoolRow {
+        expert_id: ExpertId::parse(&raw).ok_or_else(|| bad("id".into()))?,
+        status: ExpertStatus::from_code(&status).ok_or_else(|| bad(format!("status {status}")))?,
+        trained: row.try_get::<i32, _>("trained")? != 0,
+        employer_key: text("employer_key")?,
+        represented,
+        links: ProfileLinks {
+            employer_institution_id: text("employer_institution_id")?,
+            employer_credit_code: text("employer_key")?,
+            represented_institution_id: represented_institution,
+            represented_credit_code: represented_code,
+        },
+        term_start: day("term_start")?,
+        term_end: day("term_end")?,
+    })
+}
+
+/// The specialty codes of the experts with ids in (`after`, `last`], by expert then ordinal.
+pub async fn specialty_codes_between(
+    conn: &mut AnyConnection,
+    after: &str,
+    last: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT expert_id, code FROM expert_specialties WHERE expert_id > $1 AND expert_id <= $2 \
+         ORDER BY expert_id, ordinal",
+    )
+    .bind(after)
+    .bind(last)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Status changes recorded to take effect after `today`, oldest first.
+pub async fn scheduled_changes(conn: &mut AnyConnection, today: NaiveDate) -> Result<Vec<StatusChange>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, expert_id, previous_status, status, ground, effective_date, at, reason, incident_id, \
+         appointment_id, certificate_status, actor_json, evidence_json, on_behalf_json \
+         FROM expert_status_changes WHERE effective_date > $1 ORDER BY id",
+    )
+    .bind(today.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(status_change_from_row).collect()
+}
+
+fn relation_from_row(row: &AnyRow) -> Result<Relation, StoreError> {
+    let raw_id: String = row.try_get("id")?;
+    let bad = |problem: String| CorruptRow { table: "expert_relations", id: raw_id.clone(), problem };
+    let text = |col: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(col)?) };
+    let kind = text("relation_type")?;
+    let source = text("source")?;
+    let expert = text("expert_id")?;
+    let institution = text("institution_id")?;
+    let (org_name, org_code) = (text("org_name")?, text("org_credit_code")?);
+    let organisation = if org_name.is_empty() && org_code.is_empty() {
+        None
+    } else {
+        let credit_code = if org_code.is_empty() {
+            None
+        } else {
+            Some(CreditCode::parse(&org_code).map_err(|e| bad(format!("org_credit_code: {e}")))?)
+        };
+        Some(Organisation { name: org_name, credit_code, institution_id: None })
+    };
+    let recorded_at: DateTime<Utc> =
+        parse_instant(&text("recorded_at")?).map_err(|e| bad(format!("recorded_at: {e}")))?;
+    Ok(Relation {
+        id: RelationId::parse(&raw_id).ok_or_else(|| bad("id".into()))?,
+        expert_id: ExpertId::parse(&expert).ok_or_else(|| bad("expert_id".into()))?,
+        kind: RelationKind::from_code(&kind).ok_or_else(|| bad(format!("relation_type {kind}")))?,
+        institution_id: if institution.is_empty() {
+            None
+        } else {
+            Some(InstitutionId::parse(&institution).ok_or_else(|| bad("institution_id".into()))?)
+        },
+        organisation,
+        counterpart_name: text("counterpart_name")?,
+        counterpart_role: text("counterpart_role")?,
+        valid_from: opt_date(&text("valid_from")?).map_err(bad)?,
+        valid_to: opt_date(&text("valid_to")?).map_err(bad)?,
+        source: RelationSource::from_code(&source).ok_or_else(|| bad(format!("source {source}")))?,
+        source_ref: text("source_ref")?,
+        evidence: from_json(&text("evidence_json")?).map_err(bad)?,
+        note: text("note")?,
+        recorded_by: opt_actor(&text("recorded_by_json")?).map_err(bad)?.ok_or_else(|| bad("recorded_by".into()))?,
+        on_behalf: opt_on_behalf(&text("on_behalf_json")?).map_err(bad)?,
+        recorded_at,
+        recorded_in_error: row.try_get::<i32, _>("recorded_in_error")? != 0,
+        end_reason: text("end_reason")?,
+    })
+}

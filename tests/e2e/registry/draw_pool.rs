@@ -1,0 +1,233 @@
+//! The draw pool dispatch streams (ARCHITECTURE.md "The draw" step 1; D14, D18): every appointed
+//! expert whose latest term has not ended before the first session date, with status, term,
+//! trained flag, specialty codes, employer key, represented unit and conflict reasons for the
+//! institution, in id order, in batches, ending with the count; opaque ids only.
+
+use chrono::Datelike;
+use supervision_proto::{
+    common::{CivilServantStatus, Date, Organisation, RelationType, Specialty, SpecialtyCode},
+    registry::{
+        ConflictPath, CreateExpertRequest, DrawPoolExpert, ExpertStatus, ListAuditEntriesRequest,
+        StreamDrawPoolRequest, StreamDrawPoolResponse, SuspendExpertRequest,
+        registry_service_client::RegistryServiceClient,
+    },
+};
+use testkit::{AuthedChannel, Backend, Role, RunningService, on_both_backends, service_acting_for, spawn_registry};
+use tonic::Code;
+
+use crate::{
+    appointments::{admin, appoint, appoint_request, date, id, profile, recruitment, today, violated_fields},
+    relations::{PARENT_CODE, by_bureau, institution, legal_entity, record, sub_unit},
+};
+
+on_both_backends!(the_pool_lists_only_appointed_experts_with_their_conflict_reasons, a_pool_of_hundreds_streams_whole,);
+
+/// A valid resident identity number (GB 11643 check character) for person `n`.
+fn resident(n: u32) -> String {
+    let body = format!("44070319800101{:03}", n % 1000);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body.bytes().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
+}
+
+fn days_from_today(n: i64) -> Date {
+    let t = today();
+    let d = chrono::NaiveDate::from_ymd_opt(t.year, t.month as u32, t.day as u32).unwrap() + chrono::Duration::days(n);
+    Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
+}
+
+fn dispatch(registry: &RunningService) -> RegistryServiceClient<AuthedChannel> {
+    RegistryServiceClient::new(service_acting_for(&registry.channel, "dispatch", Role::CityOperator, None))
+}
+
+fn pool_request(institution: &str, dates: Vec<Date>) -> StreamDrawPoolRequest {
+    StreamDrawPoolRequest { institution_id: institution.into(), session_dates: dates, task_id: format!("tsk_{}", id()) }
+}
+
+/// Every message of the stream.
+async fn stream(
+    c: &mut RegistryServiceClient<AuthedChannel>,
+    req: StreamDrawPoolRequest,
+) -> Result<Vec<StreamDrawPoolResponse>, tonic::Status> {
+    let mut s = c.stream_draw_pool(req).await?.into_inner();
+    let mut messages = Vec::new();
+    while let Some(m) = s.message().await? {
+        messages.push(m);
+    }
+    Ok(messages)
+}
+
+/// The experts of a whole stream, checking its shape: batches of at most 1,000 in id order, then
+/// one message with the end and the right count.
+fn experts_of(messages: &[StreamDrawPoolResponse]) -> Vec<DrawPoolExpert> {
+    let (last, batches) = messages.split_last().expect("at least the end");
+    assert!(last.experts.is_empty(), "the last message carries only the end");
+    let end = last.end.expect("the stream ends with the count");
+    assert!(end.as_of.is_some());
+    let experts: Vec<DrawPoolExpert> = batches
+        .iter()
+        .flat_map(|m| {
+            assert!(m.end.is_none() && !m.experts.is_empty() && m.experts.len() <= 1000);
+            m.experts.clone()
+        })
+        .collect();
+    assert_eq!(end.expert_count as usize, experts.len());
+    assert!(experts.windows(2).all(|w| w[0].expert_id < w[1].expert_id), "in id order");
+    experts
+}
+
+async fn the_pool_lists_only_appointed_experts_with_their_conflict_reasons(backend: Backend) {
+    let registry = spawn_registry(backend).await;
+    let parent = institution(&registry, legal_entity(PARENT_CODE, "江门市技师学院")).await;
+    let studio = institution(&registry, sub_unit(&parent, "江门市技师学院烹饪工作室")).await;
+    let decided = Some(days_from_today(-30));
+
+    // Employed by the parent, with specialties.
+    let mut req = appoint_request("李明", &resident(1), decided);
+    let p = req.profile.as_mut().unwrap();
+    p.employer.as_mut().unwrap().organisation = Some(Organisation {
+        name: "江门市技师学院".into(),
+        credit_code: PARENT_CODE.into(),
+        institution_id: String::new(),
+    });
+    p.specialties = ["4-03-02-01", "4-07-05"]
+        .iter()
+        .map(|c| Specialty {
+            code: Some(SpecialtyCode { code: (*c).into(), name: String::new() }),
+            ..Default::default()
+        })
+        .collect();
+    let employed = appoint(&registry, req).await.expert.unwrap().id;
+    // A paid service for the studio.
+    let related = appoint(&registry, appoint_request("王芳", &resident(2), decided)).await.expert.unwrap().id;
+    let relation = record(&registry, by_bureau(&related, RelationType::PaidService, &studio)).await;
+    // Nothing to do with the institution.
+    let plain = appoint(&registry, appoint_request("张伟", &resident(3), decided)).await.expert.unwrap().id;
+    // Suspended from a later date: in the pool, with the change scheduled.
+    let suspended = appoint(&registry, appoint_request("赵敏", &resident(4), decided)).await.expert.unwrap().id;
+    let suspension = admin(&registry)
+        .suspend_expert(SuspendExpertRequest {
+            request_id: id(),
+            expert_id: suspended.clone(),
+            reason: "调查期间暂停".into(),
+            effective_date: Some(days_from_today(20)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .change
+        .unwrap();
+    // A term that ended before the sessions, and an expert never appointed: not in the pool.
+    let lapsed = appoint(&registry, appoint_request("钱进", &resident(5), date(2024, 6, 1))).await.expert.unwrap().id;
+    let never = admin(&registry)
+        .create_expert(CreateExpertRequest {
+            request_id: id(),
+            profile: Some(profile("孙丽", &resident(6))),
+            civil_servant_status: CivilServantStatus::None as i32,
+            civil_servant_since: None,
+            existing_appointment: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .expert
+        .unwrap()
+        .id;
+
+    let sessions = vec![days_from_today(10), days_from_today(11)];
+    let messages = stream(&mut dispatch(&registry), pool_request(&studio, sessions.clone())).await.unwrap();
+    let experts = experts_of(&messages);
+    let mut want = vec![employed.clone(), related.clone(), plain.clone(), suspended.clone()];
+    want.sort();
+    assert_eq!(experts.iter().map(|e| e.expert_id.clone()).collect::<Vec<_>>(), want);
+    assert!(!experts.iter().any(|e| e.expert_id == lapsed || e.expert_id == never));
+
+    let of = |id: &str| experts.iter().find(|e| e.expert_id == id).unwrap().clone();
+    let e = of(&employed);
+    assert_eq!(e.status, ExpertStatus::Active as i32);
+    assert_eq!(e.term.unwrap().start, decided);
+    assert!(!e.trained);
+    assert_eq!(e.employer_key, PARENT_CODE);
+    assert_eq!(e.specialties.iter().map(|s| s.code.as_str()).collect::<Vec<_>>(), ["4-03-02-01", "4-07-05"]);
+    assert!(e.specialties.iter().all(|s| s.name.is_empty()), "codes only");
+    assert_eq!(
+        e.conflicts.iter().map(|r| (r.relation_type, r.path)).collect::<Vec<_>>(),
+        [(RelationType::CurrentEmployment as i32, ConflictPath::Employer as i32)]
+    );
+    let r = of(&related);
+    assert_eq!(r.conflicts.len(), 1);
+    assert_eq!(r.conflicts[0].relation_id, relation.id);
+    assert_eq!(r.conflicts[0].path, ConflictPath::Direct as i32);
+    assert!(of(&plain).conflicts.is_empty());
+    assert_eq!(of(&plain).employer_key, "91350100M000100Y43");
+    let s = of(&suspended);
+    assert_eq!(s.status, ExpertStatus::Suspended as i32);
+    assert_eq!(s.scheduled_change.unwrap().id, suspension.id);
+
+    // D18: ids and codes only, never a name or an identity number.
+    let everything = format!("{messages:?}");
+    for text in ["李明", "王芳", "张伟", "赵敏", "江门市技师学院"] {
+        assert!(!everything.contains(text), "{text} in the stream");
+    }
+    for n in 1..=4 {
+        assert!(!everything.contains(&resident(n)), "an ID number in the stream");
+    }
+
+    // The read is audited with the task id.
+    let entries = admin(&registry)
+        .list_audit_entries(ListAuditEntriesRequest {
+            entity_type: "institution".into(),
+            entity_id: studio.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(entries.iter().any(|e| e.action == "read_draw_pool" && e.after_json.contains("tsk_")), "{entries:?}");
+
+    // Operators get the pool only through PrepareDraw (docs/rpc-roles.md); bad requests are named.
+    let mut operator = RegistryServiceClient::new(registry.as_role(Role::CityOperator, None));
+    let err = stream(&mut operator, pool_request(&studio, sessions)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let bad = StreamDrawPoolRequest { institution_id: studio.clone(), session_dates: vec![], task_id: String::new() };
+    let err = stream(&mut dispatch(&registry), bad).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["session_dates", "task_id"]);
+    let unknown = pool_request("ins_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f", vec![days_from_today(10)]);
+    assert_eq!(stream(&mut dispatch(&registry), unknown).await.unwrap_err().code(), Code::NotFound);
+    registry.stop().await;
+}
+
+async fn a_pool_of_hundreds_streams_whole(backend: Backend) {
+    const EXPERTS: u32 = 300;
+    let registry = spawn_registry(backend).await;
+    let school = institution(&registry, legal_entity(PARENT_CODE, "江门市技师学院")).await;
+    let decided = Some(days_from_today(-30));
+    let mut appointed = Vec::new();
+    for chunk in (0..EXPERTS).collect::<Vec<_>>().chunks(10) {
+        let mut set = tokio::task::JoinSet::new();
+        for n in chunk {
+            let mut c = recruitment(&registry);
+            let req = appoint_request(&format!("专家{n}"), &resident(*n), decided);
+            set.spawn(async move { c.appoint_expert(req).await.unwrap().into_inner().expert.unwrap().id });
+        }
+        while let Some(id) = set.join_next().await {
+            appointed.push(id.unwrap());
+        }
+    }
+    // Every tenth has a relation with the institution.
+    appointed.sort();
+    for expert in appointed.iter().step_by(10) {
+        let mut req = by_bureau(expert, RelationType::Colleague, &school);
+        req.counterpart_name = "陈老师".into();
+        record(&registry, req).await;
+    }
+
+    let messages = stream(&mut dispatch(&registry), pool_request(&school, vec![days_from_today(5)])).await.unwrap();
+    let experts = experts_of(&messages);
+    assert_eq!(experts.iter().map(|e| e.expert_id.clone()).collect::<Vec<_>>(), appointed);
+    assert_eq!(experts.iter().filter(|e| !e.conflicts.is_empty()).count(), (EXPERTS as usize).div_ceil(10));
+    registry.stop().await;
+}
