@@ -17,6 +17,13 @@ mkdir -p data
 "$bin/supctl" keys init --dir data/dev-keys >/dev/null
 
 export JWT_PUBLIC_KEY_FILE=data/dev-keys/token-public.pem
+# Each service's own SERVICE token (subject svc:<name>), for its calls to the others.
+for svc in "${services[@]}"; do
+  "$bin/supctl" --private-key-file data/dev-keys/token-private.pem token issue \
+    --role SERVICE --subject "svc:$svc" --hours 720 > "data/dev-keys/$svc.token"
+done
+# The calls between services of ARCHITECTURE.md's table.
+peers="REGISTRY_ENDPOINT=http://127.0.0.1:50051 DISPATCH_ENDPOINT=http://127.0.0.1:50053 FINANCE_ENDPOINT=http://127.0.0.1:50054"
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -32,7 +39,7 @@ declare -A own=([registry]="PERSONAL_DATA_KEY_FILE=data/dev-keys/personal-data.k
 for svc in "${services[@]}"; do
   upper=${svc^^}
   env "${upper}_LISTEN=127.0.0.1:${port[$svc]}" "${upper}_DATABASE_URL=sqlite://data/${svc}.db" \
-    "METRICS_LISTEN=127.0.0.1:${metrics[$svc]}" ${own[$svc]:-} \
+    "METRICS_LISTEN=127.0.0.1:${metrics[$svc]}" "SERVICE_TOKEN_FILE=data/dev-keys/$svc.token" $peers ${own[$svc]:-} \
     "$bin/$svc" > "data/${svc}.log" 2>&1 &
   pids+=($!)
 done

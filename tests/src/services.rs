@@ -50,6 +50,19 @@ impl RunningService {
         identity::with_token(&self.channel, Some(&identity::token(role, bureau)))
     }
 
+    /// A channel that sends a valid token of the user `subject` of `role` (scoped to `bureau`
+    /// where the role needs one): two users of the same role are two different people.
+    pub fn as_user(&self, subject: &str, role: Role, bureau: Option<Bureau>) -> AuthedChannel {
+        let token = identity::token_for(supervision_kit::auth::TokenRequest {
+            subject: subject.to_owned(),
+            role,
+            bureau,
+            expert_id: None,
+            ttl: Duration::from_secs(3600),
+        });
+        identity::with_token(&self.channel, Some(&token))
+    }
+
     /// The URL of the service's database, for tests that inspect or tamper with it directly.
     pub fn database_url(&self) -> &str {
         self._db.as_ref().expect("the database is held until the service stops").url()

@@ -80,6 +80,7 @@ impl App {
             self.foundation.clock.clone(),
             self.reference.clone(),
             self.registry,
+            self.foundation.locks.clone(),
         );
         let routes = Routes::new(DispatchServiceServer::new(service))
             .add_service(self.reference.service(self.foundation.clock.clone()));

@@ -9,14 +9,22 @@ use supervision_kit::{
 use supervision_proto::{common, dispatch as pb};
 use tonic::Status;
 
+use crate::domain::{
+    Assignment, AssignmentId, AssignmentStatus, Draw, DrawId, DrawStatus, ExclusionReason, Outcome, Pick,
+    draw::exclusion_counts,
+};
 use crate::{
     domain::{
         Activity, ActivityKind, ActivitySubject, ExceptionKind, FundSource, HalfDay, NewSubmission, NewTask, Session,
         SessionId, Submission, SubmissionFilter, SubmissionId, SubmissionKind, SubmissionStatus, Submitter, Task,
         TaskException, TaskFilter, TaskId, TaskMode, TaskOrigin, TaskStatus, TaskVisibility, Visibility,
     },
-    store::tasks::split_page_token,
+    store::{
+        draws::{AssignmentFilter, DrawFilter},
+        tasks::split_page_token,
+    },
 };
+use supervision_draw::DiceDigits;
 
 const MAX_SUBJECT_CHARS: usize = 200;
 const MAX_CONTENT_CHARS: usize = 20_000;
@@ -581,6 +589,198 @@ pub fn task_to_proto(t: Task) -> pb::Task {
         update_time: Some(timestamp(t.updated_at)),
         revision: t.revision,
     }
+}
+
+pub fn draw_id(raw: &str, field: &str) -> Result<DrawId, Status> {
+    DrawId::parse(raw).ok_or_else(|| supervision_kit::error::invalid_field(field, "must be a draw id (drw_...)"))
+}
+
+/// The witness's optional dice digits.
+pub fn dice(raw: &str) -> Result<Option<DiceDigits>, Status> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    DiceDigits::parse(raw)
+        .map(Some)
+        .map_err(|e| supervision_kit::error::invalid_field("dice_digits", format!("must be 20 to 256 digits 0-9: {e}")))
+}
+
+fn exclusion_reason(r: ExclusionReason) -> i32 {
+    pb::ExclusionReason::from_str_name(crate::draws::reason_name(r)).map_or(0, |e| e as i32)
+}
+
+pub fn draw_to_proto(d: &Draw) -> pb::Draw {
+    let final_stage = if d.relaxations.is_empty() { "WALK" } else { "RELAXED_WALK" };
+    let untrained: std::collections::HashSet<&str> = d.untrained.iter().map(String::as_str).collect();
+    let mut picks: Vec<&Pick> = d.walk.iter().filter(|p| p.stage == final_stage).collect();
+    picks.sort_by_key(|p| p.position);
+    pb::Draw {
+        id: d.id.to_string(),
+        task_id: d.task_id.to_string(),
+        kind: pb::DrawKind::Initial as i32,
+        status: to_pb!(d.status, pb::DrawStatus, "DRAW_STATUS_"),
+        supplements_draw_id: String::new(),
+        algorithm: d.algorithm.clone(),
+        team_size: i32::try_from(d.team_size).unwrap_or_default(),
+        backup_count: i32::try_from(d.backup_count).unwrap_or_default(),
+        candidate_count: i32::try_from(d.candidate_count).unwrap_or_default(),
+        candidate_list_sha256: d.frozen_list_sha256.clone(),
+        exclusion_counts: exclusion_counts(&d.exclusions)
+            .into_iter()
+            .filter(|(_, _, any)| *any > 0)
+            .map(|(r, first, any)| pb::ExclusionCount {
+                reason: exclusion_reason(r),
+                first_reason_count: i32::try_from(first).unwrap_or_default(),
+                any_reason_count: i32::try_from(any).unwrap_or_default(),
+            })
+            .collect(),
+        relaxations: d
+            .relaxations
+            .iter()
+            .map(|r| pb::Relaxation {
+                rule: pb::RelaxedRule::SameEmployer as i32,
+                eligible_before: i32::try_from(d.candidate_count).unwrap_or_default(),
+                eligible_after: i32::try_from(d.candidate_count).unwrap_or_default(),
+                time: Some(timestamp(r.at)),
+            })
+            .collect(),
+        // Specialties are not screened yet: any specialty.
+        specialty_tier: 3,
+        seed_commitment: d.seed_commitment.clone(),
+        server_seed: d.revealed_seed().to_owned(),
+        dice_digits: d.dice_digits.clone(),
+        seed_string: d.seed_string(),
+        picks: picks
+            .into_iter()
+            .map(|p| pb::DrawPick {
+                position: i32::try_from(p.position + 1).unwrap_or_default(),
+                expert_id: p.expert_id.clone(),
+                ticket: d.order.get(p.position).map(|(_, t)| t.clone()).unwrap_or_default(),
+                outcome: match p.outcome {
+                    Outcome::Primary => pb::PickOutcome::Primary,
+                    Outcome::Backup => pb::PickOutcome::Backup,
+                    Outcome::Skipped => pb::PickOutcome::Skipped,
+                } as i32,
+                skip_reason: match p.reasons.first().map(String::as_str) {
+                    Some("SAME_EMPLOYER") => pb::SkipReason::SameEmployer,
+                    Some("NOT_FREE") => pb::SkipReason::NoLongerFree,
+                    Some("NOT_ACTIVE") => pb::SkipReason::NoLongerActive,
+                    _ => pb::SkipReason::Unspecified,
+                } as i32,
+                time: Some(timestamp(p.at)),
+                trained: !untrained.contains(p.expert_id.as_str()),
+                assignment_id: p.assignment_id.clone(),
+            })
+            .collect(),
+        operator: Some(d.operator.to_proto()),
+        witness: d.witness.as_ref().map(|w| w.to_proto()),
+        prepare_time: Some(timestamp(d.prepared_at)),
+        witness_time: d.witnessed_at.map(timestamp),
+        execute_time: d.executed_at.map(timestamp),
+        abandon_reason: String::new(),
+        void_record: None,
+        designation_reason: String::new(),
+        edition_number: i32::try_from(d.edition_number).unwrap_or_default(),
+    }
+}
+
+pub fn assignment_to_proto(a: &Assignment) -> pb::Assignment {
+    pb::Assignment {
+        id: a.id.to_string(),
+        task_id: a.task_id.to_string(),
+        draw_id: a.draw_id.to_string(),
+        expert_id: a.expert_id.clone(),
+        position: i32::try_from(a.position).unwrap_or_default(),
+        role: to_pb!(a.role, pb::AssignmentRole, "ASSIGNMENT_ROLE_"),
+        status: to_pb!(a.status, pb::AssignmentStatus, "ASSIGNMENT_STATUS_"),
+        trained: a.trained,
+        notify_time: a.notified_at.map(timestamp),
+        create_time: Some(timestamp(a.created_at)),
+        update_time: Some(timestamp(a.updated_at)),
+        ..Default::default()
+    }
+}
+
+pub fn draw_listing(req: &pb::ListDrawsRequest, visibility: TaskVisibility) -> Result<(DrawFilter, Page), Status> {
+    let mut v = FieldViolations::new();
+    let page = Page::parse(req.page.as_ref(), "page", |t| DrawId::parse(t).is_some(), &mut v);
+    let task_id = match req.task_id.as_str() {
+        "" => None,
+        raw => {
+            let id = TaskId::parse(raw);
+            if id.is_none() {
+                v.add("task_id", "must be a task id (tsk_...)");
+            }
+            id
+        }
+    };
+    let status = match req.status {
+        0 => None,
+        value => from_pb!(value, pb::DrawStatus, "DRAW_STATUS_", DrawStatus, "status", "a draw status", &mut v),
+    };
+    let bureau = match req.dispatching_bureau {
+        0 => None,
+        value => {
+            let b = Bureau::from_proto(value);
+            if b.is_none() {
+                v.add("dispatching_bureau", "must be a bureau of D13");
+            }
+            b
+        }
+    };
+    if req.kind != 0 && req.kind != pb::DrawKind::Initial as i32 {
+        v.add("kind", "only INITIAL draws exist so far");
+    }
+    v.check()?;
+    Ok((DrawFilter { visibility, task_id, status, bureau }, page))
+}
+
+pub fn assignment_listing(
+    req: &pb::ListAssignmentsRequest,
+    visibility: TaskVisibility,
+) -> Result<(AssignmentFilter, Page), Status> {
+    let mut v = FieldViolations::new();
+    let page = Page::parse(req.page.as_ref(), "page", |t| AssignmentId::parse(t).is_some(), &mut v);
+    let task_id = match req.task_id.as_str() {
+        "" => None,
+        raw => {
+            let id = TaskId::parse(raw);
+            if id.is_none() {
+                v.add("task_id", "must be a task id (tsk_...)");
+            }
+            id
+        }
+    };
+    if req.task_id.is_empty() && req.expert_id.is_empty() {
+        v.add("task_id", "one of task_id and expert_id is required");
+    }
+    if !req.expert_id.is_empty() && !is_prefixed_id(&req.expert_id, "exp_") {
+        v.add("expert_id", "must be an expert id (exp_...)");
+    }
+    let status = match req.status {
+        0 => None,
+        value => from_pb!(
+            value,
+            pb::AssignmentStatus,
+            "ASSIGNMENT_STATUS_",
+            AssignmentStatus,
+            "status",
+            "an assignment status the service records so far",
+            &mut v
+        ),
+    };
+    if req.session_dates.is_some() {
+        v.add("session_dates", "is not supported yet");
+    }
+    v.check()?;
+    let filter = AssignmentFilter {
+        visibility,
+        task_id,
+        expert_id: (!req.expert_id.is_empty()).then(|| req.expert_id.clone()),
+        draw_id: None,
+        status,
+    };
+    Ok((filter, page))
 }
 
 #[cfg(test)]

@@ -31,8 +31,24 @@ pub enum Error {
     InstitutionNotFound(String),
     #[error("the registry cannot be reached, nothing was recorded; retry later: {0}")]
     RegistryUnavailable(String),
+    #[error("draw {0} not found")]
+    DrawNotFound(String),
+    /// A draw step refused; `reason` is the ErrorInfo reason.
+    #[error("{message}")]
+    DrawRefused { code: Code, reason: &'static str, message: String },
+    /// Fewer eligible candidates than the draw needs (D15), with the counts per reason.
+    #[error("the pool has {eligible} eligible experts and the draw needs {needed}")]
+    PoolTooSmall { eligible: usize, needed: usize, counts: Vec<(&'static str, usize)> },
+    #[error("the draw could not fence its experts' half-days now; nothing was recorded; retry: {0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl Error {
+    pub fn draw_refused(code: Code, reason: &'static str, message: impl Into<String>) -> Self {
+        Self::DrawRefused { code, reason, message: message.into() }
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -87,6 +103,28 @@ impl From<Error> for Status {
             ),
             Error::InvalidField { field, problem } => supervision_kit::error::invalid_field(field, problem),
             Error::RegistryUnavailable(_) => Status::unavailable(message),
+            Error::DrawNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.dispatch.v1.Draw", id, "", ""),
+            ),
+            Error::DrawRefused { code, reason, .. } => Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_error_info(reason, "supervision.dispatch.v1", []),
+            ),
+            Error::PoolTooSmall { eligible, needed, counts } => {
+                let mut metadata: std::collections::HashMap<String, String> =
+                    counts.into_iter().map(|(name, n)| (name.to_owned(), n.to_string())).collect();
+                metadata.insert("eligible".into(), eligible.to_string());
+                metadata.insert("needed".into(), needed.to_string());
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    message,
+                    ErrorDetails::with_error_info("POOL_TOO_SMALL", "supervision.dispatch.v1", metadata),
+                )
+            }
+            Error::Busy(_) => Status::unavailable(message),
             Error::Store(err) => supervision_kit::internal(err),
         }
     }

@@ -1,8 +1,12 @@
 //! Thin handlers of `supervision.dispatch.v1.DispatchService`.
 
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
 use supervision_kit::{
     Caller, Db, SharedClock, audit,
     idempotency::{self, Begun, Command},
+    lock::Locks,
 };
 use supervision_proto::dispatch::{self as pb, dispatch_service_server::DispatchService};
 use supervision_reference::{Reference, shanghai_today};
@@ -10,7 +14,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     convert,
-    domain::{NewTask, TaskVisibility, Visibility},
+    domain::{NewTask, PoolExpert, TaskId, TaskVisibility, Visibility},
+    draws::{self, Attempt, ToExecute},
     error::Error,
     registry::{Institution, Registry},
     submissions,
@@ -21,6 +26,9 @@ const CREATE_SUBMISSION: &str = "/supervision.dispatch.v1.DispatchService/Create
 const CREATE_TASK: &str = "/supervision.dispatch.v1.DispatchService/CreateTask";
 const CANCEL_TASK: &str = "/supervision.dispatch.v1.DispatchService/CancelTask";
 const APPROVE_TASK_EXCEPTION: &str = "/supervision.dispatch.v1.DispatchService/ApproveTaskException";
+const PREPARE_DRAW: &str = "/supervision.dispatch.v1.DispatchService/PrepareDraw";
+const WITNESS_DRAW: &str = "/supervision.dispatch.v1.DispatchService/WitnessDraw";
+const EXECUTE_DRAW: &str = "/supervision.dispatch.v1.DispatchService/ExecuteDraw";
 
 #[derive(Debug, Clone)]
 pub struct Dispatch {
@@ -28,11 +36,46 @@ pub struct Dispatch {
     clock: SharedClock,
     reference: Reference,
     registry: Registry,
+    locks: Locks,
 }
 
 impl Dispatch {
-    pub fn new(db: Db, clock: SharedClock, reference: Reference, registry: Registry) -> Self {
-        Self { db, clock, reference, registry }
+    pub fn new(db: Db, clock: SharedClock, reference: Reference, registry: Registry, locks: Locks) -> Self {
+        Self { db, clock, reference, registry, locks }
+    }
+
+    /// The pool of a task that can be drawn for, from the registry (step 1).
+    async fn pool_for(&self, caller: &Caller, task_id: &TaskId) -> Result<Vec<PoolExpert>, Error> {
+        let task = draws::task_to_draw(&self.db, caller, task_id).await?;
+        let (_, dates) = draws::slots(&task);
+        self.registry.draw_pool(&task.details.institution_id, &dates, task.id.as_str(), &caller.actor()).await
+    }
+
+    /// One attempt at execution under the fence on `keys`: the response, or `None` to walk
+    /// again.
+    async fn execute_once(
+        &self,
+        caller: &Caller,
+        command: &Command,
+        x: &ToExecute,
+        fresh: &HashMap<String, PoolExpert>,
+        keys: &[String],
+    ) -> Result<Option<pb::ExecuteDrawResponse>, Status> {
+        let mut claim = match idempotency::begin(&self.db, &self.clock, command).await? {
+            Begun::Replay(response) => return Ok(Some(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        match draws::execute(claim.tx(), &self.db, &self.clock, caller, command, x, fresh, keys).await? {
+            Attempt::Again => Ok(None),
+            Attempt::Done(draw, assignments) => {
+                let response = pb::ExecuteDrawResponse {
+                    draw: Some(convert::draw_to_proto(&draw)),
+                    assignments: assignments.iter().map(convert::assignment_to_proto).collect(),
+                };
+                claim.finish(&response).await?;
+                Ok(Some(response))
+            }
+        }
     }
 
     /// The checks of a new task that depend on today and on the registry, which may refuse now
@@ -187,6 +230,195 @@ impl DispatchService for Dispatch {
         let (items, next) = submissions::list(&self.db, &filter, &page).await?;
         Ok(Response::new(pb::ListSubmissionsResponse {
             submissions: items.into_iter().map(convert::submission_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    /// Steps 1-2: the pool streamed from the registry before the transaction; in it, D14's
+    /// exclusions against the bookings as they stand, the frozen list and the seed commitment.
+    async fn prepare_draw(
+        &self,
+        request: Request<pb::PrepareDrawRequest>,
+    ) -> Result<Response<pb::PrepareDrawResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, PREPARE_DRAW, &message.request_id, &message)?;
+        let task_id = convert::task_id(&message.task_id, "task_id")?;
+        match pb::DrawKind::try_from(message.kind) {
+            Ok(pb::DrawKind::Unspecified | pb::DrawKind::Initial) => {}
+            Ok(pb::DrawKind::Supplementary) => {
+                return Err(Status::unimplemented("supplementary draws are not implemented yet (issue 7)"));
+            }
+            _ => return Err(supervision_kit::error::invalid_field("kind", "must be INITIAL or SUPPLEMENTARY")),
+        }
+        let pool = match self.pool_for(&caller, &task_id).await {
+            Ok(pool) => pool,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let draw = draws::prepare(claim.tx(), &self.db, &self.clock, &caller, &command, &task_id, &pool).await?;
+        let response = pb::PrepareDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn witness_draw(
+        &self,
+        request: Request<pb::WitnessDrawRequest>,
+    ) -> Result<Response<pb::WitnessDrawResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, WITNESS_DRAW, &message.request_id, &message)?;
+        let id = convert::draw_id(&message.draw_id, "draw_id")?;
+        let dice = convert::dice(&message.dice_digits)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let draw = draws::witness(claim.tx(), &self.db, &self.clock, &caller, &command, &id, dice).await?;
+        let response = pb::WitnessDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    /// Steps 4-6: the order computed and the registry asked again (status, term, employer) before
+    /// any transaction; then, under the fence's locks, the walk with the bookings as they stand,
+    /// the assignments and bookings, and the record, in one transaction. A booking lost to a
+    /// concurrent draw walks again; a retry of an execution that succeeded gets its first answer.
+    async fn execute_draw(
+        &self,
+        request: Request<pb::ExecuteDrawRequest>,
+    ) -> Result<Response<pb::ExecuteDrawResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, EXECUTE_DRAW, &message.request_id, &message)?;
+        let id = convert::draw_id(&message.draw_id, "draw_id")?;
+        let x = match draws::to_execute(&self.db, &caller, &id).await {
+            Ok(x) => x,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        let (_, dates) = draws::slots(&x.task);
+        let fresh: HashMap<String, PoolExpert> = match self
+            .registry
+            .draw_pool(&x.task.details.institution_id, &dates, x.task.id.as_str(), &caller.actor())
+            .await
+        {
+            Ok(pool) => pool.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        for _ in 0..draws::attempts() {
+            let keys = match draws::plan_fence(&self.db, &x, &fresh).await {
+                Ok(keys) => keys,
+                Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+            };
+            let guard = match draws::fence(&self.locks, &keys).await {
+                Ok(guard) => guard,
+                Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+            };
+            let outcome = self.execute_once(&caller, &command, &x, &fresh, &keys).await;
+            draws::unfence(&self.locks, guard).await;
+            if let Some(response) = outcome? {
+                return Ok(Response::new(response));
+            }
+        }
+        Err(Error::Busy("concurrent draws kept taking these experts' half-days".into()).into())
+    }
+
+    async fn get_draw(&self, request: Request<pb::GetDrawRequest>) -> Result<Response<pb::GetDrawResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let id = convert::draw_id(&request.get_ref().id, "id")?;
+        let draw = draws::get(&self.db, &caller, &id).await?;
+        Ok(Response::new(pb::GetDrawResponse { draw: Some(convert::draw_to_proto(&draw)) }))
+    }
+
+    async fn list_draws(
+        &self,
+        request: Request<pb::ListDrawsRequest>,
+    ) -> Result<Response<pb::ListDrawsResponse>, Status> {
+        let visibility = TaskVisibility::of(Caller::of(&request)?);
+        let (filter, page) = convert::draw_listing(request.get_ref(), visibility)?;
+        let (items, next) = draws::list(&self.db, &filter, &page).await?;
+        Ok(Response::new(pb::ListDrawsResponse {
+            draws: items.iter().map(convert::draw_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn export_draw(
+        &self,
+        request: Request<pb::ExportDrawRequest>,
+    ) -> Result<Response<pb::ExportDrawResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let id = convert::draw_id(&request.get_ref().draw_id, "draw_id")?;
+        let draw = draws::executed(&self.db, &caller, &id).await?;
+        let record = serde_json::to_vec_pretty(&draws::export_json(&draw)).map_err(supervision_kit::internal)?;
+        let file = |file_name: String, media_type: &str, content: Vec<u8>| supervision_proto::common::FileContent {
+            file_name,
+            media_type: media_type.into(),
+            sha256: hex::encode(Sha256::digest(&content)),
+            content,
+        };
+        Ok(Response::new(pb::ExportDrawResponse {
+            record: Some(file(format!("{}.json", draw.id), "application/json", record)),
+            candidate_list: Some(file("frozen_list.txt".into(), "text/plain", draw.frozen_list.clone().into_bytes())),
+        }))
+    }
+
+    async fn verify_draw(
+        &self,
+        request: Request<pb::VerifyDrawRequest>,
+    ) -> Result<Response<pb::VerifyDrawResponse>, Status> {
+        use supervision_draw::Mismatch as M;
+        let caller = Caller::of(&request)?.clone();
+        let id = convert::draw_id(&request.get_ref().draw_id, "draw_id")?;
+        let draw = draws::executed(&self.db, &caller, &id).await?;
+        let verification = supervision_draw::verify(&draws::record_of(&draw));
+        let m = &verification.mismatches;
+        let none = |f: fn(&M) -> bool| !m.iter().any(f);
+        Ok(Response::new(pb::VerifyDrawResponse {
+            verified: verification.is_consistent(),
+            list_hash_matches: none(|x| {
+                matches!(x, M::FrozenListMalformed(_) | M::FrozenListSha256 { .. } | M::CandidateCount { .. })
+            }),
+            commitment_matches: none(|x| {
+                matches!(x, M::CommitmentMalformed(_) | M::ServerSeedMalformed(_) | M::CommitmentDoesNotOpen { .. })
+            }),
+            order_matches: none(|x| {
+                matches!(
+                    x,
+                    M::DiceDigitsMalformed(_)
+                        | M::OrderLength { .. }
+                        | M::OrderPosition { .. }
+                        | M::FurtherOrderMismatches { .. }
+                        | M::Ticket { .. }
+                )
+            }),
+            picks_consistent: none(|x| {
+                matches!(
+                    x,
+                    M::NotACandidate { .. }
+                        | M::PlacedTwice { .. }
+                        | M::PlacedOutOfOrder { .. }
+                        | M::UnexplainedPass { .. }
+                        | M::SkippedAndPlaced { .. }
+                )
+            }),
+            problems: m.iter().map(ToString::to_string).collect(),
+        }))
+    }
+
+    async fn list_assignments(
+        &self,
+        request: Request<pb::ListAssignmentsRequest>,
+    ) -> Result<Response<pb::ListAssignmentsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let (filter, page) = convert::assignment_listing(request.get_ref(), TaskVisibility::of(&caller))?;
+        let (items, next) = draws::assignments(&self.db, &caller, filter, &page).await?;
+        Ok(Response::new(pb::ListAssignmentsResponse {
+            assignments: items.iter().map(convert::assignment_to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
     }

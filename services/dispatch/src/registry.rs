@@ -6,6 +6,9 @@
 //! their transaction, and any answer other than the institution or "not found" is
 //! `UNAVAILABLE`, which the client may retry with the same `request_id`.
 
+use std::time::Duration;
+
+use chrono::NaiveDate;
 use supervision_kit::{
     Bureau,
     auth::{ACTOR_HEADER, AUTHORIZATION, Actor, encode_actor},
@@ -18,7 +21,10 @@ use tonic::{
     transport::Channel,
 };
 
-use crate::error::Error;
+use crate::{domain::PoolExpert, error::Error};
+
+/// How long a whole pool stream may take before PrepareDraw or ExecuteDraw gives up.
+const POOL_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What a task needs to know of an institution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +58,7 @@ impl Registry {
         let Some((channel, token)) = &self.peer else {
             return Err(Error::RegistryUnavailable("no registry endpoint or SERVICE token is configured".into()));
         };
-        let mut request = Request::new(rpb::GetInstitutionRequest { id: id.to_owned() });
-        let bearer: MetadataValue<_> = format!("Bearer {token}")
-            .parse()
-            .map_err(|e: InvalidMetadataValue| Error::RegistryUnavailable(format!("bad SERVICE token: {e}")))?;
-        request.metadata_mut().insert(AUTHORIZATION, bearer);
-        request.metadata_mut().insert_bin(ACTOR_HEADER, MetadataValue::from_bytes(&encode_actor(actor)));
+        let request = authorised(rpb::GetInstitutionRequest { id: id.to_owned() }, token, actor)?;
         let mut client = RegistryServiceClient::with_interceptor(channel.clone(), PropagateTrace);
         let found = match client.get_institution(request).await {
             Ok(response) => response.into_inner().institution,
@@ -79,5 +80,102 @@ impl Registry {
             county,
             active: institution.status == rpb::InstitutionStatus::Active as i32,
         })
+    }
+
+    /// Every appointed expert the registry streams for `institution_id` and the task's session
+    /// `dates` (StreamDrawPool, ARCHITECTURE.md "The draw" step 1), whole or not at all: a stream
+    /// that breaks, runs past its deadline or ends with another count than it sent is
+    /// `UNAVAILABLE`, and an unknown institution is "not found".
+    #[tracing::instrument(name = "registry.stream_draw_pool", skip_all, fields(pool = tracing::field::Empty))]
+    pub async fn draw_pool(
+        &self,
+        institution_id: &str,
+        dates: &[NaiveDate],
+        task_id: &str,
+        actor: &Actor,
+    ) -> Result<Vec<PoolExpert>, Error> {
+        let Some((channel, token)) = &self.peer else {
+            return Err(Error::RegistryUnavailable("no registry endpoint or SERVICE token is configured".into()));
+        };
+        let message = rpb::StreamDrawPoolRequest {
+            institution_id: institution_id.to_owned(),
+            session_dates: dates.iter().map(|d| supervision_kit::convert::date(*d)).collect(),
+            task_id: task_id.to_owned(),
+        };
+        let mut request = authorised(message, token, actor)?;
+        request.set_timeout(POOL_DEADLINE);
+        let mut client = RegistryServiceClient::with_interceptor(channel.clone(), PropagateTrace);
+        let unavailable = |status: tonic::Status| {
+            tracing::warn!(code = ?status.code(), message = status.message(), "the draw pool did not arrive");
+            Error::RegistryUnavailable(format!("the registry answered {:?}: {}", status.code(), status.message()))
+        };
+        let collect = async {
+            let mut stream = match client.stream_draw_pool(request).await {
+                Ok(response) => response.into_inner(),
+                Err(status) if status.code() == Code::NotFound => {
+                    return Err(Error::InstitutionNotFound(institution_id.to_owned()));
+                }
+                Err(status) => return Err(unavailable(status)),
+            };
+            let mut pool = Vec::new();
+            loop {
+                match stream.message().await {
+                    Ok(Some(batch)) => {
+                        pool.extend(batch.experts.into_iter().map(pool_expert));
+                        if let Some(end) = batch.end {
+                            if usize::try_from(end.expert_count).ok() != Some(pool.len()) {
+                                return Err(Error::RegistryUnavailable(format!(
+                                    "the registry announced {} experts and sent {}",
+                                    end.expert_count,
+                                    pool.len()
+                                )));
+                            }
+                            return Ok(pool);
+                        }
+                    }
+                    Ok(None) => {
+                        return Err(Error::RegistryUnavailable("the pool stream ended without its count".into()));
+                    }
+                    Err(status) => return Err(unavailable(status)),
+                }
+            }
+        };
+        let pool = tokio::time::timeout(POOL_DEADLINE, collect)
+            .await
+            .map_err(|_| Error::RegistryUnavailable("the pool stream ran past its deadline".into()))??;
+        tracing::Span::current().record("pool", pool.len());
+        Ok(pool)
+    }
+}
+
+/// `message` with the SERVICE token and the acting user (trace context is added by the
+/// interceptor).
+fn authorised<M>(message: M, token: &str, actor: &Actor) -> Result<Request<M>, Error> {
+    let mut request = Request::new(message);
+    let bearer: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .map_err(|e: InvalidMetadataValue| Error::RegistryUnavailable(format!("bad SERVICE token: {e}")))?;
+    request.metadata_mut().insert(AUTHORIZATION, bearer);
+    request.metadata_mut().insert_bin(ACTOR_HEADER, MetadataValue::from_bytes(&encode_actor(actor)));
+    Ok(request)
+}
+
+fn day(d: Option<&supervision_proto::common::Date>) -> Option<NaiveDate> {
+    d.and_then(|d| NaiveDate::from_ymd_opt(d.year, u32::try_from(d.month).ok()?, u32::try_from(d.day).ok()?))
+}
+
+fn pool_expert(e: rpb::DrawPoolExpert) -> PoolExpert {
+    let active = rpb::ExpertStatus::Active as i32;
+    let term = e.term.as_ref().and_then(|t| day(t.start.as_ref()).zip(day(t.end.as_ref())));
+    let leaves_on =
+        e.scheduled_change.as_ref().filter(|c| c.status != active).and_then(|c| day(c.effective_date.as_ref()));
+    PoolExpert {
+        id: e.expert_id,
+        active: e.status == active,
+        term,
+        trained: e.trained,
+        employer_key: e.employer_key,
+        conflicted: !e.conflicts.is_empty(),
+        leaves_on,
     }
 }

@@ -1,5 +1,6 @@
 //! Dispatch's SQL: one function per statement, portable across SQLite and PostgreSQL.
 
+pub mod draws;
 pub mod tasks;
 
 use sqlx::{AnyExecutor, Row, any::AnyRow};

@@ -1,5 +1,6 @@
 //! proto <-> domain. Every problem with a request becomes a field violation naming the field.
 
+pub mod batches;
 pub mod fee_lines;
 
 use supervision_kit::{Bureau, Caller, FieldViolations, Page, convert::required_enum, convert::timestamp};

@@ -3,7 +3,17 @@
 use supervision_reference::ReferenceError;
 use tonic::Status;
 
-use crate::{domain::SlotError, store::StoreError};
+use std::collections::HashMap;
+
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    domain::{Refusal, SlotError},
+    store::StoreError,
+};
+
+/// The `ErrorInfo.domain` of finance's refusals.
+const DOMAIN: &str = "supervision.finance.v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +35,19 @@ pub enum Error {
     Slot(#[from] SlotError),
     #[error("no fee line {0}")]
     LineNotFound(String),
+    #[error("no payment batch {0}")]
+    BatchNotFound(String),
+    #[error("no monthly statement {0}")]
+    StatementNotFound(String),
+    /// A batch operation refused: the batch's state, the approver, or an empty selection.
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+}
+
+impl From<StoreError> for Status {
+    fn from(err: StoreError) -> Self {
+        Error::Store(err).into()
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -45,6 +68,16 @@ impl From<Error> for Status {
             Error::Concurrent => Status::aborted(Error::Concurrent.to_string()),
             Error::Slot(err) => supervision_kit::internal(err),
             Error::LineNotFound(id) => Status::not_found(format!("no fee line {id}")),
+            Error::BatchNotFound(id) => Status::not_found(format!("no payment batch {id}")),
+            Error::StatementNotFound(what) => Status::not_found(format!("no monthly statement {what}")),
+            Error::Refused(refusal) => {
+                let code = if refusal.denied { tonic::Code::PermissionDenied } else { tonic::Code::FailedPrecondition };
+                Status::with_error_details(
+                    code,
+                    refusal.message,
+                    ErrorDetails::with_error_info(refusal.reason, DOMAIN, HashMap::<String, String>::new()),
+                )
+            }
         }
     }
 }

@@ -247,6 +247,7 @@ pub async fn apply(
                 zero_detail: fee.zero_detail.clone(),
                 edition_number: edition.number,
                 batch_id: String::new(),
+                paid: false,
                 created_at: now,
             };
             sql::insert_line(&mut **tx, &line).await?;

@@ -6,6 +6,7 @@
 //! needs them. Depends on the kit and the contracts only.
 
 pub mod app;
+pub mod batches;
 pub mod convert;
 pub mod domain;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod exports;
 pub mod fee_lines;
 pub mod grpc;
 pub mod registry;
+pub mod statements;
 pub mod store;
 
 pub use app::{App, Config};

@@ -1,5 +1,6 @@
 //! Finance's SQL: one function per statement, portable across SQLite and PostgreSQL.
 
+pub mod batches;
 pub mod fee_lines;
 
 use sqlx::{AnyExecutor, Row, any::AnyRow};

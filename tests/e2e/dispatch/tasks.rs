@@ -34,7 +34,7 @@ on_both_backends!(
 );
 
 /// Monday 2026-06-01 10:00 in Asia/Shanghai.
-fn set_clock(dispatch: &RunningService) {
+pub(crate) fn set_clock(dispatch: &RunningService) {
     let target = Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0).unwrap();
     dispatch.set_clock_offset((target - Utc::now()).num_seconds());
 }
@@ -48,7 +48,12 @@ fn pengjiang(dispatch: &RunningService) -> DispatchServiceClient<AuthedChannel> 
 }
 
 /// Registers an institution in `county` and returns its id.
-async fn institution(registry: &RunningService, credit_code: &str, county: BureauCode, name: &str) -> String {
+pub(crate) async fn institution(
+    registry: &RunningService,
+    credit_code: &str,
+    county: BureauCode,
+    name: &str,
+) -> String {
     let mut client = RegistryServiceClient::new(registry.as_role(Role::CityAdmin, None));
     let request = CreateInstitutionRequest {
         request_id: uuid::Uuid::new_v4().to_string(),
@@ -71,7 +76,7 @@ async fn jianghai_school(registry: &RunningService) -> String {
     institution(registry, "91440704MA4W000027", BureauCode::Jianghai, "江海职业培训学校").await
 }
 
-fn on(year: i32, month: i32, day: i32, half_day: HalfDay) -> TaskSession {
+pub(crate) fn on(year: i32, month: i32, day: i32, half_day: HalfDay) -> TaskSession {
     TaskSession { date: Some(Date { year, month, day }), half_day: half_day as i32, ..Default::default() }
 }
 
@@ -81,7 +86,12 @@ fn timed(mut session: TaskSession, start: (i32, i32), end: (i32, i32)) -> TaskSe
     session
 }
 
-fn task(request_id: &str, bureau: BureauCode, institution_id: &str, sessions: Vec<TaskSession>) -> CreateTaskRequest {
+pub(crate) fn task(
+    request_id: &str,
+    bureau: BureauCode,
+    institution_id: &str,
+    sessions: Vec<TaskSession>,
+) -> CreateTaskRequest {
     CreateTaskRequest {
         request_id: request_id.into(),
         dispatching_bureau: bureau as i32,
@@ -101,7 +111,7 @@ fn task(request_id: &str, bureau: BureauCode, institution_id: &str, sessions: Ve
     }
 }
 
-fn reason(status: &Status) -> String {
+pub(crate) fn reason(status: &Status) -> String {
     status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
 }
 

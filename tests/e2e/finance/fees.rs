@@ -41,8 +41,8 @@ on_both_backends!(
 );
 
 /// An assignment as dispatch describes it in each revision.
-struct Assignment {
-    id: String,
+pub(crate) struct Assignment {
+    pub(crate) id: String,
     task: String,
     expert: String,
     bureau: BureauCode,
@@ -50,12 +50,12 @@ struct Assignment {
 }
 
 impl Assignment {
-    fn new(expert: &str, bureau: BureauCode, fund: FundSource) -> Self {
+    pub(crate) fn new(expert: &str, bureau: BureauCode, fund: FundSource) -> Self {
         Self { id: new_prefixed_id("asg_"), task: new_prefixed_id("tsk_"), expert: expert.into(), bureau, fund }
     }
 
     /// Revision `revision` with sessions `(day of April 2026, hour, minute, minutes)`.
-    fn revision(&self, revision: i32, sessions: &[(i32, i32, i32, i32)]) -> RecordSessionsRequest {
+    pub(crate) fn revision(&self, revision: i32, sessions: &[(i32, i32, i32, i32)]) -> RecordSessionsRequest {
         RecordSessionsRequest {
             request_id: format!("{}:{revision}", self.id),
             assignment_id: self.id.clone(),
@@ -105,12 +105,12 @@ fn staff(finance: &RunningService, role: Role, bureau: Option<Bureau>) -> Financ
     FinanceServiceClient::new(finance.as_role(role, bureau))
 }
 
-async fn record(finance: &RunningService, request: RecordSessionsRequest) -> RecordSessionsResponse {
+pub(crate) async fn record(finance: &RunningService, request: RecordSessionsRequest) -> RecordSessionsResponse {
     dispatch(finance).record_sessions(request).await.unwrap().into_inner()
 }
 
 /// Creates an expert in the registry (not a civil servant from 2022-03-01) and returns the id.
-async fn create_expert(registry: &RunningService) -> String {
+pub(crate) async fn create_expert(registry: &RunningService) -> String {
     let mut admin = RegistryServiceClient::new(registry.as_role(Role::CityAdmin, None));
     let request = CreateExpertRequest {
         request_id: uuid::Uuid::new_v4().to_string(),

@@ -1,8 +1,13 @@
 //! Dispatch's rules, free of gRPC and SQL.
 
+pub mod draw;
 pub mod submission;
 pub mod task;
 
+pub use draw::{
+    Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawStatus, Exclusion, ExclusionReason,
+    Outcome, Pick, PoolExpert, RelaxationRecord, Screened,
+};
 pub use submission::{
     NewSubmission, Submission, SubmissionFilter, SubmissionId, SubmissionKind, SubmissionRefused, SubmissionStatus,
     Submitter, Visibility,

@@ -127,6 +127,8 @@ pub struct FeeLine {
     pub zero_detail: String,
     pub edition_number: u32,
     pub batch_id: String,
+    /// Paid in `batch_id`: never changed again.
+    pub paid: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -135,9 +137,15 @@ impl FeeLine {
         SlotKey { expert_id: self.payer.expert_id.clone(), date: self.work_date, half_day: self.half_day }
     }
 
-    /// Payment batches are not kept yet: a line in no batch is open, one in a batch is in it.
+    /// A line in no live batch is open, one in a live batch is in it, one in a paid batch paid.
     pub fn status(&self) -> LineStatus {
-        if self.batch_id.is_empty() { LineStatus::Open } else { LineStatus::InBatch }
+        if self.paid {
+            LineStatus::Paid
+        } else if self.batch_id.is_empty() {
+            LineStatus::Open
+        } else {
+            LineStatus::InBatch
+        }
     }
 
     /// The exact negative of this line, pointing at it.
@@ -154,6 +162,7 @@ impl FeeLine {
             zero_reason: None,
             zero_detail: String::new(),
             batch_id: String::new(),
+            paid: false,
             created_at: at,
             ..self.clone()
         }
@@ -221,6 +230,7 @@ mod tests {
             zero_detail: String::new(),
             edition_number: 1,
             batch_id: String::new(),
+            paid: false,
             created_at: DateTime::UNIX_EPOCH,
         }
     }

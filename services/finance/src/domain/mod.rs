@@ -7,6 +7,7 @@
 //! payment of a month.
 //! docs/fees-and-tax.md explains the rules with worked examples.
 
+pub mod batch;
 pub mod cap;
 pub mod export;
 pub mod fee_line;
@@ -18,6 +19,7 @@ pub mod slot;
 pub mod statement;
 pub mod tax;
 
+pub use batch::{Approval, ApprovalLevel, Batch, BatchId, BatchItem, BatchStatus, Refusal, WithholdingRecord};
 pub use cap::{Allocation, SlotSession, allocate_cap};
 pub use export::{ExportId, ExportKind, ExportRecord, FileEncoding};
 pub use fee_line::{EditionFees, FeeLine, FeeLineId, LineKind, LineStatus, Payer, SlotKey};

@@ -18,7 +18,7 @@ macro_rules! line_columns {
         "id, assignment_id, revision, task_id, task_number, expert_id, paying_bureau, fund_source, work_date, \
          half_day, start_time, minutes, class_hours, billable_class_hours, rate_fen, basis, rounding, amount_fen, \
          kind, reverses_line_id, reversal_cause, zero_reason, zero_detail, edition_number, batch_id, created_at, \
-         task_session_id"
+         task_session_id, paid"
     };
 }
 
@@ -34,7 +34,7 @@ pub async fn insert_line(db: impl AnyExecutor<'_>, l: &FeeLine) -> Result<(), sq
         "INSERT INTO fee_lines (",
         line_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-         $22, $23, $24, $25, $26, $27)"
+         $22, $23, $24, $25, $26, $27, $28)"
     ))
     .bind(l.id.as_str())
     .bind(&l.payer.assignment_id)
@@ -63,6 +63,7 @@ pub async fn insert_line(db: impl AnyExecutor<'_>, l: &FeeLine) -> Result<(), sq
     .bind(&l.batch_id)
     .bind(format_instant(l.created_at))
     .bind(&l.session_id)
+    .bind(i32::from(l.paid))
     .execute(db)
     .await?;
     Ok(())
@@ -131,7 +132,6 @@ pub async fn list_lines(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<FeeLine>, StoreError> {
-    // Without payment batches no line is paid yet: PAID matches none.
     let status = match filter.status {
         None => "",
         Some(LineStatus::Open) => "OPEN",
@@ -144,7 +144,8 @@ pub async fn list_lines(
         " FROM fee_lines WHERE ($1 = '' OR id > $1) AND ($2 = '' OR expert_id = $2) AND ($3 = '' OR assignment_id = $3) \
          AND ($4 = '' OR paying_bureau = $4) AND ($5 = '' OR fund_source = $5) AND ($6 = '' OR work_date >= $6) \
          AND ($7 = '' OR work_date <= $7) AND ($8 = '' OR batch_id = $8) \
-         AND ($9 = '' OR ($9 = 'OPEN' AND batch_id = '') OR ($9 = 'IN_BATCH' AND batch_id <> '')) \
+         AND ($9 = '' OR ($9 = 'OPEN' AND batch_id = '') OR ($9 = 'IN_BATCH' AND batch_id <> '' AND paid = 0) \
+              OR ($9 = 'PAID' AND paid = 1)) \
          ORDER BY id LIMIT $10"
     ))
     .bind(after.unwrap_or_default())
@@ -274,6 +275,7 @@ fn line_from_row(row: &AnyRow) -> Result<FeeLine, StoreError> {
         zero_detail: text("zero_detail")?,
         edition_number: count("edition_number")?,
         batch_id: text("batch_id")?,
+        paid: int("paid")? != 0,
         created_at: parse_instant(&text("created_at")?).map_err(|e| bad(format!("created_at: {e}")))?,
     })
 }

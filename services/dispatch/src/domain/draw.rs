@@ -1,0 +1,383 @@
+//! 抽取 — a draw and the assignments it makes (ARCHITECTURE.md "The draw"; D8, D14, D15, D18).
+//!
+//! The bit-level protocol (frozen list, seed, commitment, tickets, order, fill) is the
+//! `supervision-draw` crate's; this module holds what the service adds around it: D14's
+//! exclusions with their reason codes, the record as stored, and the assignments.
+//!
+//! Choices written down here:
+//! - Only D14's hard exclusions are applied so far, in the contract's order: not active (status
+//!   now, or a recorded change taking effect on or before the last session date), out of term on
+//!   a session date, conflicted for the institution, already booked on one of the task's
+//!   half-days (by this service's bookings), the task's reporter. Every expert the registry
+//!   streams is appointed, and a task is created only when an edition is in force on every
+//!   session date, so NOT_APPOINTED and EDITION_NOT_IN_FORCE never apply to a streamed expert.
+//!   Training before dispatch is off in edition 1: untrained experts are only flagged.
+//! - A pool smaller than N + B is refused (D15) until the soft exclusions and their relaxations
+//!   exist; then it will be refused only when still too small after every relaxation.
+
+use std::{collections::HashSet, fmt};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use supervision_kit::{
+    auth::Actor,
+    vocab::{is_prefixed_id, new_prefixed_id},
+};
+
+use super::task::TaskId;
+
+macro_rules! opaque_id {
+    ($name:ident, $prefix:literal) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(new_prefixed_id($prefix))
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                is_prefixed_id(s, $prefix).then(|| Self(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+opaque_id!(DrawId, "drw_");
+opaque_id!(AssignmentId, "asg_");
+
+macro_rules! codes {
+    ($name:ident { $($variant:ident => $code:literal),+ $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            /// In the contract's order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code),+
+                }
+            }
+
+            pub fn from_code(code: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.code() == code)
+            }
+        }
+    };
+}
+
+codes!(DrawStatus {
+    Prepared => "PREPARED",
+    Witnessed => "WITNESSED",
+    Executed => "EXECUTED",
+    Abandoned => "ABANDONED",
+    Voided => "VOIDED",
+});
+
+codes!(ExclusionReason {
+    NotAppointed => "NOT_APPOINTED",
+    NotActive => "NOT_ACTIVE",
+    OutOfTerm => "OUT_OF_TERM",
+    EditionNotInForce => "EDITION_NOT_IN_FORCE",
+    Conflicted => "CONFLICTED",
+    AlreadyBooked => "ALREADY_BOOKED",
+    Reporter => "REPORTER",
+    Untrained => "UNTRAINED",
+    SpecialtyMismatch => "SPECIALTY_MISMATCH",
+    CoolingPeriod => "COOLING_PERIOD",
+    MonthlyCap => "MONTHLY_CAP",
+});
+
+codes!(AssignmentRole {
+    Primary => "PRIMARY",
+    Backup => "BACKUP",
+});
+
+codes!(AssignmentStatus {
+    Reserved => "RESERVED",
+    Notified => "NOTIFIED",
+    Cancelled => "CANCELLED",
+});
+
+/// What the registry's pool says of one expert, as the exclusions need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolExpert {
+    pub id: String,
+    /// ACTIVE now.
+    pub active: bool,
+    /// The current (or last) term, inclusive.
+    pub term: Option<(NaiveDate, NaiveDate)>,
+    pub trained: bool,
+    /// The same-employer key; empty when none.
+    pub employer_key: String,
+    /// Conflicted for the institution (any reason the registry gave).
+    pub conflicted: bool,
+    /// A recorded change to a status other than ACTIVE, and the date it takes effect.
+    pub leaves_on: Option<NaiveDate>,
+}
+
+impl PoolExpert {
+    /// Active, and staying so through `dates` (D14, D17).
+    pub fn active_through(&self, dates: &[NaiveDate]) -> bool {
+        self.active && self.leaves_on.is_none_or(|leave| dates.iter().all(|d| *d < leave))
+    }
+
+    /// In term on every date of `dates`.
+    pub fn in_term(&self, dates: &[NaiveDate]) -> bool {
+        self.term.is_some_and(|(start, end)| dates.iter().all(|d| start <= *d && *d <= end))
+    }
+}
+
+/// One excluded candidate with every reason that applies, in D14 order (D18: codes only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclusion {
+    pub expert_id: String,
+    pub reasons: Vec<ExclusionReason>,
+}
+
+/// The pool split by D14's hard exclusions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screened {
+    /// Eligible expert ids, in the pool's order.
+    pub eligible: Vec<String>,
+    pub excluded: Vec<Exclusion>,
+    /// Eligible experts who did not attend training (flagged, not excluded, in edition 1).
+    pub untrained: Vec<String>,
+}
+
+/// Applies D14's hard exclusions in their fixed order to `pool` for sessions on `dates`;
+/// `booked` holds the experts already booked on one of the task's half-days.
+pub fn screen(pool: &[PoolExpert], dates: &[NaiveDate], booked: &HashSet<String>, reporter: &str) -> Screened {
+    let mut out = Screened { eligible: Vec::new(), excluded: Vec::new(), untrained: Vec::new() };
+    for e in pool {
+        let mut reasons = Vec::new();
+        if !e.active_through(dates) {
+            reasons.push(ExclusionReason::NotActive);
+        }
+        if !e.in_term(dates) {
+            reasons.push(ExclusionReason::OutOfTerm);
+        }
+        if e.conflicted {
+            reasons.push(ExclusionReason::Conflicted);
+        }
+        if booked.contains(&e.id) {
+            reasons.push(ExclusionReason::AlreadyBooked);
+        }
+        if !reporter.is_empty() && e.id == reporter {
+            reasons.push(ExclusionReason::Reporter);
+        }
+        if reasons.is_empty() {
+            if !e.trained {
+                out.untrained.push(e.id.clone());
+            }
+            out.eligible.push(e.id.clone());
+        } else {
+            out.excluded.push(Exclusion { expert_id: e.id.clone(), reasons });
+        }
+    }
+    out
+}
+
+/// Per reason, in D14 order: candidates whose first reason it is, and candidates having it.
+pub fn exclusion_counts(excluded: &[Exclusion]) -> Vec<(ExclusionReason, usize, usize)> {
+    ExclusionReason::ALL
+        .iter()
+        .map(|&r| {
+            let first = excluded.iter().filter(|e| e.reasons.first() == Some(&r)).count();
+            let any = excluded.iter().filter(|e| e.reasons.contains(&r)).count();
+            (r, first, any)
+        })
+        .collect()
+}
+
+/// What the walk did at one position of the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Primary,
+    Backup,
+    Skipped,
+}
+
+/// One step of the fill walk as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pick {
+    /// Zero-based position in the order.
+    pub position: usize,
+    pub expert_id: String,
+    pub outcome: Outcome,
+    /// For a skip: `NOT_ACTIVE`, `NOT_FREE`, `SAME_EMPLOYER` (crates/draw's reasons).
+    pub reasons: Vec<String>,
+    /// `WALK` or `RELAXED_WALK`.
+    pub stage: String,
+    /// For SAME_EMPLOYER skips and relaxed placements: the teammate with the same employer.
+    pub teammate: String,
+    pub assignment_id: String,
+    #[serde(with = "instant")]
+    pub at: DateTime<Utc>,
+}
+
+/// A logged relaxation of the fill (D14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaxationRecord {
+    /// `SAME_EMPLOYER`.
+    pub rule: String,
+    pub taken: usize,
+    pub needed: usize,
+    #[serde(with = "instant")]
+    pub at: DateTime<Utc>,
+}
+
+/// Instants in stored JSON as the schema writes them (`format_instant`).
+mod instant {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use supervision_kit::storage::{format_instant, parse_instant};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_instant(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_instant(&s).map_err(D::Error::custom)
+    }
+}
+
+/// A draw's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draw {
+    pub id: DrawId,
+    pub task_id: TaskId,
+    pub status: DrawStatus,
+    pub algorithm: String,
+    pub edition_number: u32,
+    pub team_size: u32,
+    pub backup_count: u32,
+    /// The frozen list blob (ASCII).
+    pub frozen_list: String,
+    pub frozen_list_sha256: String,
+    pub candidate_count: usize,
+    /// Experts the registry streamed.
+    pub pool_count: usize,
+    pub exclusions: Vec<Exclusion>,
+    pub untrained: Vec<String>,
+    /// Secret until executed.
+    pub server_seed: String,
+    pub seed_commitment: String,
+    pub dice_digits: String,
+    /// The whole order after execution: (id, full ticket).
+    pub order: Vec<(String, String)>,
+    pub walk: Vec<Pick>,
+    pub relaxations: Vec<RelaxationRecord>,
+    pub next_position: usize,
+    pub operator: Actor,
+    pub witness: Option<Actor>,
+    pub prepared_at: DateTime<Utc>,
+    pub witnessed_at: Option<DateTime<Utc>>,
+    pub executed_at: Option<DateTime<Utc>>,
+}
+
+impl Draw {
+    /// `<seed>` or `<seed>:<dice>`, once the seed is revealed.
+    pub fn seed_string(&self) -> String {
+        match (self.status, self.dice_digits.is_empty()) {
+            (DrawStatus::Prepared | DrawStatus::Witnessed | DrawStatus::Abandoned, _) => String::new(),
+            (_, true) => self.server_seed.clone(),
+            (_, false) => format!("{}:{}", self.server_seed, self.dice_digits),
+        }
+    }
+
+    /// The seed, revealed only after execution.
+    pub fn revealed_seed(&self) -> &str {
+        match self.status {
+            DrawStatus::Executed | DrawStatus::Voided => &self.server_seed,
+            _ => "",
+        }
+    }
+}
+
+/// One expert's place on one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub id: AssignmentId,
+    pub task_id: TaskId,
+    pub draw_id: DrawId,
+    pub expert_id: String,
+    /// 1-based position in the draw's order.
+    pub position: usize,
+    pub role: AssignmentRole,
+    pub status: AssignmentStatus,
+    pub trained: bool,
+    pub notified_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expert(id: &str) -> PoolExpert {
+        PoolExpert {
+            id: id.into(),
+            active: true,
+            term: Some(("2025-06-01".parse().unwrap(), "2027-05-31".parse().unwrap())),
+            trained: true,
+            employer_key: String::new(),
+            conflicted: false,
+            leaves_on: None,
+        }
+    }
+
+    #[test]
+    fn every_reason_is_recorded_and_the_first_is_counted() {
+        let dates = ["2026-06-08".parse().unwrap(), "2026-06-09".parse().unwrap()];
+        let mut suspended = expert("exp_b");
+        suspended.active = false;
+        suspended.conflicted = true;
+        let mut leaving = expert("exp_c");
+        leaving.leaves_on = Some("2026-06-09".parse().unwrap());
+        let mut ending = expert("exp_d");
+        ending.term = Some(("2024-06-09".parse().unwrap(), "2026-06-08".parse().unwrap()));
+        let mut untrained = expert("exp_f");
+        untrained.trained = false;
+        let pool = [expert("exp_a"), suspended, leaving, ending, expert("exp_e"), untrained, expert("exp_g")];
+        let booked: HashSet<String> = ["exp_e".to_owned(), "exp_g".to_owned()].into();
+        let s = screen(&pool, &dates, &booked, "exp_g");
+        assert_eq!(s.eligible, ["exp_a", "exp_f"]);
+        assert_eq!(s.untrained, ["exp_f"]);
+        let reasons: Vec<(&str, Vec<&str>)> =
+            s.excluded.iter().map(|e| (e.expert_id.as_str(), e.reasons.iter().map(|r| r.code()).collect())).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("exp_b", vec!["NOT_ACTIVE", "CONFLICTED"]),
+                ("exp_c", vec!["NOT_ACTIVE"]),
+                ("exp_d", vec!["OUT_OF_TERM"]),
+                ("exp_e", vec!["ALREADY_BOOKED"]),
+                ("exp_g", vec!["ALREADY_BOOKED", "REPORTER"]),
+            ]
+        );
+        let counts = exclusion_counts(&s.excluded);
+        let of = |r| counts.iter().find(|(c, _, _)| *c == r).map(|(_, f, a)| (*f, *a)).unwrap();
+        assert_eq!(of(ExclusionReason::NotActive), (2, 2));
+        assert_eq!(of(ExclusionReason::Conflicted), (0, 1));
+        assert_eq!(of(ExclusionReason::AlreadyBooked), (2, 2));
+        assert_eq!(of(ExclusionReason::Reporter), (0, 1));
+        assert_eq!(counts.iter().map(|(_, f, _)| f).sum::<usize>(), 5);
+    }
+}

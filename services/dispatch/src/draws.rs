@@ -1,0 +1,680 @@
+//! Use cases of draws (ARCHITECTURE.md "The draw" steps 1-7; D8, D14, D15, D18).
+//!
+//! The registry is asked before any transaction opens (the pool at prepare, the experts' status
+//! and employer again at execute), so no database lock is held over a network call and nothing
+//! is written when it cannot answer. Execution fences the experts it places: in-process or Redis
+//! locks on every (expert, date, half-day) key, taken in sorted order, only to reduce contention;
+//! the database decides, through the unique index on bookings. A booking lost to a concurrent
+//! draw rolls the attempt back and the walk is redone with the facts as they now stand, so an
+//! expert is never booked twice on a half-day.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use chrono::NaiveDate;
+use sqlx::{Any, Transaction};
+use supervision_draw::{
+    ALGORITHM_VERSION, CandidateFacts, DiceDigits, DrawOrder, EmployerKey, ExpertId, Fill, FrozenList, Relaxation,
+    SameEmployerRule, SeedString, ServerSeed, SkipReason, Stage, TeamSize, fill, rank,
+};
+use supervision_kit::{
+    Caller, Db, Page, SharedClock,
+    audit::{self, Change},
+    idempotency::Command,
+    lock::{LockError, LockGuard, Locks},
+    storage::is_unique_violation,
+};
+use tonic::Code;
+
+use crate::{
+    domain::{
+        Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawStatus, ExceptionKind, HalfDay,
+        Outcome, Pick, PoolExpert, RelaxationRecord, Task, TaskStatus, TaskVisibility,
+        draw::{exclusion_counts, screen},
+    },
+    error::Error,
+    store::{
+        draws::{self as draw_store, AssignmentFilter, BOOKING_COLUMNS, BOOKING_INDEX, DrawFilter},
+        tasks as task_store,
+    },
+};
+
+/// How long the fence's locks live if their holder dies.
+const LOCK_TTL: Duration = Duration::from_secs(30);
+/// How long an execution waits for keys another draw holds.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Walks redone after losing a booking to a concurrent draw before giving up cleanly.
+const ATTEMPTS: usize = 5;
+
+/// The task's half-day slots and their distinct dates.
+pub fn slots(task: &Task) -> (Vec<(NaiveDate, HalfDay)>, Vec<NaiveDate>) {
+    let slots: Vec<_> = task.details.sessions.iter().map(|s| s.slot()).collect();
+    let mut dates: Vec<NaiveDate> = slots.iter().map(|(d, _)| *d).collect();
+    dates.dedup();
+    (slots, dates)
+}
+
+/// N for a draw: the task's team, or the reduced team the city approved (D15).
+fn team_of(task: &Task) -> TeamSize {
+    let primaries = task
+        .exception(ExceptionKind::ReducedTeam)
+        .filter(|e| e.approval.is_some())
+        .map_or(task.team_size, |e| e.reduced_team_size);
+    TeamSize { primaries: primaries as usize, backups: task.backup_count as usize }
+}
+
+/// The task a draw step acts on: visible to the caller, of a bureau they act for.
+async fn task_for(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &crate::domain::TaskId) -> Result<Task, Error> {
+    task_store::get_task(conn, id)
+        .await?
+        .filter(|t| TaskVisibility::of(caller).allows(t) && caller.require_bureau(t.bureau()).is_ok())
+        .ok_or_else(|| Error::TaskNotFound(id.to_string()))
+}
+
+/// The checks of PrepareDraw that need no transaction: the task can be drawn for.
+pub async fn task_to_draw(db: &Db, caller: &Caller, id: &crate::domain::TaskId) -> Result<Task, Error> {
+    let mut conn = db.pool().acquire().await?;
+    let task = task_for(&mut conn, caller, id).await?;
+    check_drawable(&task)?;
+    Ok(task)
+}
+
+fn check_drawable(task: &Task) -> Result<(), Error> {
+    if task.status != TaskStatus::Open {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "TASK_NOT_OPEN",
+            format!("task {} is {}; only an OPEN task is drawn for", task.number, task.status.code()),
+        ));
+    }
+    if let Some(e) = task.details.exceptions.iter().find(|e| e.approval.is_none()) {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "EXCEPTION_NOT_APPROVED",
+            format!("task {} needs the city's approval of {} before a draw", task.number, e.kind.code()),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 1 and 2 inside `tx`: D14's exclusions over `pool` with the bookings as they stand, the
+/// frozen list, the server seed and its commitment; the draw recorded with its audit entry.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn prepare(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    task_id: &crate::domain::TaskId,
+    pool: &[PoolExpert],
+) -> Result<Draw, Error> {
+    let task = task_for(tx, caller, task_id).await?;
+    check_drawable(&task)?;
+    let (slots, dates) = slots(&task);
+    let booked = draw_store::booked_experts(tx, &slots).await?;
+    let screened = screen(pool, &dates, &booked, &task.details.reporter_expert_id);
+    let team = team_of(&task);
+    if screened.eligible.len() < team.total() {
+        let counts =
+            exclusion_counts(&screened.excluded).into_iter().map(|(r, first, _)| (reason_name(r), first)).collect();
+        return Err(Error::PoolTooSmall { eligible: screened.eligible.len(), needed: team.total(), counts });
+    }
+    let list = FrozenList::freeze_strs(&screened.eligible)
+        .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
+    let seed = ServerSeed::generate()
+        .map_err(|e| Error::draw_refused(Code::Internal, "NO_RANDOMNESS", format!("no server seed: {e}")))?;
+    let now = clock.now();
+    let draw = Draw {
+        id: DrawId::generate(),
+        task_id: task.id.clone(),
+        status: DrawStatus::Prepared,
+        algorithm: ALGORITHM_VERSION.to_owned(),
+        edition_number: task.edition_number,
+        team_size: u32::try_from(team.primaries).unwrap_or(u32::MAX),
+        backup_count: u32::try_from(team.backups).unwrap_or(u32::MAX),
+        frozen_list: String::from_utf8_lossy(list.bytes()).into_owned(),
+        frozen_list_sha256: list.sha256_hex().to_owned(),
+        candidate_count: list.count(),
+        pool_count: pool.len(),
+        exclusions: screened.excluded,
+        untrained: screened.untrained,
+        server_seed: seed.to_hex(),
+        seed_commitment: seed.commitment().to_hex(),
+        dice_digits: String::new(),
+        order: Vec::new(),
+        walk: Vec::new(),
+        relaxations: Vec::new(),
+        next_position: 0,
+        operator: caller.actor(),
+        witness: None,
+        prepared_at: now,
+        witnessed_at: None,
+        executed_at: None,
+    };
+    if let Err(err) = draw_store::insert_draw(tx, &draw).await {
+        if is_unique_violation(&err, "draws_live_key_key", "draws.live_key") {
+            return Err(Error::draw_refused(
+                Code::FailedPrecondition,
+                "DRAW_EXISTS",
+                format!("task {} already has a draw", task.number),
+            ));
+        }
+        return Err(err.into());
+    }
+    let counts: serde_json::Map<String, serde_json::Value> = exclusion_counts(&draw.exclusions)
+        .into_iter()
+        .filter(|(_, _, any)| *any > 0)
+        .map(|(r, first, _)| (r.code().to_owned(), first.into()))
+        .collect();
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "draw",
+        entity_id: draw.id.as_str(),
+        action: "prepare",
+        before: None,
+        after: Some(serde_json::json!({
+            "task_id": draw.task_id.as_str(),
+            "algorithm": draw.algorithm,
+            "pool_count": draw.pool_count,
+            "candidate_count": draw.candidate_count,
+            "candidate_list_sha256": draw.frozen_list_sha256,
+            "seed_commitment": draw.seed_commitment,
+            "excluded_first_reason_counts": counts,
+            "team_size": draw.team_size,
+            "backup_count": draw.backup_count,
+        })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok(draw)
+}
+
+/// The contract's name of an exclusion reason (the metadata keys of POOL_TOO_SMALL).
+pub fn reason_name(r: crate::domain::ExclusionReason) -> &'static str {
+    use crate::domain::ExclusionReason as R;
+    match r {
+        R::NotAppointed => "EXCLUSION_REASON_NOT_APPOINTED",
+        R::NotActive => "EXCLUSION_REASON_NOT_ACTIVE",
+        R::OutOfTerm => "EXCLUSION_REASON_OUT_OF_TERM",
+        R::EditionNotInForce => "EXCLUSION_REASON_EDITION_NOT_IN_FORCE",
+        R::Conflicted => "EXCLUSION_REASON_CONFLICTED",
+        R::AlreadyBooked => "EXCLUSION_REASON_ALREADY_BOOKED",
+        R::Reporter => "EXCLUSION_REASON_REPORTER",
+        R::Untrained => "EXCLUSION_REASON_UNTRAINED",
+        R::SpecialtyMismatch => "EXCLUSION_REASON_SPECIALTY_MISMATCH",
+        R::CoolingPeriod => "EXCLUSION_REASON_COOLING_PERIOD",
+        R::MonthlyCap => "EXCLUSION_REASON_MONTHLY_CAP",
+    }
+}
+
+/// Step 3: a staff user other than the operator co-signs a PREPARED draw, perhaps with dice.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn witness(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    id: &DrawId,
+    dice: Option<DiceDigits>,
+) -> Result<Draw, Error> {
+    let mut draw = draw_store::get_draw(tx, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
+    task_for(tx, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
+    let witness = caller.actor();
+    if witness.subject == draw.operator.subject {
+        return Err(Error::draw_refused(
+            Code::PermissionDenied,
+            "WITNESS_IS_OPERATOR",
+            "the operator who prepared the draw may not witness it (D8, D12)",
+        ));
+    }
+    if draw.status != DrawStatus::Prepared {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "DRAW_NOT_PREPARED",
+            format!("draw {} is {}; only a PREPARED draw is witnessed", draw.id, draw.status.code()),
+        ));
+    }
+    draw.status = DrawStatus::Witnessed;
+    draw.witness = Some(witness);
+    draw.dice_digits = dice.map(|d| d.as_str().to_owned()).unwrap_or_default();
+    draw.witnessed_at = Some(clock.now());
+    if !draw_store::record_witness(tx, &draw).await? {
+        return Err(Error::draw_refused(Code::Aborted, "DRAW_CHANGED", format!("draw {} changed; read it again", id)));
+    }
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "draw",
+        entity_id: draw.id.as_str(),
+        action: "witness",
+        before: Some(serde_json::json!({ "status": DrawStatus::Prepared.code() })),
+        after: Some(serde_json::json!({
+            "status": draw.status.code(),
+            "dice_digits": draw.dice_digits,
+        })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok(draw)
+}
+
+/// What execution needs before its transaction: the draw, its task and the order.
+#[derive(Debug)]
+pub struct ToExecute {
+    pub draw: Draw,
+    pub task: Task,
+    pub order: DrawOrder,
+}
+
+/// Reads a draw to execute and computes its order (nothing is revealed until it commits).
+pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId) -> Result<ToExecute, Error> {
+    let mut conn = db.pool().acquire().await?;
+    let draw = draw_store::get_draw(&mut conn, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
+    let task = task_for(&mut conn, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
+    check_executable(&draw)?;
+    let order = order_of(&draw)?;
+    Ok(ToExecute { draw, task, order })
+}
+
+fn check_executable(draw: &Draw) -> Result<(), Error> {
+    if draw.status != DrawStatus::Witnessed {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "DRAW_NOT_WITNESSED",
+            format!("draw {} is {}; only a WITNESSED draw is executed", draw.id, draw.status.code()),
+        ));
+    }
+    Ok(())
+}
+
+fn order_of(draw: &Draw) -> Result<DrawOrder, Error> {
+    let corrupt =
+        |problem: String| Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem });
+    let list = FrozenList::parse(draw.frozen_list.as_bytes()).map_err(|e| corrupt(format!("frozen list: {e}")))?;
+    let seed = ServerSeed::from_hex(&draw.server_seed).map_err(|e| corrupt(format!("server seed: {e}")))?;
+    let dice = if draw.dice_digits.is_empty() {
+        None
+    } else {
+        Some(DiceDigits::parse(&draw.dice_digits).map_err(|e| corrupt(format!("dice digits: {e}")))?)
+    };
+    Ok(rank(&list, &SeedString::new(&seed, dice.as_ref())))
+}
+
+/// Step 5's walk with the facts as `booked` and `fresh` (the registry's pool now) give them.
+fn walk(
+    order: &DrawOrder,
+    team: TeamSize,
+    dates: &[NaiveDate],
+    booked: &HashSet<String>,
+    fresh: &HashMap<String, PoolExpert>,
+) -> Fill {
+    fill(order, team, |id: &ExpertId| {
+        let e = fresh.get(id.as_str());
+        CandidateFacts {
+            free_on_every_session: !booked.contains(id.as_str()),
+            active: e.is_some_and(|e| e.active_through(dates) && e.in_term(dates)),
+            employer: e.filter(|e| !e.employer_key.is_empty()).map(|e| EmployerKey::new(e.employer_key.clone())),
+        }
+    })
+}
+
+fn placed(f: &Fill) -> Vec<String> {
+    f.primaries.iter().chain(&f.backups).map(|p| p.id.as_str().to_owned()).collect()
+}
+
+fn lock_keys(experts: &[String], slots: &[(NaiveDate, HalfDay)]) -> Vec<String> {
+    experts.iter().flat_map(|e| slots.iter().map(move |(d, h)| format!("dispatch:slot:{e}:{d}:{}", h.code()))).collect()
+}
+
+fn short(f: &Fill, needed: usize) -> Error {
+    let mut counts: Vec<(&'static str, usize)> = vec![("NOT_ACTIVE", 0), ("NOT_FREE", 0), ("SAME_EMPLOYER", 0)];
+    for s in &f.skips {
+        if let Some(r) = s.reasons.first() {
+            let i = match r {
+                SkipReason::NotActive => 0,
+                SkipReason::NotFree => 1,
+                SkipReason::SameEmployer { .. } => 2,
+            };
+            counts[i].1 += 1;
+        }
+    }
+    Error::PoolTooSmall { eligible: f.primaries.len() + f.backups.len(), needed, counts }
+}
+
+/// The outcome of one attempt at execution.
+#[derive(Debug)]
+pub enum Attempt {
+    Done(Box<Draw>, Vec<Assignment>),
+    /// The walk in the transaction placed someone the fence did not cover, or a booking was lost
+    /// to a concurrent draw: roll back and walk again.
+    Again,
+}
+
+/// Takes the fence's locks, or goes on without them when the lock store is down (the database
+/// still decides); busy keys after the wait are a clean `UNAVAILABLE`.
+pub async fn fence(locks: &Locks, keys: &[String]) -> Result<Option<LockGuard>, Error> {
+    match locks.acquire(keys, LOCK_TTL, LOCK_WAIT).await {
+        Ok(guard) => Ok(Some(guard)),
+        Err(LockError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "the lock store is down; the bookings' unique index fences alone");
+            Ok(None)
+        }
+        Err(LockError::Busy(_)) => Err(Error::Busy("another draw holds these experts' half-days".into())),
+    }
+}
+
+pub async fn unfence(locks: &Locks, guard: Option<LockGuard>) {
+    if let Some(guard) = guard
+        && let Err(e) = locks.release(guard).await
+    {
+        tracing::warn!(error = %e, "fence locks not released; they expire on their own");
+    }
+}
+
+/// The fence keys of the walk `x` would make now, outside any transaction.
+pub async fn plan_fence(db: &Db, x: &ToExecute, fresh: &HashMap<String, PoolExpert>) -> Result<Vec<String>, Error> {
+    let (slots, dates) = slots(&x.task);
+    let mut conn = db.pool().acquire().await?;
+    let booked = draw_store::booked_experts(&mut conn, &slots).await?;
+    let team = team_of_draw(&x.draw);
+    let f = walk(&x.order, team, &dates, &booked, fresh);
+    if f.primaries.len() < team.primaries {
+        return Err(short(&f, team.total()));
+    }
+    Ok(lock_keys(&placed(&f), &slots))
+}
+
+fn team_of_draw(d: &Draw) -> TeamSize {
+    TeamSize { primaries: d.team_size as usize, backups: d.backup_count as usize }
+}
+
+/// Steps 4-6 inside `tx`, under the fence on `fenced` keys: the walk with the bookings as they
+/// stand now, the assignments and the primaries' bookings, the draw's record, the audit entry.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn execute(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    x: &ToExecute,
+    fresh: &HashMap<String, PoolExpert>,
+    fenced: &[String],
+) -> Result<Attempt, Error> {
+    let mut draw =
+        draw_store::get_draw(tx, &x.draw.id).await?.ok_or_else(|| Error::DrawNotFound(x.draw.id.to_string()))?;
+    check_executable(&draw)?;
+    let (slots, dates) = slots(&x.task);
+    let booked = draw_store::booked_experts(tx, &slots).await?;
+    let team = team_of_draw(&draw);
+    let f = walk(&x.order, team, &dates, &booked, fresh);
+    if f.primaries.len() < team.primaries {
+        return Err(short(&f, team.total()));
+    }
+    let fenced: HashSet<&str> = fenced.iter().map(String::as_str).collect();
+    if lock_keys(&placed(&f), &slots).iter().any(|k| !fenced.contains(k.as_str())) {
+        return Ok(Attempt::Again);
+    }
+    let now = clock.now();
+    let final_stage = match f.rule {
+        SameEmployerRule::Enforced => Stage::Walk,
+        SameEmployerRule::Relaxed => Stage::RelaxedWalk,
+    };
+    let mut assignments = Vec::new();
+    let mut walk_record = Vec::new();
+    for (role, placements) in [(AssignmentRole::Primary, &f.primaries), (AssignmentRole::Backup, &f.backups)] {
+        for p in placements {
+            let a = Assignment {
+                id: AssignmentId::generate(),
+                task_id: draw.task_id.clone(),
+                draw_id: draw.id.clone(),
+                expert_id: p.id.as_str().to_owned(),
+                position: p.position + 1,
+                role,
+                status: match role {
+                    AssignmentRole::Primary => AssignmentStatus::Notified,
+                    AssignmentRole::Backup => AssignmentStatus::Reserved,
+                },
+                trained: fresh.get(p.id.as_str()).is_some_and(|e| e.trained),
+                notified_at: (role == AssignmentRole::Primary).then_some(now),
+                created_at: now,
+                updated_at: now,
+            };
+            walk_record.push(Pick {
+                position: p.position,
+                expert_id: a.expert_id.clone(),
+                outcome: match role {
+                    AssignmentRole::Primary => Outcome::Primary,
+                    AssignmentRole::Backup => Outcome::Backup,
+                },
+                reasons: Vec::new(),
+                stage: stage_code(p.stage).to_owned(),
+                teammate: p.shares_employer_with.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+                assignment_id: a.id.to_string(),
+                at: now,
+            });
+            assignments.push(a);
+        }
+    }
+    for s in &f.skips {
+        let teammate = s
+            .reasons
+            .iter()
+            .find_map(|r| match r {
+                SkipReason::SameEmployer { teammate, .. } => Some(teammate.as_str().to_owned()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        walk_record.push(Pick {
+            position: s.position,
+            expert_id: s.id.as_str().to_owned(),
+            outcome: Outcome::Skipped,
+            reasons: s.reasons.iter().map(skip_code).map(str::to_owned).collect(),
+            stage: stage_code(s.stage).to_owned(),
+            teammate,
+            assignment_id: String::new(),
+            at: now,
+        });
+    }
+    walk_record.sort_by_key(|p| (p.stage != stage_code(final_stage), p.position));
+    for a in &assignments {
+        draw_store::insert_assignment(tx, a).await?;
+        if a.role != AssignmentRole::Primary {
+            continue;
+        }
+        for (date, half_day) in &slots {
+            if let Err(err) = draw_store::insert_booking(tx, a, *date, *half_day).await {
+                if is_unique_violation(&err, BOOKING_INDEX, BOOKING_COLUMNS) {
+                    tracing::info!("a booking went to a concurrent draw; walking again");
+                    return Ok(Attempt::Again);
+                }
+                return Err(err.into());
+            }
+        }
+    }
+    draw.status = DrawStatus::Executed;
+    draw.order = x.order.candidates().iter().map(|c| (c.id.as_str().to_owned(), c.ticket.as_fraction())).collect();
+    draw.walk = walk_record;
+    draw.relaxations = f
+        .relaxations
+        .iter()
+        .map(|r| match r {
+            Relaxation::SameEmployer { taken, needed, .. } => {
+                RelaxationRecord { rule: "SAME_EMPLOYER".into(), taken: *taken, needed: *needed, at: now }
+            }
+        })
+        .collect();
+    draw.next_position = f.next_position;
+    draw.executed_at = Some(now);
+    if !draw_store::record_execution(tx, &draw).await? {
+        return Err(Error::draw_refused(Code::Aborted, "DRAW_CHANGED", format!("draw {} changed", draw.id)));
+    }
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "draw",
+        entity_id: draw.id.as_str(),
+        action: "execute",
+        before: Some(serde_json::json!({ "status": DrawStatus::Witnessed.code() })),
+        after: Some(serde_json::json!({
+            "status": draw.status.code(),
+            "server_seed": draw.server_seed,
+            "primaries": f.primaries.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            "backups": f.backups.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            "skips": f.skips.len(),
+            "relaxed": f.rule == SameEmployerRule::Relaxed,
+            "next_position": f.next_position,
+        })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok(Attempt::Done(Box::new(draw), assignments))
+}
+
+/// How many times execution walks again before giving up.
+pub const fn attempts() -> usize {
+    ATTEMPTS
+}
+
+fn stage_code(s: Stage) -> &'static str {
+    match s {
+        Stage::Walk => "WALK",
+        Stage::RelaxedWalk => "RELAXED_WALK",
+        Stage::Promotion => "PROMOTION",
+        Stage::Continuation => "CONTINUATION",
+    }
+}
+
+fn skip_code(r: &SkipReason) -> &'static str {
+    match r {
+        SkipReason::NotActive => "NOT_ACTIVE",
+        SkipReason::NotFree => "NOT_FREE",
+        SkipReason::SameEmployer { .. } => "SAME_EMPLOYER",
+    }
+}
+
+/// Reads a draw the caller may see (D18: auditors, city roles, the dispatching bureau).
+pub async fn get(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Error> {
+    let mut conn = db.pool().acquire().await?;
+    let draw = draw_store::get_draw(&mut conn, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
+    task_for(&mut conn, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
+    Ok(draw)
+}
+
+pub async fn list(db: &Db, filter: &DrawFilter, page: &Page) -> Result<(Vec<Draw>, Option<String>), Error> {
+    let mut conn = db.pool().acquire().await?;
+    let items = draw_store::list_draws(&mut conn, filter, &page.probe()).await?;
+    Ok(page.finish(items, |d| d.id.to_string()))
+}
+
+/// A task's roster or an expert's assignments, within what the caller may see. An EXPERT sees
+/// only their own.
+pub async fn assignments(
+    db: &Db,
+    caller: &Caller,
+    mut filter: AssignmentFilter,
+    page: &Page,
+) -> Result<(Vec<Assignment>, Option<String>), Error> {
+    if caller.role == supervision_kit::Role::Expert {
+        let own = caller.expert_id.clone().unwrap_or_default();
+        if filter.expert_id.as_ref().is_some_and(|e| *e != own) || own.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        filter.expert_id = Some(own);
+        filter.visibility = TaskVisibility::All;
+    }
+    let mut conn = db.pool().acquire().await?;
+    let items = draw_store::list_assignments(&mut conn, &filter, &page.probe()).await?;
+    Ok(page.finish(items, |a| a.id.to_string()))
+}
+
+/// An executed draw's record as `crates/draw`'s verifier reads it.
+pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
+    let final_stage = if draw.relaxations.is_empty() { "WALK" } else { "RELAXED_WALK" };
+    let of = |outcome: Outcome| -> Vec<String> {
+        let mut picks: Vec<&Pick> = draw.walk.iter().filter(|p| p.outcome == outcome).collect();
+        picks.sort_by_key(|p| p.position);
+        picks.into_iter().map(|p| p.expert_id.clone()).collect()
+    };
+    supervision_draw::DrawRecord {
+        frozen_list: draw.frozen_list.as_bytes().to_vec(),
+        frozen_list_sha256: draw.frozen_list_sha256.clone(),
+        candidate_count: draw.candidate_count,
+        commitment: draw.seed_commitment.clone(),
+        server_seed_hex: draw.revealed_seed().to_owned(),
+        dice_digits: (!draw.dice_digits.is_empty()).then(|| draw.dice_digits.clone()),
+        order: draw
+            .order
+            .iter()
+            .map(|(id, ticket)| supervision_draw::RecordedRank { id: id.clone(), ticket: Some(ticket.clone()) })
+            .collect(),
+        primaries: of(Outcome::Primary),
+        backups: of(Outcome::Backup),
+        skipped: draw
+            .walk
+            .iter()
+            .filter(|p| p.outcome == Outcome::Skipped && p.stage == final_stage)
+            .map(|p| p.expert_id.clone())
+            .collect(),
+    }
+}
+
+/// An executed (or voided) draw, for ExportDraw and VerifyDraw: before execution the seed is
+/// secret and there is no order to export or verify.
+pub async fn executed(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Error> {
+    let draw = get(db, caller, id).await?;
+    if !matches!(draw.status, DrawStatus::Executed | DrawStatus::Voided) {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "DRAW_NOT_EXECUTED",
+            format!("draw {} is {}; its seed is revealed only at execution", draw.id, draw.status.code()),
+        ));
+    }
+    Ok(draw)
+}
+
+/// The JSON record of ExportDraw (D18: ids and codes only).
+pub fn export_json(draw: &Draw) -> serde_json::Value {
+    let record = record_of(draw);
+    serde_json::json!({
+        "algorithm": draw.algorithm,
+        "draw_id": draw.id.as_str(),
+        "task_id": draw.task_id.as_str(),
+        "status": draw.status.code(),
+        "team_size": draw.team_size,
+        "backup_count": draw.backup_count,
+        "frozen_list_sha256": draw.frozen_list_sha256,
+        "candidate_count": draw.candidate_count,
+        "pool_count": draw.pool_count,
+        "seed_commitment": draw.seed_commitment,
+        "server_seed_hex": draw.revealed_seed(),
+        "dice_digits": draw.dice_digits,
+        "seed_string": draw.seed_string(),
+        "order": draw.order.iter().enumerate().map(|(i, (id, ticket))| serde_json::json!({
+            "position": i + 1, "expert_id": id, "ticket": ticket,
+        })).collect::<Vec<_>>(),
+        "exclusions": draw.exclusions.iter().map(|e| serde_json::json!({
+            "expert_id": e.expert_id,
+            "reasons": e.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "untrained": draw.untrained,
+        "walk": draw.walk.iter().map(|p| serde_json::json!({
+            "position": p.position + 1,
+            "expert_id": p.expert_id,
+            "outcome": match p.outcome { Outcome::Primary => "PRIMARY", Outcome::Backup => "BACKUP", Outcome::Skipped => "SKIPPED" },
+            "reasons": p.reasons,
+            "stage": p.stage,
+            "teammate": p.teammate,
+            "assignment_id": p.assignment_id,
+        })).collect::<Vec<_>>(),
+        "primaries": record.primaries,
+        "backups": record.backups,
+        "skipped": record.skipped,
+        "relaxations": draw.relaxations.iter().map(|r| serde_json::json!({
+            "rule": r.rule, "taken": r.taken, "needed": r.needed,
+        })).collect::<Vec<_>>(),
+        "next_position": draw.next_position,
+    })
+}

@@ -1,0 +1,409 @@
+//! Draws' SQL: the draw record, the assignments, and the bookings that fence an expert's
+//! half-day (ARCHITECTURE.md "The draw" step 6). Portable across SQLite and PostgreSQL.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use sqlx::{AnyConnection, Row, any::AnyRow};
+use supervision_kit::{
+    Page,
+    auth::Actor,
+    storage::{format_instant, parse_instant},
+};
+
+use super::StoreError;
+use crate::domain::{
+    Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawStatus, Exclusion, ExclusionReason,
+    HalfDay, TaskId, TaskVisibility,
+};
+
+/// The unique index that keeps an expert's half-day to one booking.
+pub const BOOKING_INDEX: &str = "bookings_slot_key";
+/// What SQLite names instead of the index.
+pub const BOOKING_COLUMNS: &str = "bookings.expert_id, bookings.session_date, bookings.half_day";
+
+macro_rules! draw_columns {
+    () => {
+        "id, task_id, live_key, kind, status, algorithm, edition_number, team_size, backup_count, frozen_list, \
+         frozen_list_sha256, candidate_count, pool_count, exclusions, untrained, server_seed, seed_commitment, \
+         dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
+         operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at"
+    };
+}
+
+macro_rules! assignment_columns {
+    () => {
+        "id, task_id, draw_id, expert_id, position, role, status, trained, notified_at, created_at, updated_at"
+    };
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn exclusions_json(exclusions: &[Exclusion]) -> String {
+    serde_json::Value::Array(
+        exclusions
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "expert_id": e.expert_id,
+                    "reasons": e.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+fn order_text(order: &[(String, String)]) -> String {
+    order.iter().map(|(id, ticket)| format!("{id} {ticket}\n")).collect()
+}
+
+fn actor_parts(a: Option<&Actor>) -> (String, String, String) {
+    a.map_or_else(Default::default, |a| (a.subject.clone(), a.role.clone(), a.bureau.clone().unwrap_or_default()))
+}
+
+fn instant_or_empty(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(format_instant).unwrap_or_default()
+}
+
+/// Records a prepared draw. The live key keeps one live initial draw per task: a second prepare
+/// of the same task fails on it.
+pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx::Error> {
+    let (ws, wr, wb) = actor_parts(d.witness.as_ref());
+    let (os, or, ob) = actor_parts(Some(&d.operator));
+    sqlx::query(concat!(
+        "INSERT INTO draws (",
+        draw_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"
+    ))
+    .bind(d.id.as_str())
+    .bind(d.task_id.as_str())
+    .bind(d.task_id.as_str())
+    .bind("INITIAL")
+    .bind(d.status.code())
+    .bind(&d.algorithm)
+    .bind(i64::from(d.edition_number))
+    .bind(i64::from(d.team_size))
+    .bind(i64::from(d.backup_count))
+    .bind(&d.frozen_list)
+    .bind(&d.frozen_list_sha256)
+    .bind(count(d.candidate_count))
+    .bind(count(d.pool_count))
+    .bind(exclusions_json(&d.exclusions))
+    .bind(serde_json::to_string(&d.untrained).unwrap_or_default())
+    .bind(&d.server_seed)
+    .bind(&d.seed_commitment)
+    .bind(&d.dice_digits)
+    .bind(order_text(&d.order))
+    .bind(serde_json::to_string(&d.walk).unwrap_or_default())
+    .bind(serde_json::to_string(&d.relaxations).unwrap_or_default())
+    .bind(count(d.next_position))
+    .bind(os)
+    .bind(or)
+    .bind(ob)
+    .bind(ws)
+    .bind(wr)
+    .bind(wb)
+    .bind(format_instant(d.prepared_at))
+    .bind(instant_or_empty(d.witnessed_at))
+    .bind(instant_or_empty(d.executed_at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the witness's co-signature on a PREPARED draw; false when it is no longer PREPARED.
+pub async fn record_witness(conn: &mut AnyConnection, d: &Draw) -> Result<bool, sqlx::Error> {
+    let (ws, wr, wb) = actor_parts(d.witness.as_ref());
+    let done = sqlx::query(
+        "UPDATE draws SET status = $1, witness_subject = $2, witness_role = $3, witness_bureau = $4, \
+         dice_digits = $5, witnessed_at = $6 WHERE id = $7 AND status = 'PREPARED'",
+    )
+    .bind(d.status.code())
+    .bind(ws)
+    .bind(wr)
+    .bind(wb)
+    .bind(&d.dice_digits)
+    .bind(instant_or_empty(d.witnessed_at))
+    .bind(d.id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the execution of a WITNESSED draw (order and walk); false when it is no longer
+/// WITNESSED. Nothing changes an executed draw after this but a void.
+pub async fn record_execution(conn: &mut AnyConnection, d: &Draw) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE draws SET status = $1, draw_order = $2, walk = $3, relaxations = $4, next_position = $5, \
+         executed_at = $6 WHERE id = $7 AND status = 'WITNESSED'",
+    )
+    .bind(d.status.code())
+    .bind(order_text(&d.order))
+    .bind(serde_json::to_string(&d.walk).unwrap_or_default())
+    .bind(serde_json::to_string(&d.relaxations).unwrap_or_default())
+    .bind(count(d.next_position))
+    .bind(instant_or_empty(d.executed_at))
+    .bind(d.id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn get_draw(conn: &mut AnyConnection, id: &DrawId) -> Result<Option<Draw>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", draw_columns!(), " FROM draws WHERE id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| draw_from_row(&r)).transpose()
+}
+
+/// What ListDraws filters on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawFilter {
+    pub visibility: TaskVisibility,
+    pub task_id: Option<TaskId>,
+    pub status: Option<DrawStatus>,
+    pub bureau: Option<supervision_kit::Bureau>,
+}
+
+/// Draws newest first (ids are time-ordered), within what the caller may see.
+pub async fn list_draws(conn: &mut AnyConnection, filter: &DrawFilter, page: &Page) -> Result<Vec<Draw>, StoreError> {
+    let scope = match filter.visibility {
+        TaskVisibility::All => String::new(),
+        TaskVisibility::Bureau(b) => b.division_code().to_owned(),
+        TaskVisibility::Nothing => return Ok(Vec::new()),
+    };
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        draw_columns!(),
+        " FROM draws WHERE ($1 = '' OR id < $1) AND ($2 = '' OR task_id = $2) AND ($3 = '' OR status = $3) \
+           AND ($4 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = draws.task_id AND t.dispatching_bureau = $4)) \
+           AND ($5 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = draws.task_id AND t.dispatching_bureau = $5)) \
+         ORDER BY id DESC LIMIT $6"
+    ))
+    .bind(page.after.as_deref().unwrap_or_default())
+    .bind(filter.task_id.as_ref().map(TaskId::as_str).unwrap_or_default())
+    .bind(filter.status.map(DrawStatus::code).unwrap_or_default())
+    .bind(scope)
+    .bind(filter.bureau.map(supervision_kit::Bureau::division_code).unwrap_or_default())
+    .bind(i64::from(page.size))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(draw_from_row).collect()
+}
+
+fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
+    let id: String = row.try_get("id")?;
+    let bad = |problem: String| StoreError::Corrupt { id: id.clone(), problem };
+    let text = |col: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(col)?) };
+    let number = |col: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(col)?) };
+    let size = |col: &str| -> Result<usize, StoreError> {
+        usize::try_from(number(col)?).map_err(|_| bad(format!("{col} is negative")))
+    };
+    let small = |col: &str| -> Result<u32, StoreError> {
+        u32::try_from(number(col)?).map_err(|_| bad(format!("{col} is out of range")))
+    };
+    let instant = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        let s = text(col)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        parse_instant(&s).map(Some).map_err(|e| bad(format!("{col}: {e}")))
+    };
+    let actor = |prefix: &str| -> Result<Option<Actor>, StoreError> {
+        let subject = text(&format!("{prefix}_subject"))?;
+        let bureau = text(&format!("{prefix}_bureau"))?;
+        Ok((!subject.is_empty()).then(|| Actor {
+            subject,
+            role: text(&format!("{prefix}_role")).unwrap_or_default(),
+            bureau: (!bureau.is_empty()).then_some(bureau),
+        }))
+    };
+    let exclusions: Vec<serde_json::Value> =
+        serde_json::from_str(&text("exclusions")?).map_err(|e| bad(format!("exclusions: {e}")))?;
+    let exclusions = exclusions
+        .iter()
+        .map(|e| {
+            let expert_id = e["expert_id"].as_str().unwrap_or_default().to_owned();
+            let reasons = e["reasons"]
+                .as_array()
+                .map(|rs| rs.iter().filter_map(|r| r.as_str().and_then(ExclusionReason::from_code)).collect())
+                .unwrap_or_default();
+            Exclusion { expert_id, reasons }
+        })
+        .collect();
+    let order = text("draw_order")?
+        .lines()
+        .map(|l| {
+            let (id, ticket) = l.split_once(' ').unwrap_or((l, ""));
+            (id.to_owned(), ticket.to_owned())
+        })
+        .collect();
+    let status = text("status")?;
+    Ok(Draw {
+        id: DrawId::parse(&id).ok_or_else(|| bad("id".into()))?,
+        task_id: TaskId::parse(&text("task_id")?).ok_or_else(|| bad("task_id".into()))?,
+        status: DrawStatus::from_code(&status).ok_or_else(|| bad(format!("status {status}")))?,
+        algorithm: text("algorithm")?,
+        edition_number: small("edition_number")?,
+        team_size: small("team_size")?,
+        backup_count: small("backup_count")?,
+        frozen_list: text("frozen_list")?,
+        frozen_list_sha256: text("frozen_list_sha256")?,
+        candidate_count: size("candidate_count")?,
+        pool_count: size("pool_count")?,
+        exclusions,
+        untrained: serde_json::from_str(&text("untrained")?).map_err(|e| bad(format!("untrained: {e}")))?,
+        server_seed: text("server_seed")?,
+        seed_commitment: text("seed_commitment")?,
+        dice_digits: text("dice_digits")?,
+        order,
+        walk: serde_json::from_str(&text("walk")?).map_err(|e| bad(format!("walk: {e}")))?,
+        relaxations: serde_json::from_str(&text("relaxations")?).map_err(|e| bad(format!("relaxations: {e}")))?,
+        next_position: size("next_position")?,
+        operator: actor("operator")?.ok_or_else(|| bad("operator".into()))?,
+        witness: actor("witness")?,
+        prepared_at: instant("prepared_at")?.ok_or_else(|| bad("prepared_at".into()))?,
+        witnessed_at: instant("witnessed_at")?,
+        executed_at: instant("executed_at")?,
+    })
+}
+
+/// The experts holding a booking on any of `slots`.
+pub async fn booked_experts(
+    conn: &mut AnyConnection,
+    slots: &[(NaiveDate, HalfDay)],
+) -> Result<HashSet<String>, sqlx::Error> {
+    if slots.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let clauses: Vec<String> =
+        (0..slots.len()).map(|i| format!("(session_date = ${} AND half_day = ${})", 2 * i + 1, 2 * i + 2)).collect();
+    // Only placeholders are spliced in; every value is bound.
+    let sql = format!("SELECT DISTINCT expert_id FROM bookings WHERE {}", clauses.join(" OR "));
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    for (date, half_day) in slots {
+        query = query.bind(date.to_string()).bind(half_day.code());
+    }
+    Ok(query.fetch_all(&mut *conn).await?.into_iter().collect())
+}
+
+pub async fn insert_assignment(conn: &mut AnyConnection, a: &Assignment) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "INSERT INTO assignments (",
+        assignment_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(a.id.as_str())
+    .bind(a.task_id.as_str())
+    .bind(a.draw_id.as_str())
+    .bind(&a.expert_id)
+    .bind(count(a.position))
+    .bind(a.role.code())
+    .bind(a.status.code())
+    .bind(i64::from(a.trained))
+    .bind(instant_or_empty(a.notified_at))
+    .bind(format_instant(a.created_at))
+    .bind(format_instant(a.updated_at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Books `a`'s expert on one half-day; fails on [`BOOKING_INDEX`] when someone else holds it.
+pub async fn insert_booking(
+    conn: &mut AnyConnection,
+    a: &Assignment,
+    date: NaiveDate,
+    half_day: HalfDay,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bookings (expert_id, session_date, half_day, assignment_id, task_id) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&a.expert_id)
+    .bind(date.to_string())
+    .bind(half_day.code())
+    .bind(a.id.as_str())
+    .bind(a.task_id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// What ListAssignments filters on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentFilter {
+    pub visibility: TaskVisibility,
+    pub task_id: Option<TaskId>,
+    pub expert_id: Option<String>,
+    pub draw_id: Option<DrawId>,
+    pub status: Option<AssignmentStatus>,
+}
+
+/// Assignments by task, then position, then id; the page token is the assignment's id and the
+/// listing within one task is small, so paging is by `(task_id, position, id)` read from it.
+pub async fn list_assignments(
+    conn: &mut AnyConnection,
+    filter: &AssignmentFilter,
+    page: &Page,
+) -> Result<Vec<Assignment>, StoreError> {
+    let scope = match filter.visibility {
+        TaskVisibility::All => String::new(),
+        TaskVisibility::Bureau(b) => b.division_code().to_owned(),
+        TaskVisibility::Nothing => return Ok(Vec::new()),
+    };
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        assignment_columns!(),
+        " FROM assignments a WHERE ($1 = '' OR (a.task_id, a.position, a.id) > \
+             (SELECT p.task_id, p.position, p.id FROM assignments p WHERE p.id = $1)) \
+           AND ($2 = '' OR a.task_id = $2) AND ($3 = '' OR a.expert_id = $3) AND ($4 = '' OR a.draw_id = $4) \
+           AND ($5 = '' OR a.status = $5) \
+           AND ($6 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND t.dispatching_bureau = $6)) \
+         ORDER BY a.task_id, a.position, a.id LIMIT $7"
+    ))
+    .bind(page.after.as_deref().unwrap_or_default())
+    .bind(filter.task_id.as_ref().map(TaskId::as_str).unwrap_or_default())
+    .bind(filter.expert_id.as_deref().unwrap_or_default())
+    .bind(filter.draw_id.as_ref().map(DrawId::as_str).unwrap_or_default())
+    .bind(filter.status.map(AssignmentStatus::code).unwrap_or_default())
+    .bind(scope)
+    .bind(i64::from(page.size))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(assignment_from_row).collect()
+}
+
+fn assignment_from_row(row: &AnyRow) -> Result<Assignment, StoreError> {
+    let id: String = row.try_get("id")?;
+    let bad = |problem: String| StoreError::Corrupt { id: id.clone(), problem };
+    let text = |col: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(col)?) };
+    let instant = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        let s = text(col)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        parse_instant(&s).map(Some).map_err(|e| bad(format!("{col}: {e}")))
+    };
+    let role = text("role")?;
+    let status = text("status")?;
+    let position: i64 = row.try_get("position")?;
+    let trained: i64 = row.try_get("trained")?;
+    Ok(Assignment {
+        id: AssignmentId::parse(&id).ok_or_else(|| bad("id".into()))?,
+        task_id: TaskId::parse(&text("task_id")?).ok_or_else(|| bad("task_id".into()))?,
+        draw_id: DrawId::parse(&text("draw_id")?).ok_or_else(|| bad("draw_id".into()))?,
+        expert_id: text("expert_id")?,
+        position: usize::try_from(position).map_err(|_| bad("position".into()))?,
+        role: AssignmentRole::from_code(&role).ok_or_else(|| bad(format!("role {role}")))?,
+        status: AssignmentStatus::from_code(&status).ok_or_else(|| bad(format!("status {status}")))?,
+        trained: trained != 0,
+        notified_at: instant("notified_at")?,
+        created_at: instant("created_at")?.ok_or_else(|| bad("created_at".into()))?,
+        updated_at: instant("updated_at")?.ok_or_else(|| bad("updated_at".into()))?,
+    })
+}
