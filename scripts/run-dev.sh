@@ -33,8 +33,10 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-# Settings only one service takes: the registry encrypts experts' personal data with its key.
-declare -A own=([registry]="PERSONAL_DATA_KEY_FILE=data/dev-keys/personal-data.key")
+# Settings only some services take: the registry and recruitment encrypt experts' and applicants'
+# personal data with the deployment's key.
+declare -A own=([registry]="PERSONAL_DATA_KEY_FILE=data/dev-keys/personal-data.key"
+                [recruitment]="PERSONAL_DATA_KEY_FILE=data/dev-keys/personal-data.key")
 
 for svc in "${services[@]}"; do
   upper=${svc^^}

@@ -15,8 +15,8 @@ pub use backend::{Backend, TestDb, TestRedis};
 pub use identity::{AuthedChannel, service_acting_for, token, with_token};
 pub use services::{
     RunningService, common_args, personal_data_key_file, spawn_dispatch, spawn_dispatch_calling,
-    spawn_dispatch_with_registry, spawn_finance, spawn_finance_calling, spawn_finance_with_registry, spawn_recruitment,
-    spawn_registry, spawn_registry_on, spawn_registry_with,
+    spawn_dispatch_calling_finance, spawn_dispatch_with_registry, spawn_finance, spawn_finance_calling,
+    spawn_finance_with_registry, spawn_recruitment, spawn_registry, spawn_registry_on, spawn_registry_with,
 };
 pub use supervision_kit::{Bureau, Role};
 

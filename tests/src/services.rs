@@ -145,6 +145,7 @@ pub async fn spawn_recruitment(backend: Backend) -> RunningService {
     let config = supervision_recruitment::Config {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
+        personal_data_key_file: Some(personal_data_key_file(&db)),
         common: common_args(Some(clock_file.clone())),
         reference: ReferenceArgs::default(),
     };
@@ -184,6 +185,31 @@ pub async fn spawn_dispatch_calling(backend: Backend, registry_endpoint: Option<
     std::fs::write(&token_file, identity::token(Role::Service, None)).expect("the service token is written");
     let mut common = common_args(Some(clock_file.clone()));
     common.peers.registry_endpoint = registry_endpoint;
+    common.peers.service_token_file = Some(token_file);
+    let config = supervision_dispatch::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// Starts dispatch calling the registry at `registry_endpoint` and delivering its outbox to
+/// finance at `finance_endpoint`, with a SERVICE token, against a fresh database of `backend`.
+pub async fn spawn_dispatch_calling_finance(
+    backend: Backend,
+    registry_endpoint: &str,
+    finance_endpoint: &str,
+) -> RunningService {
+    let db = TestDb::new(backend).await;
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let token_file = db.scratch_dir().join("service.token");
+    std::fs::write(&token_file, identity::token(Role::Service, None)).expect("the service token is written");
+    let mut common = common_args(Some(clock_file.clone()));
+    common.peers.registry_endpoint = Some(registry_endpoint.to_owned());
+    common.peers.finance_endpoint = Some(finance_endpoint.to_owned());
     common.peers.service_token_file = Some(token_file);
     let config = supervision_dispatch::Config {
         listen: "127.0.0.1:0".into(),

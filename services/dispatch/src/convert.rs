@@ -10,9 +10,11 @@ use supervision_proto::{common, dispatch as pb};
 use tonic::Status;
 
 use crate::domain::{
-    Assignment, AssignmentId, AssignmentStatus, Draw, DrawId, DrawStatus, ExclusionReason, Outcome, Pick,
-    draw::exclusion_counts,
+    Answer, Assignment, AssignmentId, AssignmentStatus, Draw, DrawId, DrawStatus, Entered, ExclusionReason, Outcome,
+    Pick, Report, ReportId, ResponseKind, WorkedSession, draw::exclusion_counts,
 };
+use crate::reports::Review;
+use crate::responses::{NewAnswer, StatusChange};
 use crate::{
     domain::{
         Activity, ActivityKind, ActivitySubject, ExceptionKind, FundSource, HalfDay, NewSubmission, NewTask, Session,
@@ -684,8 +686,296 @@ pub fn draw_to_proto(d: &Draw) -> pb::Draw {
     }
 }
 
+pub fn assignment_id(raw: &str, field: &str) -> Result<AssignmentId, Status> {
+    AssignmentId::parse(raw)
+        .ok_or_else(|| supervision_kit::error::invalid_field(field, "must be an assignment id (asg_...)"))
+}
+
+/// An answer to an assignment: exactly one of accept, decline, recuse.
+pub fn answer(req: &pb::RespondToAssignmentRequest, now: DateTime<Utc>) -> Result<(AssignmentId, NewAnswer), Status> {
+    use pb::respond_to_assignment_request::Answer as A;
+    let mut v = FieldViolations::new();
+    let id = AssignmentId::parse(&req.assignment_id);
+    if id.is_none() {
+        v.add("assignment_id", "must be an assignment id (asg_...)");
+    }
+    let on_behalf = on_behalf(req.on_behalf.as_ref(), "on_behalf", now, &mut v);
+    let mut answer = NewAnswer {
+        kind: ResponseKind::Accept,
+        decline_reason: String::new(),
+        relation: None,
+        detail: String::new(),
+        on_behalf,
+    };
+    match &req.answer {
+        None => v.add("answer", "set exactly one of accept, decline and recuse"),
+        Some(A::Accept(accept)) => {
+            if !accept.no_conflict_declared {
+                v.add("accept.no_conflict_declared", "must be true: the expert declares no conflict (article 9(六))");
+            }
+            answer.detail = optional_text(&accept.note, "accept.note", 2000, &mut v);
+        }
+        Some(A::Decline(decline)) => {
+            answer.kind = ResponseKind::Decline;
+            answer.decline_reason =
+                required_enum::<pb::DeclineReason>(decline.reason, "decline.reason", "a decline reason", &mut v)
+                    .map(|r| r.as_str_name().to_owned())
+                    .unwrap_or_default();
+            answer.detail = optional_text(&decline.detail, "decline.detail", 2000, &mut v);
+        }
+        Some(A::Recuse(recuse)) => {
+            answer.kind = ResponseKind::Recuse;
+            answer.relation =
+                required_enum::<common::RelationType>(recuse.relation, "recuse.relation", "a relation type", &mut v);
+            answer.detail = optional_text(&recuse.detail, "recuse.detail", 2000, &mut v);
+        }
+    }
+    v.check()?;
+    Ok((id.expect("checked"), answer))
+}
+
+/// A status change from the registry's outbox; its id is the request's idempotency key.
+pub fn status_change(req: &pb::ExpertStatusChangedRequest) -> Result<StatusChange, Status> {
+    let mut v = FieldViolations::new();
+    let Some(change) = req.change.as_ref() else {
+        return Err(supervision_kit::error::invalid_field("change", "is required"));
+    };
+    if !is_prefixed_id(&change.id, "stc_") {
+        v.add("change.id", "must be a status change id (stc_...)");
+    } else if change.id != req.request_id {
+        v.add("request_id", "must be the status change id");
+    }
+    if !is_prefixed_id(&change.expert_id, "exp_") {
+        v.add("change.expert_id", "must be an expert id (exp_...)");
+    }
+    let status = required_enum::<supervision_proto::registry::ExpertStatus>(
+        change.status,
+        "change.status",
+        "an expert status",
+        &mut v,
+    );
+    let effective = required_date(change.effective_date.as_ref(), "change.effective_date", &mut v);
+    v.check()?;
+    Ok(StatusChange {
+        id: change.id.clone(),
+        expert_id: change.expert_id.clone(),
+        status: status.map(|s| s.as_str_name().to_owned()).unwrap_or_default(),
+        effective: effective.expect("checked"),
+    })
+}
+
+/// The longest a worked half-day session may be, in minutes.
+const MAX_SESSION_MINUTES: i32 = 720;
+
+/// Sessions worked: each with a date, a half-day agreeing with its start time (AM before 12:30),
+/// a start time and minutes.
+pub fn worked_sessions(raw: &[pb::WorkedSession], field: &str, v: &mut FieldViolations) -> Vec<WorkedSession> {
+    if raw.is_empty() {
+        v.add(field, "list every session worked");
+    }
+    let mut out = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let at = |f: &str| format!("{field}[{i}].{f}");
+        let day = required_date(s.date.as_ref(), &at("date"), v);
+        let half_day = from_pb!(s.half_day, common::HalfDay, "HALF_DAY_", HalfDay, &at("half_day"), "AM or PM (D2)", v);
+        if s.start_time.is_none() {
+            v.add(at("start_time"), "is required");
+        }
+        let start = time_of_day(s.start_time.as_ref(), &at("start_time"), v);
+        if let (Some(start), Some(half_day)) = (start, half_day) {
+            let am = start < NaiveTime::from_hms_opt(12, 30, 0).expect("a time");
+            if am != (half_day == HalfDay::Am) {
+                v.add(at("half_day"), "must agree with start_time: AM before 12:30, PM from 12:30 (D2)");
+            }
+        }
+        if !(1..=MAX_SESSION_MINUTES).contains(&s.minutes) {
+            v.add(at("minutes"), format!("must be 1 to {MAX_SESSION_MINUTES}"));
+        }
+        let note = optional_text(&s.note, &at("note"), 500, v);
+        if !s.task_session_id.is_empty() && SessionId::parse(&s.task_session_id).is_none() {
+            v.add(at("task_session_id"), "must be a task session id");
+        }
+        if let (Some(day), Some(half_day), Some(start)) = (day, half_day, start) {
+            out.push(WorkedSession {
+                task_session_id: s.task_session_id.clone(),
+                date: day.to_string(),
+                half_day: half_day.code().to_owned(),
+                start_time: start.format("%H:%M").to_string(),
+                minutes: s.minutes.unsigned_abs(),
+                note,
+            });
+        }
+    }
+    out
+}
+
+/// A report's content: the findings are required (article 8); the rest is kept as sent.
+pub fn report_content(raw: Option<&pb::ReportContent>, field: &str, v: &mut FieldViolations) -> Vec<u8> {
+    let Some(content) = raw else {
+        v.add(field, "is required");
+        return Vec::new();
+    };
+    long_text(&content.findings, &format!("{field}.findings"), MAX_CONTENT_CHARS, true, v);
+    long_text(&content.suggestions, &format!("{field}.suggestions"), MAX_CONTENT_CHARS, false, v);
+    for (i, _) in content.attachment_ids.iter().enumerate() {
+        v.add(format!("{field}.attachment_ids[{i}]"), "names no uploaded attachment");
+    }
+    prost::Message::encode_to_vec(content)
+}
+
+pub fn report_id(raw: &str, field: &str) -> Result<ReportId, Status> {
+    ReportId::parse(raw).ok_or_else(|| supervision_kit::error::invalid_field(field, "must be a report id (rpt_...)"))
+}
+
+fn reason_text(raw: &str, field: &str, v: &mut FieldViolations) -> String {
+    required_text(raw, field, 2000, v)
+}
+
+pub fn record_worked_sessions(
+    req: &pb::RecordWorkedSessionsRequest,
+    now: DateTime<Utc>,
+) -> Result<(AssignmentId, Vec<WorkedSession>, Option<supervision_kit::vocab::OnBehalf>), Status> {
+    let mut v = FieldViolations::new();
+    let id = AssignmentId::parse(&req.assignment_id);
+    if id.is_none() {
+        v.add("assignment_id", "must be an assignment id (asg_...)");
+    }
+    let sessions = worked_sessions(&req.sessions, "sessions", &mut v);
+    let on_behalf = on_behalf(req.on_behalf.as_ref(), "on_behalf", now, &mut v);
+    v.check()?;
+    Ok((id.expect("checked"), sessions, on_behalf))
+}
+
+pub fn submit_report(
+    req: &pb::SubmitReportRequest,
+    now: DateTime<Utc>,
+) -> Result<(AssignmentId, Vec<u8>, Option<supervision_kit::vocab::OnBehalf>), Status> {
+    let mut v = FieldViolations::new();
+    let id = AssignmentId::parse(&req.assignment_id);
+    if id.is_none() {
+        v.add("assignment_id", "must be an assignment id (asg_...)");
+    }
+    let content = report_content(req.content.as_ref(), "content", &mut v);
+    let on_behalf = on_behalf(req.on_behalf.as_ref(), "on_behalf", now, &mut v);
+    v.check()?;
+    Ok((id.expect("checked"), content, on_behalf))
+}
+
+pub fn correct_report(req: &pb::CorrectReportRequest) -> Result<(ReportId, Review), Status> {
+    let mut v = FieldViolations::new();
+    let id = ReportId::parse(&req.report_id);
+    if id.is_none() {
+        v.add("report_id", "must be a report id (rpt_...)");
+    }
+    let paths: Vec<&str> =
+        req.update_mask.as_ref().map(|m| m.paths.iter().map(String::as_str).collect()).unwrap_or_default();
+    if paths.is_empty() {
+        v.add("update_mask", "name `content` and/or `sessions`");
+    }
+    for p in &paths {
+        if !matches!(*p, "content" | "sessions") {
+            v.add("update_mask", format!("`{p}` cannot be corrected; only `content` and `sessions`"));
+        }
+    }
+    let content = paths.contains(&"content").then(|| report_content(req.content.as_ref(), "content", &mut v));
+    let sessions = paths.contains(&"sessions").then(|| worked_sessions(&req.sessions, "sessions", &mut v));
+    let reason = reason_text(&req.reason, "reason", &mut v);
+    v.check()?;
+    Ok((id.expect("checked"), Review::Correct { content, sessions, reason }))
+}
+
+pub fn void_report(req: &pb::VoidReportRequest) -> Result<(ReportId, Review), Status> {
+    let mut v = FieldViolations::new();
+    let id = ReportId::parse(&req.report_id);
+    if id.is_none() {
+        v.add("report_id", "must be a report id (rpt_...)");
+    }
+    let reason = reason_text(&req.reason, "reason", &mut v);
+    v.check()?;
+    Ok((id.expect("checked"), Review::Void { reason }))
+}
+
+fn entered_to_proto(e: &Entered) -> common::OnBehalf {
+    common::OnBehalf {
+        channel: common::EntryChannel::from_str_name(&e.channel).map_or(0, |c| c as i32),
+        received_time: supervision_kit::storage::parse_instant(&e.received_at).ok().map(timestamp),
+        note: e.note.clone(),
+    }
+}
+
+pub fn report_to_proto(r: &Report) -> pb::Report {
+    pb::Report {
+        id: r.id.to_string(),
+        assignment_id: r.assignment_id.to_string(),
+        task_id: r.task_id.to_string(),
+        expert_id: r.expert_id.clone(),
+        status: to_pb!(r.status, pb::ReportStatus, "REPORT_STATUS_"),
+        content: <pb::ReportContent as prost::Message>::decode(r.content.as_slice()).ok(),
+        sessions: r.sessions.iter().map(worked_session_to_proto).collect(),
+        revision: i32::try_from(r.revision).unwrap_or(i32::MAX),
+        submitted_by: Some(r.submitted_by.to_proto()),
+        on_behalf: r.on_behalf.as_ref().map(entered_to_proto),
+        submit_time: Some(timestamp(r.submitted_at)),
+        return_reason: String::new(),
+        accepted_by: r.accepted_by.as_ref().map(|a| a.to_proto()),
+        accept_time: r.accepted_at.map(timestamp),
+        corrections: r
+            .corrections
+            .iter()
+            .map(|c| pb::ReportCorrection {
+                revision: i32::try_from(c.revision).unwrap_or(i32::MAX),
+                reason: c.reason.clone(),
+                corrected_by: Some(c.corrected_by.to_proto()),
+                correct_time: supervision_kit::storage::parse_instant(&c.at).ok().map(timestamp),
+            })
+            .collect(),
+        void_reason: r.void_reason.clone(),
+        voided_by: r.voided_by.as_ref().map(|a| a.to_proto()),
+        void_time: r.voided_at.map(timestamp),
+    }
+}
+
+fn response_to_proto(r: &Answer) -> pb::AssignmentResponse {
+    pb::AssignmentResponse {
+        kind: pb::ResponseKind::from_str_name(&format!("RESPONSE_KIND_{}", r.kind)).map_or(0, |k| k as i32),
+        decline_reason: pb::DeclineReason::from_str_name(&r.decline_reason).map_or(0, |k| k as i32),
+        recusal_relation: common::RelationType::from_str_name(&r.relation).map_or(0, |k| k as i32),
+        detail: r.detail.clone(),
+        receive_time: Some(timestamp(r.received_at)),
+        on_behalf: (!r.on_behalf_channel.is_empty()).then(|| common::OnBehalf {
+            channel: common::EntryChannel::from_str_name(&r.on_behalf_channel).map_or(0, |c| c as i32),
+            received_time: Some(timestamp(r.received_at)),
+            note: r.on_behalf_note.clone(),
+        }),
+        entered_by: Some(r.entered_by.to_proto()),
+    }
+}
+
+pub fn worked_session_to_proto(s: &WorkedSession) -> pb::WorkedSession {
+    let (hours, minutes) = s.start_time.split_once(':').unwrap_or_default();
+    pb::WorkedSession {
+        task_session_id: s.task_session_id.clone(),
+        date: s.date.parse::<NaiveDate>().ok().map(date),
+        half_day: common::HalfDay::from_str_name(&format!("HALF_DAY_{}", s.half_day)).map_or(0, |h| h as i32),
+        start_time: Some(common::TimeOfDay {
+            hours: hours.parse().unwrap_or_default(),
+            minutes: minutes.parse().unwrap_or_default(),
+        }),
+        minutes: i32::try_from(s.minutes).unwrap_or(i32::MAX),
+        note: s.note.clone(),
+    }
+}
+
 pub fn assignment_to_proto(a: &Assignment) -> pb::Assignment {
     pb::Assignment {
+        decline_deadline: a.decline_deadline.map(timestamp),
+        response: a.response.as_ref().map(response_to_proto),
+        replaces_assignment_id: a.replaces.clone(),
+        replaced_by_assignment_id: a.replaced_by.clone(),
+        worked_sessions: a.worked_sessions.iter().map(worked_session_to_proto).collect(),
+        report_id: a.report_id.clone(),
+        fee_revision: i32::try_from(a.fee_revision).unwrap_or(i32::MAX),
+        cancel_reason: a.cancel_reason.clone(),
         id: a.id.to_string(),
         task_id: a.task_id.to_string(),
         draw_id: a.draw_id.to_string(),

@@ -30,8 +30,8 @@ use tonic::Code;
 
 use crate::{
     domain::{
-        Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawStatus, ExceptionKind, HalfDay,
-        Outcome, Pick, PoolExpert, RelaxationRecord, Task, TaskStatus, TaskVisibility,
+        Assignment, AssignmentRole, Draw, DrawId, DrawStatus, ExceptionKind, HalfDay, Outcome, Pick, PoolExpert,
+        RelaxationRecord, Task, TaskStatus, TaskVisibility,
         draw::{exclusion_counts, screen},
     },
     error::Error,
@@ -290,7 +290,7 @@ fn check_executable(draw: &Draw) -> Result<(), Error> {
     Ok(())
 }
 
-fn order_of(draw: &Draw) -> Result<DrawOrder, Error> {
+pub(crate) fn order_of(draw: &Draw) -> Result<DrawOrder, Error> {
     let corrupt =
         |problem: String| Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem });
     let list = FrozenList::parse(draw.frozen_list.as_bytes()).map_err(|e| corrupt(format!("frozen list: {e}")))?;
@@ -387,7 +387,7 @@ pub async fn plan_fence(db: &Db, x: &ToExecute, fresh: &HashMap<String, PoolExpe
     Ok(lock_keys(&placed(&f), &slots))
 }
 
-fn team_of_draw(d: &Draw) -> TeamSize {
+pub(crate) fn team_of_draw(d: &Draw) -> TeamSize {
     TeamSize { primaries: d.team_size as usize, backups: d.backup_count as usize }
 }
 
@@ -427,22 +427,16 @@ pub async fn execute(
     let mut walk_record = Vec::new();
     for (role, placements) in [(AssignmentRole::Primary, &f.primaries), (AssignmentRole::Backup, &f.backups)] {
         for p in placements {
-            let a = Assignment {
-                id: AssignmentId::generate(),
-                task_id: draw.task_id.clone(),
-                draw_id: draw.id.clone(),
-                expert_id: p.id.as_str().to_owned(),
-                position: p.position + 1,
+            let a = Assignment::new(
+                draw.task_id.clone(),
+                draw.id.clone(),
+                p.id.as_str().to_owned(),
+                p.position + 1,
                 role,
-                status: match role {
-                    AssignmentRole::Primary => AssignmentStatus::Notified,
-                    AssignmentRole::Backup => AssignmentStatus::Reserved,
-                },
-                trained: fresh.get(p.id.as_str()).is_some_and(|e| e.trained),
-                notified_at: (role == AssignmentRole::Primary).then_some(now),
-                created_at: now,
-                updated_at: now,
-            };
+                fresh.get(p.id.as_str()).is_some_and(|e| e.trained),
+                String::new(),
+                now,
+            );
             walk_record.push(Pick {
                 position: p.position,
                 expert_id: a.expert_id.clone(),
@@ -538,7 +532,7 @@ pub const fn attempts() -> usize {
     ATTEMPTS
 }
 
-fn stage_code(s: Stage) -> &'static str {
+pub(crate) fn stage_code(s: Stage) -> &'static str {
     match s {
         Stage::Walk => "WALK",
         Stage::RelaxedWalk => "RELAXED_WALK",
@@ -547,7 +541,7 @@ fn stage_code(s: Stage) -> &'static str {
     }
 }
 
-fn skip_code(r: &SkipReason) -> &'static str {
+pub(crate) fn skip_code(r: &SkipReason) -> &'static str {
     match r {
         SkipReason::NotActive => "NOT_ACTIVE",
         SkipReason::NotFree => "NOT_FREE",
@@ -594,7 +588,8 @@ pub async fn assignments(
 pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
     let final_stage = if draw.relaxations.is_empty() { "WALK" } else { "RELAXED_WALK" };
     let of = |outcome: Outcome| -> Vec<String> {
-        let mut picks: Vec<&Pick> = draw.walk.iter().filter(|p| p.outcome == outcome).collect();
+        let mut picks: Vec<&Pick> =
+            draw.walk.iter().filter(|p| p.outcome == outcome && initial_stage(&p.stage)).collect();
         picks.sort_by_key(|p| p.position);
         picks.into_iter().map(|p| p.expert_id.clone()).collect()
     };
@@ -619,6 +614,12 @@ pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
             .map(|p| p.expert_id.clone())
             .collect(),
     }
+}
+
+/// Whether a pick belongs to the draw's execution rather than to a later vacancy (PROMOTION,
+/// CONTINUATION), which the verifier's replay of the fill does not cover.
+fn initial_stage(stage: &str) -> bool {
+    matches!(stage, "WALK" | "RELAXED_WALK")
 }
 
 /// An executed (or voided) draw, for ExportDraw and VerifyDraw: before execution the seed is

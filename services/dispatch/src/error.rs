@@ -33,6 +33,10 @@ pub enum Error {
     RegistryUnavailable(String),
     #[error("draw {0} not found")]
     DrawNotFound(String),
+    #[error("assignment {0} not found")]
+    AssignmentNotFound(String),
+    #[error("report {0} not found")]
+    ReportNotFound(String),
     /// A draw step refused; `reason` is the ErrorInfo reason.
     #[error("{message}")]
     DrawRefused { code: Code, reason: &'static str, message: String },
@@ -107,6 +111,16 @@ impl From<Error> for Status {
                 Code::NotFound,
                 message,
                 ErrorDetails::with_resource_info("supervision.dispatch.v1.Draw", id, "", ""),
+            ),
+            Error::AssignmentNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.dispatch.v1.Assignment", id, "", ""),
+            ),
+            Error::ReportNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.dispatch.v1.Report", id, "", ""),
             ),
             Error::DrawRefused { code, reason, .. } => Status::with_error_details(
                 code,

@@ -14,10 +14,12 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     convert,
-    domain::{NewTask, PoolExpert, TaskId, TaskVisibility, Visibility},
+    domain::{NewTask, PoolExpert, ReportId, ResponseKind, TaskId, TaskVisibility, Visibility},
     draws::{self, Attempt, ToExecute},
     error::Error,
     registry::{Institution, Registry},
+    reports::{self, Review},
+    responses::{self, Attempt as Refill},
     submissions,
     tasks::{self, Planned},
 };
@@ -29,6 +31,13 @@ const APPROVE_TASK_EXCEPTION: &str = "/supervision.dispatch.v1.DispatchService/A
 const PREPARE_DRAW: &str = "/supervision.dispatch.v1.DispatchService/PrepareDraw";
 const WITNESS_DRAW: &str = "/supervision.dispatch.v1.DispatchService/WitnessDraw";
 const EXECUTE_DRAW: &str = "/supervision.dispatch.v1.DispatchService/ExecuteDraw";
+const EXPERT_STATUS_CHANGED: &str = "/supervision.dispatch.v1.DispatchService/ExpertStatusChanged";
+const RECORD_WORKED_SESSIONS: &str = "/supervision.dispatch.v1.DispatchService/RecordWorkedSessions";
+const SUBMIT_REPORT: &str = "/supervision.dispatch.v1.DispatchService/SubmitReport";
+const ACCEPT_REPORT: &str = "/supervision.dispatch.v1.DispatchService/AcceptReport";
+const CORRECT_REPORT: &str = "/supervision.dispatch.v1.DispatchService/CorrectReport";
+const VOID_REPORT: &str = "/supervision.dispatch.v1.DispatchService/VoidReport";
+const RESPOND_TO_ASSIGNMENT: &str = "/supervision.dispatch.v1.DispatchService/RespondToAssignment";
 
 #[derive(Debug, Clone)]
 pub struct Dispatch {
@@ -40,6 +49,27 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// AcceptReport, CorrectReport and VoidReport: the review and its revision to finance in one
+    /// transaction.
+    async fn review_report(
+        &self,
+        caller: &Caller,
+        command: &Command,
+        id: &ReportId,
+        review: Review,
+    ) -> Result<pb::Report, Status> {
+        let mut claim = match idempotency::begin::<pb::GetReportResponse>(&self.db, &self.clock, command).await? {
+            Begun::Replay(response) => {
+                return response.report.ok_or_else(|| Status::internal("a stored answer without its report"));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let report = reports::review(claim.tx(), &self.db, &self.clock, caller, command, id, review).await?;
+        let proto = convert::report_to_proto(&report);
+        claim.finish(&pb::GetReportResponse { report: Some(proto.clone()) }).await?;
+        Ok(proto)
+    }
+
     pub fn new(db: Db, clock: SharedClock, reference: Reference, registry: Registry, locks: Locks) -> Self {
         Self { db, clock, reference, registry, locks }
     }
@@ -421,6 +451,203 @@ impl DispatchService for Dispatch {
             assignments: items.iter().map(convert::assignment_to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    /// Checks before the transaction: the request, who may answer and that the assignment is
+    /// open to the answer; for a decline or recusal, the registry's pool for the refill. Then the
+    /// answer, its outbox rows, the refill and the task's staffing in one transaction, tried
+    /// again when a promoted expert's half-day goes to a concurrent draw.
+    async fn respond_to_assignment(
+        &self,
+        request: Request<pb::RespondToAssignmentRequest>,
+    ) -> Result<Response<pb::RespondToAssignmentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RESPOND_TO_ASSIGNMENT, &message.request_id, &message)?;
+        let (id, answer) = convert::answer(&message, self.clock.now())?;
+        let task = match responses::to_answer(&self.db, &caller, &id, &answer).await {
+            Ok(task) => task,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        let fresh = if answer.kind == ResponseKind::Accept {
+            HashMap::new()
+        } else {
+            match responses::fresh_pool(&self.registry, &task, &caller.actor()).await {
+                Ok(fresh) => fresh,
+                Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+            }
+        };
+        for _ in 0..responses::attempts() {
+            let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+                Begun::Replay(response) => return Ok(Response::new(response)),
+                Begun::Fresh(claim) => claim,
+            };
+            let outcome = responses::respond(
+                claim.tx(),
+                &self.db,
+                &self.clock,
+                &self.reference,
+                &caller,
+                &command,
+                &id,
+                &answer,
+                &fresh,
+            )
+            .await?;
+            if let Refill::Done((assignment, replacement)) = outcome {
+                let response = pb::RespondToAssignmentResponse {
+                    assignment: Some(convert::assignment_to_proto(&assignment)),
+                    replacement: replacement.as_ref().map(convert::assignment_to_proto),
+                };
+                claim.finish(&response).await?;
+                return Ok(Response::new(response));
+            }
+        }
+        Err(Error::Busy("concurrent draws kept taking the backups' half-days".into()).into())
+    }
+
+    /// From the registry's outbox (SERVICE), idempotent on the change id: the registry's pools
+    /// for the affected tasks are read first; then the cancellations and refills in one
+    /// transaction.
+    async fn expert_status_changed(
+        &self,
+        request: Request<pb::ExpertStatusChangedRequest>,
+    ) -> Result<Response<pb::ExpertStatusChangedResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, EXPERT_STATUS_CHANGED, &message.request_id, &message)?;
+        let change = convert::status_change(&message)?;
+        let tasks = responses::affected_tasks(&self.db, &change).await?;
+        let mut pools = HashMap::new();
+        for task in &tasks {
+            match responses::fresh_pool(&self.registry, task, &caller.actor()).await {
+                Ok(pool) => pools.insert(task.id.to_string(), pool),
+                Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+            };
+        }
+        for _ in 0..responses::attempts() {
+            let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+                Begun::Replay(response) => return Ok(Response::new(response)),
+                Begun::Fresh(claim) => claim,
+            };
+            let outcome =
+                responses::status_changed(claim.tx(), &self.db, &self.clock, &caller, &command, &change, &pools)
+                    .await?;
+            if let Refill::Done((cancelled, replacements)) = outcome {
+                let response = pb::ExpertStatusChangedResponse {
+                    cancelled_assignment_ids: cancelled,
+                    replacement_assignment_ids: replacements,
+                };
+                claim.finish(&response).await?;
+                return Ok(Response::new(response));
+            }
+        }
+        Err(Error::Busy("concurrent draws kept taking the backups' half-days".into()).into())
+    }
+
+    async fn record_worked_sessions(
+        &self,
+        request: Request<pb::RecordWorkedSessionsRequest>,
+    ) -> Result<Response<pb::RecordWorkedSessionsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_WORKED_SESSIONS, &message.request_id, &message)?;
+        let (id, sessions, on_behalf) = convert::record_worked_sessions(&message, self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let assignment = reports::record_sessions(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &caller,
+            &command,
+            &id,
+            sessions,
+            on_behalf.as_ref(),
+        )
+        .await?;
+        let response = pb::RecordWorkedSessionsResponse { assignment: Some(convert::assignment_to_proto(&assignment)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn submit_report(
+        &self,
+        request: Request<pb::SubmitReportRequest>,
+    ) -> Result<Response<pb::SubmitReportResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, SUBMIT_REPORT, &message.request_id, &message)?;
+        let (id, content, on_behalf) = convert::submit_report(&message, self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let report =
+            reports::submit(claim.tx(), &self.db, &self.clock, &caller, &command, &id, content, on_behalf.as_ref())
+                .await?;
+        let response = pb::SubmitReportResponse { report: Some(convert::report_to_proto(&report)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn accept_report(
+        &self,
+        request: Request<pb::AcceptReportRequest>,
+    ) -> Result<Response<pb::AcceptReportResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, ACCEPT_REPORT, &message.request_id, &message)?;
+        let id = convert::report_id(&message.report_id, "report_id")?;
+        let review = Review::Accept { note: message.note.clone() };
+        let report = self.review_report(&caller, &command, &id, review).await?;
+        Ok(Response::new(pb::AcceptReportResponse { report: Some(report) }))
+    }
+
+    async fn correct_report(
+        &self,
+        request: Request<pb::CorrectReportRequest>,
+    ) -> Result<Response<pb::CorrectReportResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CORRECT_REPORT, &message.request_id, &message)?;
+        let (id, review) = convert::correct_report(&message)?;
+        let report = self.review_report(&caller, &command, &id, review).await?;
+        Ok(Response::new(pb::CorrectReportResponse { report: Some(report) }))
+    }
+
+    async fn void_report(
+        &self,
+        request: Request<pb::VoidReportRequest>,
+    ) -> Result<Response<pb::VoidReportResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, VOID_REPORT, &message.request_id, &message)?;
+        let (id, review) = convert::void_report(&message)?;
+        let report = self.review_report(&caller, &command, &id, review).await?;
+        Ok(Response::new(pb::VoidReportResponse { report: Some(report) }))
+    }
+
+    async fn get_report(
+        &self,
+        request: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::GetReportResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let id = convert::report_id(&request.get_ref().id, "id")?;
+        let report = reports::get(&self.db, &caller, &id).await?;
+        Ok(Response::new(pb::GetReportResponse { report: Some(convert::report_to_proto(&report)) }))
+    }
+
+    async fn get_assignment(
+        &self,
+        request: Request<pb::GetAssignmentRequest>,
+    ) -> Result<Response<pb::GetAssignmentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let id = convert::assignment_id(&request.get_ref().id, "id")?;
+        let assignment = responses::visible(&self.db, &caller, &id).await?;
+        Ok(Response::new(pb::GetAssignmentResponse { assignment: Some(convert::assignment_to_proto(&assignment)) }))
     }
 
     async fn get_audit_head(

@@ -1,6 +1,7 @@
 //! Dispatch's SQL: one function per statement, portable across SQLite and PostgreSQL.
 
 pub mod draws;
+pub mod reports;
 pub mod tasks;
 
 use sqlx::{AnyExecutor, Row, any::AnyRow};

@@ -1,12 +1,14 @@
 //! Configuration and start-up: `App::build` connects and migrates storage and binds the listener
 //! (port 0 in tests); `run_until_stopped` serves until the shutdown signal.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
+use anyhow::Context;
 use clap::Parser;
 use supervision_kit::{
     Migrations, Shutdown,
     app::{CommonArgs, Foundation},
+    personal::PersonalDataKey,
 };
 use supervision_proto::calendar::calendar_service_server::SERVICE_NAME as CALENDAR_SERVICE;
 use supervision_proto::recruitment::recruitment_service_server::{RecruitmentServiceServer, SERVICE_NAME};
@@ -21,6 +23,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Recruitment's migrations for each backend.
 pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
 
+/// The largest request accepted: a 10 MiB material and its fields (recruitment.proto).
+const MAX_REQUEST_BYTES: usize = 11 * 1024 * 1024;
+
 /// The plaintext health-only port when TLS is on (ARCHITECTURE.md's port table).
 const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:50062";
 
@@ -34,6 +39,12 @@ pub struct Config {
     /// `sqlite://path/to/file.db` (embedded) or `postgres://user@host/db`.
     #[arg(long, env = "RECRUITMENT_DATABASE_URL", default_value = "sqlite://data/recruitment.db")]
     pub database_url: String,
+    /// File holding the personal-data key, 64 hex digits (32 random bytes): applicants' identity
+    /// numbers, contact and bank details are stored encrypted and blind-indexed with it, as in the
+    /// registry (the same deployment key). Required to serve (not for `--migrate-only`);
+    /// `supctl keys init` writes a development one.
+    #[arg(long, env = "PERSONAL_DATA_KEY_FILE")]
+    pub personal_data_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
@@ -45,17 +56,29 @@ pub struct Config {
 pub struct App {
     foundation: Foundation,
     reference: Reference,
+    key: PersonalDataKey,
+}
+
+/// Reads the personal-data key, refusing to start without one: recruitment never stores an
+/// applicant's identity number, mobile, e-mail, address or account in the clear.
+fn personal_data_key(path: Option<&std::path::Path>) -> anyhow::Result<PersonalDataKey> {
+    let path = path.context(
+        "recruitment needs its personal-data key: set --personal-data-key-file (or PERSONAL_DATA_KEY_FILE) \
+         to a file of 64 hex digits; `supctl keys init` writes data/dev-keys/personal-data.key",
+    )?;
+    PersonalDataKey::from_file(path).with_context(|| format!("cannot use the personal-data key {}", path.display()))
 }
 
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let key = personal_data_key(config.personal_data_key_file.as_deref())?;
         let foundation =
             Foundation::build(&config.listen, &config.database_url, &MIGRATIONS, &config.common, DEFAULT_HEALTH_LISTEN)
                 .await?;
         let reference = config.reference.load()?;
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
-        Ok(Self { foundation, reference })
+        Ok(Self { foundation, reference, key })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -73,9 +96,39 @@ impl App {
     }
 
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let service = Recruitment::new(self.foundation.db.clone(), self.foundation.clock.clone());
-        let routes = Routes::new(RecruitmentServiceServer::new(service))
-            .add_service(self.reference.service(self.foundation.clock.clone()));
+        let service = Recruitment::new(
+            self.foundation.db.clone(),
+            self.foundation.clock.clone(),
+            self.key,
+            self.reference.clone(),
+        );
+        // UploadMaterial carries up to 10 MiB of content (recruitment.proto): 11 MiB messages.
+        let server = RecruitmentServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let routes = Routes::new(server).add_service(self.reference.service(self.foundation.clock.clone()));
         Ok(self.foundation.serve(SERVICE_NAME, vec![CALENDAR_SERVICE], routes, shutdown).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recruitment_refuses_to_start_without_its_personal_data_key() {
+        let err = personal_data_key(None).unwrap_err();
+        assert!(err.to_string().contains("PERSONAL_DATA_KEY_FILE"));
+        let dir = tempfile_dir();
+        let bad = dir.join("bad.key");
+        std::fs::write(&bad, "not hex").unwrap();
+        assert!(personal_data_key(Some(&bad)).is_err());
+        let good = dir.join("good.key");
+        std::fs::write(&good, PersonalDataKey::generate_hex()).unwrap();
+        assert!(personal_data_key(Some(&good)).is_ok());
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("recruitment-key-test-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

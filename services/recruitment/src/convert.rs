@@ -1,5 +1,7 @@
 //! proto <-> domain. Every problem with a request becomes a field violation naming the field.
 
+pub mod applications;
+
 use std::collections::HashSet;
 
 use supervision_kit::{
@@ -10,7 +12,10 @@ use supervision_kit::{
 use supervision_proto::{common, recruitment as pb};
 use tonic::Status;
 
-use crate::domain::{Call, CallFilter, CallId, CallStatus, NewCall, RequiredMaterial};
+use crate::domain::{
+    Call, CallFilter, CallId, CallStatus, Compliance, NewCall, NewPublication, PUBLICATION_CHANNELS, Publication,
+    RequiredMaterial,
+};
 
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_BODY_CHARS: usize = 20_000;
@@ -133,6 +138,83 @@ fn required_material(m: &pb::RequiredMaterial, field: &str, v: &mut FieldViolati
     })
 }
 
+const MAX_ADDRESS_CHARS: usize = 500;
+const MAX_REASON_CHARS: usize = 1000;
+
+/// A publication to record: a channel of article 7(一), a day not after `today`, an address.
+pub fn new_publication(
+    req: &pb::RecordCallPublicationRequest,
+    today: chrono::NaiveDate,
+) -> Result<(CallId, NewPublication), Status> {
+    let mut v = FieldViolations::new();
+    let call_id = CallId::parse(&req.call_id);
+    if call_id.is_none() {
+        v.add("call_id", "is not a call id");
+    }
+    let channel = required_enum::<pb::PublicationChannel>(
+        req.channel,
+        "channel",
+        "the WeChat official account, the official website or news media",
+        &mut v,
+    )
+    .map(|c| c.as_str_name().to_owned());
+    debug_assert!(channel.as_deref().is_none_or(|c| PUBLICATION_CHANNELS.contains(&c)));
+    let publish_date = supervision_kit::convert::required_date(req.publish_date.as_ref(), "publish_date", &mut v);
+    if publish_date.is_some_and(|d| d > today) {
+        v.add("publish_date", format!("must not be after today ({today}): record a publication once it appeared"));
+    }
+    let address = required_text(&req.address, "address", MAX_ADDRESS_CHARS, &mut v);
+    v.check()?;
+    match (call_id, channel, publish_date) {
+        (Some(id), Some(channel), Some(publish_date)) => Ok((id, NewPublication { channel, publish_date, address })),
+        _ => unreachable!("a missing field recorded a violation"),
+    }
+}
+
+/// The call and the reason of a close or a cancellation.
+pub fn call_and_reason(call_id: &str, reason: &str) -> Result<(CallId, String), Status> {
+    let mut v = FieldViolations::new();
+    let id = CallId::parse(call_id);
+    if id.is_none() {
+        v.add("call_id", "is not a call id");
+    }
+    let reason = required_text(reason, "reason", MAX_REASON_CHARS, &mut v);
+    v.check()?;
+    Ok((id.expect("checked above"), reason))
+}
+
+pub fn compliance_year(year: i32) -> Result<i32, Status> {
+    if YEARS.contains(&year) {
+        Ok(year)
+    } else {
+        Err(supervision_kit::error::invalid_field(
+            "year",
+            format!("must be between {} and {}", YEARS.start(), YEARS.end()),
+        ))
+    }
+}
+
+pub fn compliance_to_proto(c: Compliance) -> pb::GetCallComplianceResponse {
+    pb::GetCallComplianceResponse {
+        year: c.year,
+        published_calls: i32::try_from(c.call_ids.len()).unwrap_or(i32::MAX),
+        required_calls: i32::try_from(c.required).unwrap_or(i32::MAX),
+        met: c.met(),
+        call_ids: c.call_ids,
+        warnings: c.warnings,
+    }
+}
+
+fn publication_to_proto(p: &Publication) -> pb::Publication {
+    pb::Publication {
+        channel: pb::PublicationChannel::from_str_name(&p.details.channel).map_or(0, |c| c as i32),
+        publish_date: Some(supervision_kit::convert::date(p.details.publish_date)),
+        address: p.details.address.clone(),
+        recorded_by: Some(actor_to_proto(&p.recorded_by)),
+        record_time: Some(timestamp(p.recorded_at)),
+    }
+}
+
 pub fn call_id(raw: &str, field: &str) -> Result<CallId, Status> {
     CallId::parse(raw).ok_or_else(|| supervision_kit::error::invalid_field(field, "is not a call id"))
 }
@@ -209,7 +291,7 @@ pub fn call_to_proto(call: Call) -> pb::Call {
                 mandatory: m.mandatory,
             })
             .collect(),
-        publications: Vec::new(),
+        publications: call.publications.iter().map(publication_to_proto).collect(),
         status: status_to_proto(call.status) as i32,
         edition_number: call.edition_number,
         created_by: Some(actor_to_proto(&call.created_by)),
@@ -218,7 +300,7 @@ pub fn call_to_proto(call: Call) -> pb::Call {
     }
 }
 
-fn actor_to_proto(a: &Actor) -> common::Actor {
+pub(crate) fn actor_to_proto(a: &Actor) -> common::Actor {
     let mut actor = a.to_proto();
     if actor.bureau == 0 {
         actor.bureau = a.bureau.as_deref().and_then(Bureau::from_division_code).map_or(0, |b| b.to_proto() as i32);

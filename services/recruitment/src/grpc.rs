@@ -1,15 +1,33 @@
 //! Thin handlers of `supervision.recruitment.v1.RecruitmentService`.
 
+use chrono::NaiveDate;
 use supervision_kit::{
     Caller, Db, Role, SharedClock, audit,
     idempotency::{self, Begun, Command},
+    personal::PersonalDataKey,
 };
 use supervision_proto::recruitment::{self as pb, recruitment_service_server::RecruitmentService};
+use supervision_reference::{Reference, shanghai_today};
 use tonic::{Request, Response, Status};
 
-use crate::{calls, convert};
+use crate::{
+    applications, calls, convert,
+    convert::applications as ca,
+    domain::{Application, Visibility},
+};
 
 const CREATE_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/CreateCall";
+const RECORD_CALL_PUBLICATION: &str = "/supervision.recruitment.v1.RecruitmentService/RecordCallPublication";
+const CLOSE_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/CloseCall";
+const CANCEL_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/CancelCall";
+const CREATE_APPLICATION: &str = "/supervision.recruitment.v1.RecruitmentService/CreateApplication";
+const UPDATE_APPLICATION: &str = "/supervision.recruitment.v1.RecruitmentService/UpdateApplication";
+const UPLOAD_MATERIAL: &str = "/supervision.recruitment.v1.RecruitmentService/UploadMaterial";
+const SUBMIT_APPLICATION: &str = "/supervision.recruitment.v1.RecruitmentService/SubmitApplication";
+const WITHDRAW_APPLICATION: &str = "/supervision.recruitment.v1.RecruitmentService/WithdrawApplication";
+const REMOVE_MATERIAL: &str = "/supervision.recruitment.v1.RecruitmentService/RemoveMaterial";
+const RECORD_REVIEW: &str = "/supervision.recruitment.v1.RecruitmentService/RecordReview";
+const CONCLUDE_REVIEW: &str = "/supervision.recruitment.v1.RecruitmentService/ConcludeReview";
 
 /// Drafts and cancelled drafts are the city bureau's working papers (article 7(一) publishes the
 /// call, not its drafts): only city roles and auditors see them; everyone else sees a call once
@@ -22,12 +40,58 @@ fn sees_public_calls_only(caller: &Caller) -> bool {
 pub struct Recruitment {
     db: Db,
     clock: SharedClock,
+    /// Encrypts, indexes and decrypts applicants' personal data.
+    key: PersonalDataKey,
+    reference: Reference,
 }
 
 impl Recruitment {
-    pub fn new(db: Db, clock: SharedClock) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: SharedClock, key: PersonalDataKey, reference: Reference) -> Self {
+        Self { db, clock, key, reference }
     }
+
+    fn today(&self) -> NaiveDate {
+        shanghai_today(&self.clock)
+    }
+
+    /// Runs a call transition idempotently.
+    async fn call_command<R: prost::Message + Default>(
+        &self,
+        command: &Command,
+        run: impl AsyncFnOnce(&mut idempotency::Claim) -> Result<crate::domain::Call, crate::error::Error>,
+        wrap: impl FnOnce(pb::Call) -> R,
+    ) -> Result<R, Status> {
+        let mut claim = match idempotency::begin(&self.db, &self.clock, command).await? {
+            Begun::Replay(response) => return Ok(response),
+            Begun::Fresh(claim) => claim,
+        };
+        let call = run(&mut claim).await?;
+        let response = wrap(convert::call_to_proto(call));
+        claim.finish(&response).await?;
+        Ok(response)
+    }
+
+    /// An application as `caller` may see it.
+    fn application_for(&self, caller: &Caller, application: &Application) -> pb::Application {
+        ca::application_to_proto(application, applications::visibility(caller, application))
+    }
+
+    /// The answer to a replayed command about an application. Stored answers keep personal
+    /// data masked (the idempotency table must not hold plain numbers), so the replay reads the
+    /// application again and shows it as `caller` may see it.
+    async fn replayed(&self, caller: &Caller, stored: Option<pb::Application>) -> Result<pb::Application, Status> {
+        let id = ca::application_id(&stored.map(|a| a.id).unwrap_or_default(), "application_id")?;
+        let application = applications::get(&self.db, &self.key, caller, &id).await?;
+        Ok(self.application_for(caller, &application))
+    }
+}
+
+/// A stored (masked) answer and the caller's view of an application.
+fn stored_and_shown(caller: &Caller, application: &Application) -> (pb::Application, pb::Application) {
+    (
+        ca::application_to_proto(application, Visibility::Masked),
+        ca::application_to_proto(application, applications::visibility(caller, application)),
+    )
 }
 
 #[tonic::async_trait]
@@ -67,6 +131,327 @@ impl RecruitmentService for Recruitment {
         let (items, next) = calls::list(&self.db, &filter, &page).await?;
         Ok(Response::new(pb::ListCallsResponse {
             calls: items.into_iter().map(convert::call_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn record_call_publication(
+        &self,
+        request: Request<pb::RecordCallPublicationRequest>,
+    ) -> Result<Response<pb::RecordCallPublicationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_CALL_PUBLICATION, &message.request_id, &message)?;
+        let (id, publication) = convert::new_publication(&message, self.today())?;
+        let response = self
+            .call_command(
+                &command,
+                async |claim| {
+                    calls::record_publication(
+                        claim.tx(),
+                        &self.db,
+                        &self.clock,
+                        &self.reference,
+                        &caller,
+                        &command,
+                        &id,
+                        publication,
+                    )
+                    .await
+                },
+                |call| pb::RecordCallPublicationResponse { call: Some(call) },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn close_call(
+        &self,
+        request: Request<pb::CloseCallRequest>,
+    ) -> Result<Response<pb::CloseCallResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CLOSE_CALL, &message.request_id, &message)?;
+        let (id, reason) = convert::call_and_reason(&message.call_id, &message.reason)?;
+        let response = self
+            .call_command(
+                &command,
+                async |claim| {
+                    calls::end(claim.tx(), &self.db, &self.clock, &caller, &command, &id, reason, false).await
+                },
+                |call| pb::CloseCallResponse { call: Some(call) },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn cancel_call(
+        &self,
+        request: Request<pb::CancelCallRequest>,
+    ) -> Result<Response<pb::CancelCallResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CANCEL_CALL, &message.request_id, &message)?;
+        let (id, reason) = convert::call_and_reason(&message.call_id, &message.reason)?;
+        let response = self
+            .call_command(
+                &command,
+                async |claim| calls::end(claim.tx(), &self.db, &self.clock, &caller, &command, &id, reason, true).await,
+                |call| pb::CancelCallResponse { call: Some(call) },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_call_compliance(
+        &self,
+        request: Request<pb::GetCallComplianceRequest>,
+    ) -> Result<Response<pb::GetCallComplianceResponse>, Status> {
+        let year = convert::compliance_year(request.get_ref().year)?;
+        let compliance = calls::compliance(&self.db, &self.reference, year, self.today()).await?;
+        Ok(Response::new(convert::compliance_to_proto(compliance)))
+    }
+
+    async fn create_application(
+        &self,
+        request: Request<pb::CreateApplicationRequest>,
+    ) -> Result<Response<pb::CreateApplicationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CREATE_APPLICATION, &message.request_id, &message)?;
+        let new = ca::new_application(&message, applications::is_staff_entry(&caller), self.clock.now(), self.today())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::CreateApplicationResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::CreateApplicationResponse { application: Some(application) }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let application =
+            applications::create(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, new).await?;
+        let (stored, shown) = stored_and_shown(&caller, &application);
+        claim.finish(&pb::CreateApplicationResponse { application: Some(stored) }).await?;
+        Ok(Response::new(pb::CreateApplicationResponse { application: Some(shown) }))
+    }
+
+    async fn update_application(
+        &self,
+        request: Request<pb::UpdateApplicationRequest>,
+    ) -> Result<Response<pb::UpdateApplicationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, UPDATE_APPLICATION, &message.request_id, &message)?;
+        let update = ca::application_update(&message, applications::is_staff_entry(&caller), self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::UpdateApplicationResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::UpdateApplicationResponse { application: Some(application) }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let application =
+            applications::update(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, update, self.today())
+                .await?;
+        let (stored, shown) = stored_and_shown(&caller, &application);
+        claim.finish(&pb::UpdateApplicationResponse { application: Some(stored) }).await?;
+        Ok(Response::new(pb::UpdateApplicationResponse { application: Some(shown) }))
+    }
+
+    async fn upload_material(
+        &self,
+        request: Request<pb::UploadMaterialRequest>,
+    ) -> Result<Response<pb::UploadMaterialResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, UPLOAD_MATERIAL, &message.request_id, &message)?;
+        let new = ca::new_material(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let material =
+            applications::upload(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, new).await?;
+        let response = pb::UploadMaterialResponse { material: Some(ca::material_to_proto(&material)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn remove_material(
+        &self,
+        request: Request<pb::RemoveMaterialRequest>,
+    ) -> Result<Response<pb::RemoveMaterialResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, REMOVE_MATERIAL, &message.request_id, &message)?;
+        let id = ca::material_id(&message.material_id, "material_id")?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let material =
+            applications::remove_material(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &id).await?;
+        let response = pb::RemoveMaterialResponse { material: Some(ca::material_to_proto(&material)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_material(
+        &self,
+        request: Request<pb::GetMaterialRequest>,
+    ) -> Result<Response<pb::GetMaterialResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = ca::material_id(&request.get_ref().id, "id")?;
+        let (material, content) = applications::get_material(&self.db, &self.key, caller, &id).await?;
+        Ok(Response::new(pb::GetMaterialResponse { material: Some(ca::material_to_proto(&material)), content }))
+    }
+
+    async fn submit_application(
+        &self,
+        request: Request<pb::SubmitApplicationRequest>,
+    ) -> Result<Response<pb::SubmitApplicationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, SUBMIT_APPLICATION, &message.request_id, &message)?;
+        let (id, version, on_behalf) =
+            ca::submission(&message, applications::is_staff_entry(&caller), self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::SubmitApplicationResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::SubmitApplicationResponse { application: Some(application) }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let application = applications::submit(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.key,
+            &caller,
+            &command,
+            &id,
+            version,
+            on_behalf,
+        )
+        .await?;
+        let (stored, shown) = stored_and_shown(&caller, &application);
+        claim.finish(&pb::SubmitApplicationResponse { application: Some(stored) }).await?;
+        Ok(Response::new(pb::SubmitApplicationResponse { application: Some(shown) }))
+    }
+
+    async fn withdraw_application(
+        &self,
+        request: Request<pb::WithdrawApplicationRequest>,
+    ) -> Result<Response<pb::WithdrawApplicationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, WITHDRAW_APPLICATION, &message.request_id, &message)?;
+        let (id, reason, on_behalf) =
+            ca::withdrawal(&message, applications::is_staff_entry(&caller), self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::WithdrawApplicationResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::WithdrawApplicationResponse { application: Some(application) }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let application = applications::withdraw(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.key,
+            &caller,
+            &command,
+            &id,
+            reason,
+            on_behalf,
+        )
+        .await?;
+        let (stored, shown) = stored_and_shown(&caller, &application);
+        claim.finish(&pb::WithdrawApplicationResponse { application: Some(stored) }).await?;
+        Ok(Response::new(pb::WithdrawApplicationResponse { application: Some(shown) }))
+    }
+
+    async fn record_review(
+        &self,
+        request: Request<pb::RecordReviewRequest>,
+    ) -> Result<Response<pb::RecordReviewResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_REVIEW, &message.request_id, &message)?;
+        let (id, inputs) = ca::review(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::RecordReviewResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::RecordReviewResponse { application: Some(application) }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let application =
+            applications::record_review(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &id, inputs)
+                .await?;
+        let (stored, shown) = stored_and_shown(&caller, &application);
+        claim.finish(&pb::RecordReviewResponse { application: Some(stored) }).await?;
+        Ok(Response::new(pb::RecordReviewResponse { application: Some(shown) }))
+    }
+
+    async fn conclude_review(
+        &self,
+        request: Request<pb::ConcludeReviewRequest>,
+    ) -> Result<Response<pb::ConcludeReviewResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CONCLUDE_REVIEW, &message.request_id, &message)?;
+        let (id, outcome, reason) = ca::conclusion(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::ConcludeReviewResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::ConcludeReviewResponse { application: Some(application) }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let application = applications::conclude_review(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.key,
+            &caller,
+            &command,
+            &id,
+            outcome,
+            reason,
+        )
+        .await?;
+        let (stored, shown) = stored_and_shown(&caller, &application);
+        claim.finish(&pb::ConcludeReviewResponse { application: Some(stored) }).await?;
+        Ok(Response::new(pb::ConcludeReviewResponse { application: Some(shown) }))
+    }
+
+    async fn get_application(
+        &self,
+        request: Request<pb::GetApplicationRequest>,
+    ) -> Result<Response<pb::GetApplicationResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = ca::application_id(&request.get_ref().id, "id")?;
+        let application = applications::get(&self.db, &self.key, caller, &id).await?;
+        Ok(Response::new(pb::GetApplicationResponse { application: Some(self.application_for(caller, &application)) }))
+    }
+
+    async fn list_applications(
+        &self,
+        request: Request<pb::ListApplicationsRequest>,
+    ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (mut filter, identity, page) = ca::application_listing(request.get_ref(), self.today())?;
+        filter.identity_index = identity.map(|doc| crate::store::applications::identity_index(&self.key, &doc));
+        let (items, next) = applications::list(&self.db, &self.key, caller, filter, &page).await?;
+        Ok(Response::new(pb::ListApplicationsResponse {
+            applications: items.iter().map(|a| self.application_for(caller, a)).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
     }

@@ -26,6 +26,10 @@ pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE_MIGRATIONS, post
 /// The plaintext health-only port when TLS is on (ARCHITECTURE.md's port table).
 const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:50061";
 
+/// How often the lifecycle pass runs (terms that ended, D5 proposals due); it is idempotent,
+/// so running it more often than daily only makes changes land sooner after midnight.
+const LIFECYCLE_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The registry's settings: flags, each with an environment fallback.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "registry", version, about = "The expert database of the supervision system")]
@@ -97,6 +101,32 @@ impl App {
             self.foundation.clock.clone(),
             self.key.clone(),
             self.reference.clone(),
+        );
+        let (db, clock, reference) =
+            (self.foundation.db.clone(), self.foundation.clock.clone(), self.reference.clone());
+        let mut started = false;
+        supervision_kit::jobs::spawn(
+            self.foundation.db.clone(),
+            self.foundation.clock.clone(),
+            &self.foundation.metrics,
+            crate::lifecycle::JOB,
+            LIFECYCLE_EVERY,
+            shutdown.clone(),
+            move || {
+                let (db, clock, reference) = (db.clone(), clock.clone(), reference.clone());
+                // The first tick comes at start-up; the pass waits for the next one, so a
+                // replica starting (or a test) never races its first requests with it.
+                let ready = std::mem::replace(&mut started, true);
+                async move {
+                    if !ready {
+                        return;
+                    }
+                    match crate::lifecycle::run_pass(&db, &clock, &reference).await {
+                        Ok(report) => tracing::info!(?report, "lifecycle pass done"),
+                        Err(err) => tracing::error!(error = %err, "lifecycle pass failed"),
+                    }
+                }
+            },
         );
         let routes = Routes::new(RegistryServiceServer::new(registry))
             .add_service(self.reference.service(self.foundation.clock.clone()));

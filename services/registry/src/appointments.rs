@@ -98,7 +98,9 @@ async fn transition(
         _ => StatusGround::certificate_after(status),
     };
     if let (Some(reason), Some(appointment)) = (t.ground.term_end_reason(), t.appointment) {
-        sql::end_appointment(tx, &appointment.id, reason, t.effective_date, certificate).await?;
+        // A term that ran out ends on its last day; one ended early on the effective date.
+        let ended = if t.ground == StatusGround::TermEnded { appointment.term_end } else { t.effective_date };
+        sql::end_appointment(tx, &appointment.id, reason, ended, certificate).await?;
     }
     let now = clock.now();
     if !sql::set_standing(tx, t.expert_id, status, t.term_end, t.application_id, now).await? {
@@ -508,6 +510,56 @@ pub async fn change_status(
     .await?;
     let expert = load(tx, key, id).await?;
     Ok(Changed { expert, change })
+}
+
+/// A status change made by a lifecycle pass inside `tx`, reading only the expert's status and
+/// running term (no personal data, so the pass needs no key). `None` when the expert is no longer
+/// in a status the ground applies to (the pass then has nothing to do).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn lifecycle_change(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    expert_id: &ExpertId,
+    ground: StatusGround,
+    effective_date: NaiveDate,
+    reason: String,
+) -> Result<Option<StatusChange>, Error> {
+    if !expert_sql::touch_expert(tx, expert_id, None, clock.now()).await? {
+        return Err(Error::ExpertNotFound(expert_id.to_string()));
+    }
+    let from = sql::expert_status(tx, expert_id).await?.ok_or_else(|| Error::ExpertNotFound(expert_id.to_string()))?;
+    if ground.transition(from).is_none() {
+        return Ok(None);
+    }
+    let running = sql::running_appointment(tx, expert_id).await?;
+    if ground.term_end_reason().is_some() && running.is_none() {
+        return Ok(None);
+    }
+    let change = transition(
+        tx,
+        db,
+        clock,
+        caller,
+        command,
+        Transition {
+            expert_id,
+            from,
+            ground,
+            effective_date,
+            appointment: running.as_ref(),
+            term_end: None,
+            application_id: None,
+            reason,
+            incident_id: String::new(),
+            evidence: Evidence::default(),
+            on_behalf: None,
+        },
+    )
+    .await?;
+    Ok(Some(change))
 }
 
 /// One page of terms. An EXPERT sees only their own (the filter defaults to them).

@@ -49,6 +49,17 @@ pub enum Error {
     /// Ending a relation already ended, or touching one recorded in error.
     #[error("relation {0} is already ended or recorded in error")]
     RelationClosed(String),
+    /// Also for an incident the caller may not see.
+    #[error("incident {0} not found")]
+    IncidentNotFound(String),
+    #[error("incident {0} is already decided")]
+    IncidentDecided(String),
+    #[error("incident {0} is not a decided, substantiated (查实) incident of this expert")]
+    IncidentNotSubstantiated(String),
+    #[error("retirement proposal {0} not found")]
+    ProposalNotFound(String),
+    #[error("retirement proposal {0} is no longer pending")]
+    ProposalNotPending(String),
     #[error("no civil-servant status is recorded for {date}: the history starts on {first}")]
     NoCivilServantStatus { date: String, first: String },
     /// Problems found once stored data is known (a merged profile, an institution id), as
@@ -176,6 +187,43 @@ impl From<Error> for Status {
                     "RELATION_ALREADY_ENDED",
                     DOMAIN,
                     HashMap::from([("relation_id".to_owned(), id)]),
+                ),
+            ),
+            Error::IncidentNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.registry.v1.Incident", id, "", ""),
+            ),
+            Error::IncidentDecided(id) => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "INCIDENT_ALREADY_DECIDED",
+                    DOMAIN,
+                    HashMap::from([("incident_id".to_owned(), id)]),
+                ),
+            ),
+            Error::IncidentNotSubstantiated(id) => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "INCIDENT_NOT_SUBSTANTIATED",
+                    DOMAIN,
+                    HashMap::from([("incident_id".to_owned(), id)]),
+                ),
+            ),
+            Error::ProposalNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.registry.v1.RetirementProposal", id, "", ""),
+            ),
+            Error::ProposalNotPending(id) => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "PROPOSAL_NOT_PENDING",
+                    DOMAIN,
+                    HashMap::from([("proposal_id".to_owned(), id)]),
                 ),
             ),
             Error::NoCivilServantStatus { date, first } => Status::with_error_details(

@@ -19,7 +19,7 @@ use crate::{
     appointments,
     convert::{self, appointments as ca, experts as cx, relations as cr},
     domain::Visibility,
-    experts, institutions, relations,
+    experts, incidents, institutions, lifecycle, meetings, relations,
 };
 
 const CREATE_INSTITUTION: &str = "/supervision.registry.v1.RegistryService/CreateInstitution";
@@ -36,6 +36,17 @@ const TERMINATE_EXPERT: &str = "/supervision.registry.v1.RegistryService/Termina
 const RECORD_RELATION: &str = "/supervision.registry.v1.RegistryService/RecordRelation";
 const END_RELATION: &str = "/supervision.registry.v1.RegistryService/EndRelation";
 const RECORD_CONFLICT: &str = "/supervision.registry.v1.RegistryService/RecordConflict";
+const RECORD_INCIDENT: &str = "/supervision.registry.v1.RegistryService/RecordIncident";
+const RECORD_INCIDENT_STATEMENT: &str = "/supervision.registry.v1.RegistryService/RecordIncidentStatement";
+const RECORD_YEARLY_ACCEPTANCE: &str = "/supervision.registry.v1.RegistryService/RecordYearlyAcceptance";
+const DECIDE_RETIREMENT_PROPOSAL: &str = "/supervision.registry.v1.RegistryService/DecideRetirementProposal";
+const CREATE_MEETING: &str = "/supervision.registry.v1.RegistryService/CreateMeeting";
+const RECORD_MEETING_ATTENDANCE: &str = "/supervision.registry.v1.RegistryService/RecordMeetingAttendance";
+const RECORD_MEETING_MINUTES: &str = "/supervision.registry.v1.RegistryService/RecordMeetingMinutes";
+const CREATE_TRAINING: &str = "/supervision.registry.v1.RegistryService/CreateTraining";
+const RECORD_TRAINING_ATTENDANCE: &str = "/supervision.registry.v1.RegistryService/RecordTrainingAttendance";
+const RECORD_PUBLICITY_ACTIVITY: &str = "/supervision.registry.v1.RegistryService/RecordPublicityActivity";
+const DECIDE_INCIDENT: &str = "/supervision.registry.v1.RegistryService/DecideIncident";
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -452,6 +463,12 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, TERMINATE_EXPERT, &message.request_id, &message)?;
         let change = ca::termination(&message, self.today())?;
+        if matches!(
+            change.ground,
+            crate::domain::StatusGround::Discipline | crate::domain::StatusGround::FalseMaterials
+        ) {
+            incidents::require_substantiated(&self.db, &change.expert_id, &change.incident_id).await?;
+        }
         let (expert, change) = self.status_change(&caller, &command, change).await?;
         Ok(Response::new(pb::TerminateExpertResponse { expert: Some(expert), change: Some(change) }))
     }
@@ -548,6 +565,305 @@ impl RegistryService for Registry {
             experts: items.iter().map(|(e, reasons)| cr::conflicted_to_proto(e, reasons)).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    async fn list_expiring_credentials(
+        &self,
+        request: Request<pb::ListExpiringCredentialsRequest>,
+    ) -> Result<Response<pb::ListExpiringCredentialsResponse>, Status> {
+        let (items, next) = lifecycle::expiring(&self.db, &self.clock, request.get_ref()).await?;
+        Ok(Response::new(pb::ListExpiringCredentialsResponse { items, next_page_token: next.unwrap_or_default() }))
+    }
+
+    async fn record_yearly_acceptance(
+        &self,
+        request: Request<pb::RecordYearlyAcceptanceRequest>,
+    ) -> Result<Response<pb::RecordYearlyAcceptanceResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_YEARLY_ACCEPTANCE, &message.request_id, &message)?;
+        let new = lifecycle::yearly(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let response =
+            lifecycle::record_yearly(claim.tx(), &self.db, &self.clock, &self.reference, &caller, &command, new)
+                .await?;
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_yearly_acceptances(
+        &self,
+        request: Request<pb::ListYearlyAcceptancesRequest>,
+    ) -> Result<Response<pb::ListYearlyAcceptancesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (items, next) = lifecycle::list_yearly(&self.db, caller, request.get_ref()).await?;
+        Ok(Response::new(pb::ListYearlyAcceptancesResponse {
+            acceptances: items,
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_retirement_proposals(
+        &self,
+        request: Request<pb::ListRetirementProposalsRequest>,
+    ) -> Result<Response<pb::ListRetirementProposalsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (items, next) = lifecycle::list_proposals(&self.db, caller, request.get_ref()).await?;
+        Ok(Response::new(pb::ListRetirementProposalsResponse {
+            proposals: items,
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn decide_retirement_proposal(
+        &self,
+        request: Request<pb::DecideRetirementProposalRequest>,
+    ) -> Result<Response<pb::DecideRetirementProposalResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, DECIDE_RETIREMENT_PROPOSAL, &message.request_id, &message)?;
+        let decision = lifecycle::proposal_decision(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let (proposal, change) =
+            lifecycle::decide_proposal(claim.tx(), &self.db, &self.clock, &caller, &command, decision).await?;
+        let response = pb::DecideRetirementProposalResponse { proposal: Some(proposal), change };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn create_meeting(
+        &self,
+        request: Request<pb::CreateMeetingRequest>,
+    ) -> Result<Response<pb::CreateMeetingResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CREATE_MEETING, &message.request_id, &message)?;
+        let new = meetings::new_meeting(&message, &caller, self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let done = meetings::create_meeting(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::CreateMeetingResponse { meeting: Some(done) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn record_meeting_attendance(
+        &self,
+        request: Request<pb::RecordMeetingAttendanceRequest>,
+    ) -> Result<Response<pb::RecordMeetingAttendanceResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_MEETING_ATTENDANCE, &message.request_id, &message)?;
+        let new = meetings::attendance(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let done = meetings::record_attendance(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordMeetingAttendanceResponse { meeting: Some(done) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn record_meeting_minutes(
+        &self,
+        request: Request<pb::RecordMeetingMinutesRequest>,
+    ) -> Result<Response<pb::RecordMeetingMinutesResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_MEETING_MINUTES, &message.request_id, &message)?;
+        let new = meetings::minutes(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let done = meetings::record_minutes(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordMeetingMinutesResponse { meeting: Some(done) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn create_training(
+        &self,
+        request: Request<pb::CreateTrainingRequest>,
+    ) -> Result<Response<pb::CreateTrainingResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CREATE_TRAINING, &message.request_id, &message)?;
+        let new = meetings::new_training(&message, &caller, self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let done = meetings::create_training(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::CreateTrainingResponse { training: Some(done) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn record_training_attendance(
+        &self,
+        request: Request<pb::RecordTrainingAttendanceRequest>,
+    ) -> Result<Response<pb::RecordTrainingAttendanceResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_TRAINING_ATTENDANCE, &message.request_id, &message)?;
+        let new = meetings::training_attendance(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let done =
+            meetings::record_training_attendance(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordTrainingAttendanceResponse { training: Some(done) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn record_publicity_activity(
+        &self,
+        request: Request<pb::RecordPublicityActivityRequest>,
+    ) -> Result<Response<pb::RecordPublicityActivityResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_PUBLICITY_ACTIVITY, &message.request_id, &message)?;
+        let new = meetings::new_activity(&message, &caller, self.clock.now(), self.today())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let done = meetings::record_activity(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordPublicityActivityResponse { activity: Some(done) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_meeting(
+        &self,
+        request: Request<pb::GetMeetingRequest>,
+    ) -> Result<Response<pb::GetMeetingResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let meeting = meetings::get_meeting(&self.db, caller, &request.get_ref().id).await?;
+        Ok(Response::new(pb::GetMeetingResponse { meeting: Some(meeting) }))
+    }
+
+    async fn list_meetings(
+        &self,
+        request: Request<pb::ListMeetingsRequest>,
+    ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (items, next) = meetings::list_meetings(&self.db, caller, request.get_ref()).await?;
+        Ok(Response::new(pb::ListMeetingsResponse { meetings: items, next_page_token: next.unwrap_or_default() }))
+    }
+
+    async fn list_trainings(
+        &self,
+        request: Request<pb::ListTrainingsRequest>,
+    ) -> Result<Response<pb::ListTrainingsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (items, next) = meetings::list_trainings(&self.db, caller, request.get_ref()).await?;
+        Ok(Response::new(pb::ListTrainingsResponse { trainings: items, next_page_token: next.unwrap_or_default() }))
+    }
+
+    async fn list_publicity_activities(
+        &self,
+        request: Request<pb::ListPublicityActivitiesRequest>,
+    ) -> Result<Response<pb::ListPublicityActivitiesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (items, next) = meetings::list_activities(&self.db, caller, request.get_ref()).await?;
+        Ok(Response::new(pb::ListPublicityActivitiesResponse {
+            activities: items,
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_yearly_compliance(
+        &self,
+        request: Request<pb::GetYearlyComplianceRequest>,
+    ) -> Result<Response<pb::GetYearlyComplianceResponse>, Status> {
+        let answer = meetings::yearly_compliance(&self.db, &self.clock, &self.reference, request.get_ref()).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn record_incident(
+        &self,
+        request: Request<pb::RecordIncidentRequest>,
+    ) -> Result<Response<pb::RecordIncidentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_INCIDENT, &message.request_id, &message)?;
+        let new = incidents::new_incident(&message, &caller, self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let incident = incidents::record(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordIncidentResponse { incident: Some(incident) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_incident(
+        &self,
+        request: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::GetIncidentResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let incident = incidents::get(&self.db, caller, &request.get_ref().id).await?;
+        Ok(Response::new(pb::GetIncidentResponse { incident: Some(incident) }))
+    }
+
+    async fn list_incidents(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (items, next) = incidents::list(&self.db, caller, request.get_ref()).await?;
+        Ok(Response::new(pb::ListIncidentsResponse { incidents: items, next_page_token: next.unwrap_or_default() }))
+    }
+
+    async fn record_incident_statement(
+        &self,
+        request: Request<pb::RecordIncidentStatementRequest>,
+    ) -> Result<Response<pb::RecordIncidentStatementResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_INCIDENT_STATEMENT, &message.request_id, &message)?;
+        let new = incidents::new_statement(&message, &caller, self.clock.now())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let incident = incidents::add_statement(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::RecordIncidentStatementResponse { incident: Some(incident) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn decide_incident(
+        &self,
+        request: Request<pb::DecideIncidentRequest>,
+    ) -> Result<Response<pb::DecideIncidentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, DECIDE_INCIDENT, &message.request_id, &message)?;
+        let decision = incidents::decision(&message, self.today())?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let (incident, change) =
+            incidents::decide(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, decision).await?;
+        let response = pb::DecideIncidentResponse { incident: Some(incident), change };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
     }
 
     async fn stream_draw_pool(

@@ -13,7 +13,10 @@ pub mod domain;
 pub mod error;
 pub mod experts;
 pub mod grpc;
+pub mod incidents;
 pub mod institutions;
+pub mod lifecycle;
+pub mod meetings;
 pub mod relations;
 pub mod store;
 

@@ -98,7 +98,7 @@ async fn appoint(registry: &RunningService, n: u32, employer: (&str, &str)) -> S
 }
 
 /// Experts `from..to`, each with an employer of their own (no conflict with the school).
-async fn independents(registry: &RunningService, from: u32, to: u32) -> Vec<String> {
+pub(crate) async fn independents(registry: &RunningService, from: u32, to: u32) -> Vec<String> {
     let mut ids = Vec::new();
     for n in from..to {
         ids.push(appoint(registry, n, (&format!("江门市第{n}职业学校"), "")).await);
@@ -111,15 +111,15 @@ async fn employed_by_school(registry: &RunningService, n: u32) -> String {
     appoint(registry, n, ("蓬江职业培训学校", SCHOOL_CODE)).await
 }
 
-async fn school(registry: &RunningService) -> String {
+pub(crate) async fn school(registry: &RunningService) -> String {
     institution(registry, SCHOOL_CODE, BureauCode::Pengjiang, "蓬江职业培训学校").await
 }
 
-fn user(dispatch: &RunningService, subject: &str) -> DispatchServiceClient<AuthedChannel> {
+pub(crate) fn user(dispatch: &RunningService, subject: &str) -> DispatchServiceClient<AuthedChannel> {
     DispatchServiceClient::new(dispatch.as_user(subject, Role::CountyOperator, Some(Bureau::Pengjiang)))
 }
 
-async fn create_task(
+pub(crate) async fn create_task(
     operator: &mut DispatchServiceClient<AuthedChannel>,
     school: &str,
     reporter: Option<&str>,
@@ -134,12 +134,16 @@ async fn create_task(
     operator.create_task(request).await.unwrap().into_inner().task.unwrap().id
 }
 
-async fn prepare(client: &mut DispatchServiceClient<AuthedChannel>, request_id: &str, task_id: &str) -> Draw {
+pub(crate) async fn prepare(
+    client: &mut DispatchServiceClient<AuthedChannel>,
+    request_id: &str,
+    task_id: &str,
+) -> Draw {
     let request = PrepareDrawRequest { request_id: request_id.into(), task_id: task_id.into(), kind: 0 };
     client.prepare_draw(request).await.unwrap().into_inner().draw.unwrap()
 }
 
-async fn witness(
+pub(crate) async fn witness(
     client: &mut DispatchServiceClient<AuthedChannel>,
     request_id: &str,
     draw_id: &str,
@@ -150,7 +154,7 @@ async fn witness(
     client.witness_draw(request).await.unwrap().into_inner().draw.unwrap()
 }
 
-async fn execute(
+pub(crate) async fn execute(
     client: &mut DispatchServiceClient<AuthedChannel>,
     request_id: &str,
     draw_id: &str,
@@ -164,7 +168,7 @@ fn first_reason_count(draw: &Draw, reason: ExclusionReason) -> i32 {
     draw.exclusion_counts.iter().find(|c| c.reason == reason as i32).map_or(0, |c| c.first_reason_count)
 }
 
-fn with_role(assignments: &[Assignment], role: AssignmentRole) -> Vec<String> {
+pub(crate) fn with_role(assignments: &[Assignment], role: AssignmentRole) -> Vec<String> {
     assignments.iter().filter(|a| a.role == role as i32).map(|a| a.expert_id.clone()).collect()
 }
 

@@ -1,5 +1,7 @@
 //! End-to-end tests of the dispatch service, over gRPC, on SQLite and on PostgreSQL.
 
 mod draws;
+mod reports;
+mod responses;
 mod submissions;
 mod tasks;

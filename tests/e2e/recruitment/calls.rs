@@ -1,10 +1,12 @@
 //! Drafting and reading recruitment calls (article 7(一)) through auth, idempotency and audit.
 
+use chrono::Datelike;
 use supervision_proto::{
-    common::{ExpertCategory, PageRequest, SpecialtyCode},
+    common::{Date, ExpertCategory, PageRequest, SpecialtyCode},
     recruitment::{
-        CallStatus, CreateCallRequest, GetAuditHeadRequest, GetCallRequest, ListAuditEntriesRequest, ListCallsRequest,
-        recruitment_service_client::RecruitmentServiceClient,
+        CallStatus, CancelCallRequest, CloseCallRequest, CreateCallRequest, GetAuditHeadRequest,
+        GetCallComplianceRequest, GetCallRequest, ListAuditEntriesRequest, ListCallsRequest, PublicationChannel,
+        RecordCallPublicationRequest, recruitment_service_client::RecruitmentServiceClient,
     },
 };
 use testkit::{AuthedChannel, Backend, Bureau, Role, RunningService, on_both_backends, spawn_recruitment};
@@ -17,13 +19,35 @@ on_both_backends!(
     a_bad_call_is_refused_field_by_field,
     only_the_city_bureau_drafts_and_drafts_stay_internal,
     calls_list_newest_first_by_year,
+    publication_makes_a_call_public_and_compliance_counts_it,
+    only_drafts_are_cancelled_and_only_published_calls_closed,
 );
+
+/// Today in Asia/Shanghai, as the service counts days.
+pub fn shanghai_today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+pub fn date(d: chrono::NaiveDate) -> Date {
+    use chrono::Datelike;
+    Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
+}
+
+pub fn publication(request_id: &str, call_id: &str, channel: PublicationChannel) -> RecordCallPublicationRequest {
+    RecordCallPublicationRequest {
+        request_id: request_id.into(),
+        call_id: call_id.into(),
+        channel: channel as i32,
+        publish_date: Some(date(shanghai_today())),
+        address: "https://hrss.jiangmen.gov.cn/tzgg/2026-zhengji.html".into(),
+    }
+}
 
 fn client(service: &RunningService, role: Role, bureau: Option<Bureau>) -> RecruitmentServiceClient<AuthedChannel> {
     RecruitmentServiceClient::new(service.as_role(role, bureau))
 }
 
-fn call(request_id: &str, year: i32, title: &str) -> CreateCallRequest {
+pub fn call(request_id: &str, year: i32, title: &str) -> CreateCallRequest {
     let start = chrono::Utc::now();
     let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 };
     CreateCallRequest {
@@ -147,5 +171,109 @@ async fn calls_list_newest_first_by_year(backend: Backend) {
     }
     let expected: Vec<String> = ids.iter().rev().filter(|(y, _)| *y == 2026).map(|(_, id)| id.clone()).collect();
     assert_eq!(seen, expected);
+    service.stop().await;
+}
+
+async fn publication_makes_a_call_public_and_compliance_counts_it(backend: Backend) {
+    let service = spawn_recruitment(backend).await;
+    let mut admin = client(&service, Role::CityAdmin, None);
+    let year = shanghai_today().year();
+    let first = admin.create_call(call("c1", year, "第一批")).await.unwrap().into_inner().call.unwrap();
+    let second = admin.create_call(call("c2", year, "第二批")).await.unwrap().into_inner().call.unwrap();
+    let compliance = |admin: &mut RecruitmentServiceClient<AuthedChannel>| {
+        let mut admin = admin.clone();
+        async move { admin.get_call_compliance(GetCallComplianceRequest { year }).await.unwrap().into_inner() }
+    };
+    assert_eq!(compliance(&mut admin).await.published_calls, 0, "drafts do not count");
+
+    let request = publication("p1", &first.id, PublicationChannel::WechatOfficialAccount);
+    let published = admin.record_call_publication(request.clone()).await.unwrap().into_inner().call.unwrap();
+    assert_eq!(published.status, CallStatus::Published as i32);
+    assert!(published.edition_number >= 1, "the edition in force is stamped");
+    assert_eq!(published.publications.len(), 1);
+    assert_eq!(published.publications[0].recorded_by.as_ref().unwrap().subject, "city_admin-user");
+    let again = admin.record_call_publication(request).await.unwrap().into_inner().call.unwrap();
+    assert_eq!(again, published, "a retried publication is recorded once");
+    let website = publication("p2", &first.id, PublicationChannel::OfficialWebsite);
+    let twice = admin.record_call_publication(website).await.unwrap().into_inner().call.unwrap();
+    assert_eq!(twice.publications.len(), 2);
+    assert_eq!(twice.edition_number, published.edition_number);
+
+    let mut applicant = client(&service, Role::Applicant, None);
+    let seen = applicant.get_call(GetCallRequest { id: first.id.clone() }).await.unwrap().into_inner().call.unwrap();
+    assert_eq!(seen.publications.len(), 2, "a published call is public, with where it appeared");
+    assert_eq!(applicant.list_calls(ListCallsRequest::default()).await.unwrap().into_inner().calls.len(), 1);
+
+    let one = compliance(&mut admin).await;
+    assert_eq!((one.published_calls, one.required_calls, one.met), (1, 2, false), "two channels count once (A6)");
+    assert_eq!(one.call_ids, vec![first.id.clone()]);
+    admin.record_call_publication(publication("p3", &second.id, PublicationChannel::NewsMedia)).await.unwrap();
+    let two = compliance(&mut admin).await;
+    assert_eq!((two.published_calls, two.met), (2, true));
+    assert!(two.warnings.is_empty());
+
+    let mut future = publication("p4", &second.id, PublicationChannel::NewsMedia);
+    future.publish_date = Some(date(shanghai_today() + chrono::Duration::days(2)));
+    let err = admin.record_call_publication(future).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "a publication is recorded once it appeared");
+    let err = client(&service, Role::CityReviewer, None)
+        .get_call_compliance(GetCallComplianceRequest { year: 1990 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let mut auditor = client(&service, Role::Auditor, None);
+    let entries = auditor
+        .list_audit_entries(ListAuditEntriesRequest { entity_id: first.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["create", "publish", "publish"]);
+    service.stop().await;
+}
+
+async fn only_drafts_are_cancelled_and_only_published_calls_closed(backend: Backend) {
+    let service = spawn_recruitment(backend).await;
+    let mut admin = client(&service, Role::CityAdmin, None);
+    let draft = admin.create_call(call("d", 2026, "草稿")).await.unwrap().into_inner().call.unwrap();
+    let published = admin.create_call(call("p", 2026, "已发布")).await.unwrap().into_inner().call.unwrap();
+    admin
+        .record_call_publication(publication("pub", &published.id, PublicationChannel::OfficialWebsite))
+        .await
+        .unwrap();
+
+    let close = |id: &str, rid: &str| CloseCallRequest {
+        request_id: rid.into(),
+        call_id: id.into(),
+        reason: "名额已满".into(),
+    };
+    let cancel = |id: &str, rid: &str| CancelCallRequest {
+        request_id: rid.into(),
+        call_id: id.into(),
+        reason: "重新起草".into(),
+    };
+    assert_eq!(admin.close_call(close(&draft.id, "x1")).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(admin.cancel_call(cancel(&published.id, "x2")).await.unwrap_err().code(), Code::FailedPrecondition);
+    let mut no_reason = cancel(&draft.id, "x3");
+    no_reason.reason.clear();
+    assert_eq!(admin.cancel_call(no_reason).await.unwrap_err().code(), Code::InvalidArgument);
+
+    let cancelled = admin.cancel_call(cancel(&draft.id, "c")).await.unwrap().into_inner().call.unwrap();
+    assert_eq!(cancelled.status, CallStatus::Cancelled as i32);
+    let closed = admin.close_call(close(&published.id, "k")).await.unwrap().into_inner().call.unwrap();
+    assert_eq!(closed.status, CallStatus::Closed as i32);
+    let err = admin
+        .record_call_publication(publication("late", &published.id, PublicationChannel::NewsMedia))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "a closed call takes no more publications");
+
+    let err = client(&service, Role::CityReviewer, None).close_call(close(&published.id, "r")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let mut applicant = client(&service, Role::Applicant, None);
+    let err = applicant.get_call(GetCallRequest { id: cancelled.id.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "a cancelled draft never became public");
     service.stop().await;
 }

@@ -1,3 +1,5 @@
 //! End-to-end tests of the recruitment service, over gRPC, on SQLite and on PostgreSQL.
 
+mod applications;
 mod calls;
+mod reviews;

@@ -55,6 +55,7 @@ macro_rules! opaque_id {
 
 opaque_id!(DrawId, "drw_");
 opaque_id!(AssignmentId, "asg_");
+opaque_id!(ReportId, "rpt_");
 
 macro_rules! codes {
     ($name:ident { $($variant:ident => $code:literal),+ $(,)? }) => {
@@ -110,7 +111,37 @@ codes!(AssignmentRole {
 codes!(AssignmentStatus {
     Reserved => "RESERVED",
     Notified => "NOTIFIED",
+    Accepted => "ACCEPTED",
+    DeclinedOnTime => "DECLINED_ON_TIME",
+    DeclinedLate => "DECLINED_LATE",
+    DeclinedExempt => "DECLINED_EXEMPT",
+    Recused => "RECUSED",
+    NoResponse => "NO_RESPONSE",
+    NoShow => "NO_SHOW",
     Cancelled => "CANCELLED",
+    CancelledStatusChange => "CANCELLED_STATUS_CHANGE",
+    Unused => "UNUSED",
+    Completed => "COMPLETED",
+});
+
+impl AssignmentStatus {
+    /// Holding a place on the team or in reserve.
+    pub fn holds_place(self) -> bool {
+        matches!(self, Self::Reserved | Self::Notified | Self::Accepted)
+    }
+}
+
+codes!(ResponseKind {
+    Accept => "ACCEPT",
+    Decline => "DECLINE",
+    Recuse => "RECUSE",
+});
+
+codes!(ReportStatus {
+    Submitted => "SUBMITTED",
+    Returned => "RETURNED",
+    Accepted => "ACCEPTED",
+    Voided => "VOIDED",
 });
 
 /// What the registry's pool says of one expert, as the exclusions need it.
@@ -325,6 +356,88 @@ pub struct Assignment {
     pub notified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The answer, once given.
+    pub response: Option<Answer>,
+    /// The D3 decline deadline of the task's first session, fixed when the answer came.
+    pub decline_deadline: Option<DateTime<Utc>>,
+    /// For a promoted backup or a continuation: the vacancy it fills.
+    pub replaces: String,
+    /// For a vacated place: the assignment that filled it.
+    pub replaced_by: String,
+    pub cancel_reason: String,
+    pub worked_sessions: Vec<WorkedSession>,
+    pub report_id: String,
+    /// The latest revision delivered to finance (0 before any).
+    pub fee_revision: u32,
+}
+
+impl Assignment {
+    /// A new assignment made by a draw or a vacancy.
+    #[allow(clippy::too_many_arguments, reason = "every field of a new assignment")]
+    pub fn new(
+        task_id: TaskId,
+        draw_id: DrawId,
+        expert_id: String,
+        position: usize,
+        role: AssignmentRole,
+        trained: bool,
+        replaces: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let notified = role == AssignmentRole::Primary;
+        Self {
+            id: AssignmentId::generate(),
+            task_id,
+            draw_id,
+            expert_id,
+            position,
+            role,
+            status: if notified { AssignmentStatus::Notified } else { AssignmentStatus::Reserved },
+            trained,
+            notified_at: notified.then_some(now),
+            created_at: now,
+            updated_at: now,
+            response: None,
+            decline_deadline: None,
+            replaces,
+            replaced_by: String::new(),
+            cancel_reason: String::new(),
+            worked_sessions: Vec::new(),
+            report_id: String::new(),
+            fee_revision: 0,
+        }
+    }
+}
+
+/// An expert's answer as recorded (D16: the received time decides timeliness).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// `ACCEPT`, `DECLINE` or `RECUSE`.
+    pub kind: String,
+    /// For a decline: the contract's DeclineReason name.
+    pub decline_reason: String,
+    /// For a recusal: the contract's RelationType name.
+    pub relation: String,
+    pub detail: String,
+    #[serde(with = "instant")]
+    pub received_at: DateTime<Utc>,
+    /// When staff entered it: the channel name and note.
+    pub on_behalf_channel: String,
+    pub on_behalf_note: String,
+    pub entered_by: Actor,
+}
+
+/// A session an expert worked (D1, D2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkedSession {
+    pub task_session_id: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub half_day: String,
+    /// `HH:MM`.
+    pub start_time: String,
+    pub minutes: u32,
+    pub note: String,
 }
 
 #[cfg(test)]

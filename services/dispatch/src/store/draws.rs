@@ -33,7 +33,9 @@ macro_rules! draw_columns {
 
 macro_rules! assignment_columns {
     () => {
-        "id, task_id, draw_id, expert_id, position, role, status, trained, notified_at, created_at, updated_at"
+        "id, task_id, draw_id, expert_id, position, role, status, trained, notified_at, created_at, updated_at, \
+         response, decline_deadline, replaces_assignment_id, replaced_by_assignment_id, cancel_reason, \
+         worked_sessions, report_id, fee_revision"
     };
 }
 
@@ -296,7 +298,7 @@ pub async fn insert_assignment(conn: &mut AnyConnection, a: &Assignment) -> Resu
     sqlx::query(concat!(
         "INSERT INTO assignments (",
         assignment_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     ))
     .bind(a.id.as_str())
     .bind(a.task_id.as_str())
@@ -309,9 +311,106 @@ pub async fn insert_assignment(conn: &mut AnyConnection, a: &Assignment) -> Resu
     .bind(instant_or_empty(a.notified_at))
     .bind(format_instant(a.created_at))
     .bind(format_instant(a.updated_at))
+    .bind(a.response.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()).unwrap_or_default())
+    .bind(instant_or_empty(a.decline_deadline))
+    .bind(&a.replaces)
+    .bind(&a.replaced_by)
+    .bind(&a.cancel_reason)
+    .bind(serde_json::to_string(&a.worked_sessions).unwrap_or_default())
+    .bind(&a.report_id)
+    .bind(i64::from(a.fee_revision))
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Writes an assignment's changing fields, only if it was last updated at `expected`; whether
+/// it was.
+pub async fn update_assignment(
+    conn: &mut AnyConnection,
+    a: &Assignment,
+    expected: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE assignments SET role = $1, status = $2, notified_at = $3, updated_at = $4, response = $5, \
+         decline_deadline = $6, replaces_assignment_id = $7, replaced_by_assignment_id = $8, cancel_reason = $9, \
+         worked_sessions = $10, report_id = $11, fee_revision = $12 WHERE id = $13 AND updated_at = $14",
+    )
+    .bind(a.role.code())
+    .bind(a.status.code())
+    .bind(instant_or_empty(a.notified_at))
+    .bind(format_instant(a.updated_at))
+    .bind(a.response.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()).unwrap_or_default())
+    .bind(instant_or_empty(a.decline_deadline))
+    .bind(&a.replaces)
+    .bind(&a.replaced_by)
+    .bind(&a.cancel_reason)
+    .bind(serde_json::to_string(&a.worked_sessions).unwrap_or_default())
+    .bind(&a.report_id)
+    .bind(i64::from(a.fee_revision))
+    .bind(a.id.as_str())
+    .bind(format_instant(expected))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn get_assignment(conn: &mut AnyConnection, id: &AssignmentId) -> Result<Option<Assignment>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", assignment_columns!(), " FROM assignments WHERE id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| assignment_from_row(&r)).transpose()
+}
+
+/// Every assignment a draw made, by position.
+pub async fn draw_assignments(conn: &mut AnyConnection, draw: &DrawId) -> Result<Vec<Assignment>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        assignment_columns!(),
+        " FROM assignments WHERE draw_id = $1 ORDER BY position, id"
+    ))
+    .bind(draw.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(assignment_from_row).collect()
+}
+
+/// An expert's assignments that hold a place, on tasks with a session on or after `from`.
+pub async fn places_from(
+    conn: &mut AnyConnection,
+    expert_id: &str,
+    from: NaiveDate,
+) -> Result<Vec<Assignment>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        assignment_columns!(),
+        " FROM assignments a WHERE a.expert_id = $1 AND a.status IN ('RESERVED', 'NOTIFIED', 'ACCEPTED') \
+           AND EXISTS (SELECT 1 FROM task_sessions s WHERE s.task_id = a.task_id AND s.session_date >= $2) \
+         ORDER BY a.id"
+    ))
+    .bind(expert_id)
+    .bind(from.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(assignment_from_row).collect()
+}
+
+/// Frees the half-days an assignment held.
+pub async fn delete_bookings(conn: &mut AnyConnection, assignment: &AssignmentId) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM bookings WHERE assignment_id = $1").bind(assignment.as_str()).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Records a vacancy's promotion and continued walk on an executed draw.
+pub async fn record_vacancy(conn: &mut AnyConnection, d: &Draw) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE draws SET walk = $1, next_position = $2 WHERE id = $3 AND status = 'EXECUTED'")
+        .bind(serde_json::to_string(&d.walk).unwrap_or_default())
+        .bind(count(d.next_position))
+        .bind(d.id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Books `a`'s expert on one half-day; fails on [`BOOKING_INDEX`] when someone else holds it.
@@ -405,5 +504,21 @@ fn assignment_from_row(row: &AnyRow) -> Result<Assignment, StoreError> {
         notified_at: instant("notified_at")?,
         created_at: instant("created_at")?.ok_or_else(|| bad("created_at".into()))?,
         updated_at: instant("updated_at")?.ok_or_else(|| bad("updated_at".into()))?,
+        response: {
+            let raw = text("response")?;
+            if raw.is_empty() {
+                None
+            } else {
+                Some(serde_json::from_str(&raw).map_err(|e| bad(format!("response: {e}")))?)
+            }
+        },
+        decline_deadline: instant("decline_deadline")?,
+        replaces: text("replaces_assignment_id")?,
+        replaced_by: text("replaced_by_assignment_id")?,
+        cancel_reason: text("cancel_reason")?,
+        worked_sessions: serde_json::from_str(&text("worked_sessions")?)
+            .map_err(|e| bad(format!("worked_sessions: {e}")))?,
+        report_id: text("report_id")?,
+        fee_revision: u32::try_from(row.try_get::<i64, _>("fee_revision")?).map_err(|_| bad("fee_revision".into()))?,
     })
 }

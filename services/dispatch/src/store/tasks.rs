@@ -152,6 +152,24 @@ pub async fn update_task_state(conn: &mut AnyConnection, t: &Task, expected: i64
     Ok(done.rows_affected() == 1)
 }
 
+/// Writes a task's staffing (status, accepted primaries, revision, update time), only if its
+/// revision is still `expected`; whether it was.
+pub async fn update_task_staffing(conn: &mut AnyConnection, t: &Task, expected: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE tasks SET status = $1, accepted_count = $2, revision = $3, updated_at = $4 \
+         WHERE id = $5 AND revision = $6",
+    )
+    .bind(t.status.code())
+    .bind(i64::from(t.accepted_count))
+    .bind(t.revision)
+    .bind(format_instant(t.updated_at))
+    .bind(t.id.as_str())
+    .bind(expected)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn get_task(conn: &mut AnyConnection, id: &TaskId) -> Result<Option<Task>, StoreError> {
     let row = sqlx::query(concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1"))
         .bind(id.as_str())

@@ -84,6 +84,30 @@ pub async fn end_appointment(
     Ok(())
 }
 
+/// An expert's status, without their personal data.
+pub async fn expert_status(conn: &mut AnyConnection, id: &ExpertId) -> Result<Option<ExpertStatus>, StoreError> {
+    let row =
+        sqlx::query("SELECT status FROM experts WHERE id = $1").bind(id.as_str()).fetch_optional(&mut *conn).await?;
+    let Some(row) = row else { return Ok(None) };
+    let code: String = row.try_get("status")?;
+    ExpertStatus::from_code(&code)
+        .map(Some)
+        .ok_or_else(|| CorruptRow { table: "experts", id: id.to_string(), problem: format!("status {code}") }.into())
+}
+
+/// The expert's term that still runs (not ended early, not renewed), if any.
+pub async fn running_appointment(conn: &mut AnyConnection, id: &ExpertId) -> Result<Option<Appointment>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        appointment_columns!(),
+        " FROM appointments WHERE expert_id = $1 AND end_reason = '' ORDER BY term_number DESC LIMIT 1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| appointment_from_row(&r)).transpose()
+}
+
 pub async fn get_appointment(conn: &mut AnyConnection, id: &AppointmentId) -> Result<Option<Appointment>, StoreError> {
     let row = sqlx::query(concat!("SELECT ", appointment_columns!(), " FROM appointments WHERE id = $1"))
         .bind(id.as_str())

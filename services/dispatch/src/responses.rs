@@ -1,0 +1,665 @@
+//! Use cases of answers and vacancies (D3, D4, D16, D17; ARCHITECTURE.md "The draw" step 5).
+//!
+//! An expert, or staff on the expert's behalf with the channel and the time received, accepts,
+//! declines or recuses a NOTIFIED assignment (an ACCEPTED one may still be declined or recused).
+//! A decline is on time, late or exempt by the D3 deadline of the task's first session and the
+//! received time: a late one writes an incident to the registry through the outbox (D4: an
+//! incident, never a termination). A recusal writes the declared relation to the registry.
+//!
+//! A vacancy rebuilds the draw's fill from its assignments and calls `Fill::vacate` with the facts
+//! as they stand: bookings read in the transaction, status and term from the registry's pool as
+//! asked before it opened. The promoted backup is booked under the bookings' unique index; a
+//! booking lost to a concurrent draw rolls the attempt back and the caller tries again. The
+//! promotion, the continued walk and its skips are appended to the draw's walk (stages PROMOTION
+//! and CONTINUATION), with the new `next_position`.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Any, Transaction};
+use supervision_draw::{CandidateFacts, EmployerKey, ExpertId, Fill, Placement, SameEmployerRule, Stage};
+use supervision_kit::{
+    Caller, Db, Role, SharedClock,
+    audit::{self, Change},
+    idempotency::Command,
+    outbox::{self, Delivery},
+    storage::is_unique_violation,
+    vocab::OnBehalf,
+};
+use supervision_proto::{common::RelationType, registry as rpb};
+use supervision_reference::Reference;
+use tonic::Code;
+
+use crate::{
+    domain::{
+        Answer, Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, Outcome, Pick, PoolExpert,
+        ResponseKind, Task, TaskStatus,
+    },
+    draws::{self, order_of, skip_code, slots, stage_code, team_of_draw},
+    error::Error,
+    store::{
+        draws::{self as draw_store, BOOKING_COLUMNS, BOOKING_INDEX},
+        tasks as task_store,
+    },
+};
+
+pub const RECORD_INCIDENT: &str = "/supervision.registry.v1.RegistryService/RecordIncident";
+pub const RECORD_CONFLICT: &str = "/supervision.registry.v1.RegistryService/RecordConflict";
+
+/// An answer as the request gives it.
+#[derive(Debug, Clone)]
+pub struct NewAnswer {
+    pub kind: ResponseKind,
+    /// For a decline: the contract's DeclineReason name.
+    pub decline_reason: String,
+    /// For a recusal.
+    pub relation: Option<RelationType>,
+    pub detail: String,
+    pub on_behalf: Option<OnBehalf>,
+}
+
+/// Why a place fell vacant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VacancyReason {
+    Declined,
+    Recused,
+    StatusChange,
+}
+
+/// What one attempt did.
+#[derive(Debug)]
+pub enum Attempt<T> {
+    Done(T),
+    /// A promoted expert's half-day went to a concurrent draw: roll back and try again.
+    Again,
+}
+
+/// The filled vacancy: the assignment that took the place, if any, and the backups added.
+#[derive(Debug, Default)]
+pub struct Filled {
+    pub replacement: Option<Assignment>,
+    pub topped_up: Vec<Assignment>,
+    pub order_exhausted: bool,
+}
+
+fn refused(code: Code, reason: &'static str, message: impl Into<String>) -> Error {
+    Error::draw_refused(code, reason, message)
+}
+
+/// The assignment and its task, visible to `caller` as the one who may answer for it: the expert
+/// themself (no `on_behalf`), or staff of the dispatching bureau with `on_behalf` (D16).
+pub async fn answerable(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    id: &AssignmentId,
+    on_behalf: bool,
+) -> Result<(Assignment, Task), Error> {
+    let not_found = || Error::AssignmentNotFound(id.to_string());
+    let a = draw_store::get_assignment(conn, id).await?.ok_or_else(not_found)?;
+    let task = task_store::get_task(conn, &a.task_id).await?.ok_or_else(not_found)?;
+    if caller.role == Role::Expert {
+        if caller.expert_id.as_deref() != Some(a.expert_id.as_str()) {
+            return Err(refused(
+                Code::PermissionDenied,
+                "NOT_THEIR_OWN",
+                "an expert answers only their own assignment",
+            ));
+        }
+        if on_behalf {
+            return Err(refused(
+                Code::InvalidArgument,
+                "EXPERT_ON_BEHALF",
+                "an expert answers for themself; on_behalf is for staff",
+            ));
+        }
+    } else {
+        caller.require_bureau(task.bureau()).map_err(|_| not_found())?;
+        if !on_behalf {
+            return Err(refused(
+                Code::InvalidArgument,
+                "ON_BEHALF_REQUIRED",
+                "staff enter an answer for the expert with on_behalf (channel and time received, D16)",
+            ));
+        }
+    }
+    Ok((a, task))
+}
+
+/// An assignment as `caller` may read it: an expert their own, staff within their visibility.
+pub async fn visible(db: &Db, caller: &Caller, id: &AssignmentId) -> Result<Assignment, Error> {
+    let not_found = || Error::AssignmentNotFound(id.to_string());
+    let mut conn = db.pool().acquire().await?;
+    let a = draw_store::get_assignment(&mut conn, id).await?.ok_or_else(not_found)?;
+    if caller.role == Role::Expert {
+        return if caller.expert_id.as_deref() == Some(a.expert_id.as_str()) { Ok(a) } else { Err(not_found()) };
+    }
+    let task = task_store::get_task(&mut conn, &a.task_id).await?.ok_or_else(not_found)?;
+    if crate::domain::TaskVisibility::of(caller).allows(&task) { Ok(a) } else { Err(not_found()) }
+}
+
+/// The checks before the transaction: the caller may answer, and the assignment is open to this
+/// answer.
+pub async fn to_answer(db: &Db, caller: &Caller, id: &AssignmentId, answer: &NewAnswer) -> Result<Task, Error> {
+    let mut conn = db.pool().acquire().await?;
+    let (a, task) = answerable(&mut conn, caller, id, answer.on_behalf.is_some()).await?;
+    check_open(&a, answer.kind)?;
+    Ok(task)
+}
+
+fn check_open(a: &Assignment, kind: ResponseKind) -> Result<(), Error> {
+    let open = match a.status {
+        AssignmentStatus::Notified => true,
+        AssignmentStatus::Accepted => kind != ResponseKind::Accept,
+        _ => false,
+    };
+    if open {
+        return Ok(());
+    }
+    Err(refused(
+        Code::FailedPrecondition,
+        "ASSIGNMENT_NOT_OPEN",
+        format!("assignment {} is {}; it cannot be answered with {}", a.id, a.status.code(), kind.code()),
+    ))
+}
+
+/// The task's first session date.
+fn first_session(task: &Task) -> Option<NaiveDate> {
+    task.details.sessions.iter().map(|s| s.date).min()
+}
+
+/// Records the answer in `tx`, with its outbox rows, the refill and the audit entry.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn respond(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    reference: &Reference,
+    caller: &Caller,
+    command: &Command,
+    id: &AssignmentId,
+    answer: &NewAnswer,
+    fresh: &HashMap<String, PoolExpert>,
+) -> Result<Attempt<(Assignment, Option<Assignment>)>, Error> {
+    let (mut a, task) = answerable(tx, caller, id, answer.on_behalf.is_some()).await?;
+    check_open(&a, answer.kind)?;
+    let before = a.status;
+    let now = clock.now();
+    let received = answer.on_behalf.as_ref().map_or(now, |o| o.received_at);
+    a.response = Some(Answer {
+        kind: answer.kind.code().to_owned(),
+        decline_reason: answer.decline_reason.clone(),
+        relation: answer.relation.map(|r| r.as_str_name().to_owned()).unwrap_or_default(),
+        detail: answer.detail.clone(),
+        received_at: received,
+        on_behalf_channel: answer.on_behalf.as_ref().map(|o| o.channel.clone()).unwrap_or_default(),
+        on_behalf_note: answer.on_behalf.as_ref().map(|o| o.note.clone()).unwrap_or_default(),
+        entered_by: caller.actor(),
+    });
+    let expected = a.updated_at;
+    a.updated_at = now;
+    let mut vacancy = None;
+    match answer.kind {
+        ResponseKind::Accept => a.status = AssignmentStatus::Accepted,
+        ResponseKind::Decline => {
+            let first = first_session(&task).ok_or_else(|| Error::TaskNotFound(task.id.to_string()))?;
+            let deadline = reference.decline_deadline(first)?.deadline.with_timezone(&Utc);
+            a.decline_deadline = Some(deadline);
+            a.status = if a.notified_at.is_some_and(|n| n > deadline) {
+                AssignmentStatus::DeclinedExempt
+            } else if received > deadline {
+                AssignmentStatus::DeclinedLate
+            } else {
+                AssignmentStatus::DeclinedOnTime
+            };
+            if a.status == AssignmentStatus::DeclinedLate {
+                enqueue_late_decline(tx, clock, caller, &a, &task, received, deadline).await?;
+            }
+            vacancy = Some(VacancyReason::Declined);
+        }
+        ResponseKind::Recuse => {
+            a.status = AssignmentStatus::Recused;
+            let request = rpb::RecordConflictRequest {
+                request_id: a.id.to_string(),
+                assignment_id: a.id.to_string(),
+                task_id: task.id.to_string(),
+                expert_id: a.expert_id.clone(),
+                institution_id: task.details.institution_id.clone(),
+                relation_type: answer.relation.map_or(0, |r| r as i32),
+                detail: answer.detail.clone(),
+                declared_time: Some(supervision_kit::convert::timestamp(received)),
+            };
+            let delivery = Delivery {
+                destination: "registry",
+                method: RECORD_CONFLICT,
+                idempotency_key: a.id.as_str(),
+                actor: &caller.actor(),
+            };
+            outbox::enqueue(tx, clock, delivery, &request).await?;
+            vacancy = Some(VacancyReason::Recused);
+        }
+    }
+    let filled = match vacancy {
+        None => Filled::default(),
+        Some(_) => match vacate(tx, clock, &task, &mut a, fresh, None).await? {
+            Attempt::Again => return Ok(Attempt::Again),
+            Attempt::Done(filled) => filled,
+        },
+    };
+    if !draw_store::update_assignment(tx, &a, expected).await? {
+        return Err(refused(
+            Code::Aborted,
+            "ASSIGNMENT_CHANGED",
+            format!("assignment {} changed; read it again", a.id),
+        ));
+    }
+    restaff(tx, clock, &task).await?;
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "assignment",
+        entity_id: a.id.as_str(),
+        action: "respond",
+        before: Some(serde_json::json!({ "status": before.code() })),
+        after: Some(serde_json::json!({
+            "status": a.status.code(),
+            "response": answer.kind.code(),
+            "received_at": supervision_kit::storage::format_instant(received),
+            "on_behalf": answer.on_behalf.as_ref().map(|o| o.channel.clone()),
+            "replaced_by": a.replaced_by,
+            "topped_up": filled.topped_up.iter().map(|t| t.id.to_string()).collect::<Vec<_>>(),
+            "order_exhausted": filled.order_exhausted,
+        })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok(Attempt::Done((a, filled.replacement)))
+}
+
+async fn enqueue_late_decline(
+    tx: &mut Transaction<'static, Any>,
+    clock: &SharedClock,
+    caller: &Caller,
+    a: &Assignment,
+    task: &Task,
+    received: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> Result<(), Error> {
+    let key = format!("{}:late_decline", a.id);
+    let request = rpb::RecordIncidentRequest {
+        request_id: key.clone(),
+        expert_id: a.expert_id.clone(),
+        kind: rpb::IncidentKind::LateDecline as i32,
+        rule: rpb::DisciplineRule::Notice as i32,
+        source: rpb::IncidentSource::Dispatch as i32,
+        assignment_id: a.id.to_string(),
+        task_id: task.id.to_string(),
+        reporting_bureau: task.bureau().to_proto() as i32,
+        occur_time: Some(supervision_kit::convert::timestamp(received)),
+        description: format!(
+            "declined task {} after the D3 deadline {}",
+            task.number,
+            supervision_kit::storage::format_instant(deadline)
+        ),
+        evidence: None,
+    };
+    let delivery =
+        Delivery { destination: "registry", method: RECORD_INCIDENT, idempotency_key: &key, actor: &caller.actor() };
+    outbox::enqueue(tx, clock, delivery, &request).await?;
+    Ok(())
+}
+
+fn placement(a: &Assignment, fresh: &HashMap<String, PoolExpert>) -> Result<Placement, Error> {
+    Ok(Placement {
+        id: expert_id(&a.expert_id)?,
+        position: a.position.saturating_sub(1),
+        stage: Stage::Walk,
+        employer: employer(fresh, &a.expert_id),
+        shares_employer_with: None,
+    })
+}
+
+fn expert_id(id: &str) -> Result<ExpertId, Error> {
+    ExpertId::parse(id).map_err(|e| {
+        Error::Store(crate::store::StoreError::Corrupt { id: id.to_owned(), problem: format!("expert id: {e}") })
+    })
+}
+
+fn employer(fresh: &HashMap<String, PoolExpert>, id: &str) -> Option<EmployerKey> {
+    fresh.get(id).filter(|e| !e.employer_key.is_empty()).map(|e| EmployerKey::new(e.employer_key.clone()))
+}
+
+/// The draw's fill as its assignments stand, with `vacated` still holding its place.
+fn rebuild(
+    draw: &Draw,
+    order_len: usize,
+    holders: &[&Assignment],
+    fresh: &HashMap<String, PoolExpert>,
+) -> Result<Fill, Error> {
+    let mut primaries = Vec::new();
+    let mut backups = Vec::new();
+    for a in holders {
+        match a.role {
+            AssignmentRole::Primary => primaries.push(placement(a, fresh)?),
+            AssignmentRole::Backup => backups.push(placement(a, fresh)?),
+        }
+    }
+    backups.sort_by_key(|p| p.position);
+    Ok(Fill {
+        team: team_of_draw(draw),
+        rule: if draw.relaxations.is_empty() { SameEmployerRule::Enforced } else { SameEmployerRule::Relaxed },
+        primaries,
+        backups,
+        skips: Vec::new(),
+        relaxations: Vec::new(),
+        vacated: Vec::new(),
+        next_position: draw.next_position,
+        order_len,
+    })
+}
+
+/// `a` (already given its new status) leaves its place: its bookings are freed, the first backup
+/// still free and active is promoted and booked, the backups are topped up by continuing the walk,
+/// and the draw records it. `leaving` is an expert known to be inactive whatever the pool says.
+pub async fn vacate(
+    tx: &mut Transaction<'static, Any>,
+    clock: &SharedClock,
+    task: &Task,
+    a: &mut Assignment,
+    fresh: &HashMap<String, PoolExpert>,
+    leaving: Option<&str>,
+) -> Result<Attempt<Filled>, Error> {
+    draw_store::delete_bookings(tx, &a.id).await?;
+    let mut draw =
+        draw_store::get_draw(tx, &a.draw_id).await?.ok_or_else(|| Error::DrawNotFound(a.draw_id.to_string()))?;
+    let order = order_of(&draw)?;
+    let all = draw_store::draw_assignments(tx, &draw.id).await?;
+    let holders: Vec<&Assignment> = all.iter().filter(|h| h.status.holds_place() || h.id == a.id).collect();
+    let mut fill = rebuild(&draw, order.len(), &holders, fresh)?;
+    let (task_slots, dates) = slots(task);
+    let booked = draw_store::booked_experts(tx, &task_slots).await?;
+    let vacated_was_primary = a.role == AssignmentRole::Primary;
+    let facts = |id: &ExpertId| {
+        let e = fresh.get(id.as_str());
+        CandidateFacts {
+            free_on_every_session: !booked.contains(id.as_str()),
+            active: leaving != Some(id.as_str()) && e.is_some_and(|e| e.active_through(&dates) && e.in_term(&dates)),
+            employer: employer(fresh, id.as_str()),
+        }
+    };
+    let vacancy = fill.vacate(&order, &expert_id(&a.expert_id)?, facts).map_err(|e| {
+        Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem: e.to_string() })
+    })?;
+    let now = clock.now();
+    let by_expert: HashMap<&str, &Assignment> = all.iter().map(|h| (h.expert_id.as_str(), h)).collect();
+    let mut filled = Filled { order_exhausted: fill.order_exhausted(), ..Filled::default() };
+
+    // Backups dropped at promotion (no longer free or active) give up their reserve place.
+    let dropped: HashSet<&str> =
+        vacancy.skips.iter().filter(|s| s.stage == Stage::Promotion).map(|s| s.id.as_str()).collect();
+    for id in &dropped {
+        if let Some(held) = by_expert.get(id) {
+            let mut held = (*held).clone();
+            let expected = held.updated_at;
+            held.status = AssignmentStatus::Cancelled;
+            held.cancel_reason = "no longer free or active when promoted".into();
+            held.updated_at = now;
+            draw_store::update_assignment(tx, &held, expected).await?;
+        }
+    }
+
+    if let Some(p) = &vacancy.promoted {
+        let (promoted, stage) = match by_expert.get(p.id.as_str()) {
+            Some(backup) if backup.status == AssignmentStatus::Reserved => {
+                let mut promoted = (*backup).clone();
+                let expected = promoted.updated_at;
+                promoted.role = AssignmentRole::Primary;
+                promoted.status = AssignmentStatus::Notified;
+                promoted.notified_at = Some(now);
+                promoted.replaces = a.id.to_string();
+                promoted.updated_at = now;
+                if !draw_store::update_assignment(tx, &promoted, expected).await? {
+                    return Ok(Attempt::Again);
+                }
+                (promoted, Stage::Promotion)
+            }
+            _ => {
+                let trained = fresh.get(p.id.as_str()).is_some_and(|e| e.trained);
+                let new = Assignment::new(
+                    a.task_id.clone(),
+                    draw.id.clone(),
+                    p.id.as_str().to_owned(),
+                    p.position + 1,
+                    AssignmentRole::Primary,
+                    trained,
+                    a.id.to_string(),
+                    now,
+                );
+                draw_store::insert_assignment(tx, &new).await?;
+                (new, p.stage)
+            }
+        };
+        for (date, half_day) in &task_slots {
+            if let Err(err) = draw_store::insert_booking(tx, &promoted, *date, *half_day).await {
+                if is_unique_violation(&err, BOOKING_INDEX, BOOKING_COLUMNS) {
+                    tracing::info!("a promoted expert's half-day went to a concurrent draw; trying again");
+                    return Ok(Attempt::Again);
+                }
+                return Err(err.into());
+            }
+        }
+        draw.walk.push(pick(p.position, &promoted, Outcome::Primary, stage, now));
+        a.replaced_by = promoted.id.to_string();
+        filled.replacement = Some(promoted);
+    }
+    for p in &vacancy.added_backups {
+        let trained = fresh.get(p.id.as_str()).is_some_and(|e| e.trained);
+        let new = Assignment::new(
+            a.task_id.clone(),
+            draw.id.clone(),
+            p.id.as_str().to_owned(),
+            p.position + 1,
+            AssignmentRole::Backup,
+            trained,
+            String::new(),
+            now,
+        );
+        draw_store::insert_assignment(tx, &new).await?;
+        draw.walk.push(pick(p.position, &new, Outcome::Backup, p.stage, now));
+        filled.topped_up.push(new);
+    }
+    for s in &vacancy.skips {
+        draw.walk.push(Pick {
+            position: s.position,
+            expert_id: s.id.as_str().to_owned(),
+            outcome: Outcome::Skipped,
+            reasons: s.reasons.iter().map(skip_code).map(str::to_owned).collect(),
+            stage: stage_code(s.stage).to_owned(),
+            teammate: String::new(),
+            assignment_id: String::new(),
+            at: now,
+        });
+    }
+    draw.next_position = fill.next_position;
+    if !draw_store::record_vacancy(tx, &draw).await? {
+        return Err(refused(
+            Code::FailedPrecondition,
+            "DRAW_NOT_EXECUTED",
+            format!("draw {} is not executed", draw.id),
+        ));
+    }
+    if vacated_was_primary && filled.replacement.is_none() {
+        tracing::info!(task = %task.id, "the order is exhausted: a supplementary draw is needed");
+    }
+    Ok(Attempt::Done(filled))
+}
+
+fn pick(position: usize, a: &Assignment, outcome: Outcome, stage: Stage, at: DateTime<Utc>) -> Pick {
+    Pick {
+        position,
+        expert_id: a.expert_id.clone(),
+        outcome,
+        reasons: Vec::new(),
+        stage: stage_code(stage).to_owned(),
+        teammate: String::new(),
+        assignment_id: a.id.to_string(),
+        at,
+    }
+}
+
+/// The task's staffing as its assignments now stand: STAFFED when N primaries accepted,
+/// UNDERSTAFFED when fewer than N hold a primary place, STAFFING otherwise (once drawn).
+pub async fn restaff(tx: &mut Transaction<'static, Any>, clock: &SharedClock, task: &Task) -> Result<(), Error> {
+    let mut task = task_store::get_task(tx, &task.id).await?.ok_or_else(|| Error::TaskNotFound(task.id.to_string()))?;
+    if matches!(task.status, TaskStatus::Cancelled | TaskStatus::Completed | TaskStatus::InProgress) {
+        return Ok(());
+    }
+    let filter = draw_store::AssignmentFilter {
+        visibility: crate::domain::TaskVisibility::All,
+        task_id: Some(task.id.clone()),
+        expert_id: None,
+        draw_id: None,
+        status: None,
+    };
+    let page = supervision_kit::Page { size: 1000, after: None };
+    let all = draw_store::list_assignments(tx, &filter, &page).await?;
+    let primaries = all.iter().filter(|a| a.role == AssignmentRole::Primary && a.status.holds_place());
+    let holding = primaries.clone().count();
+    let accepted = primaries.filter(|a| a.status == AssignmentStatus::Accepted).count();
+    let draw_team = match all.first() {
+        Some(a) => draw_store::get_draw(tx, &a.draw_id).await?.map_or(task.team_size, |d| d.team_size),
+        None => return Ok(()),
+    } as usize;
+    let status = if accepted >= draw_team {
+        TaskStatus::Staffed
+    } else if holding < draw_team {
+        TaskStatus::Understaffed
+    } else {
+        TaskStatus::Staffing
+    };
+    let accepted = u32::try_from(accepted).unwrap_or(u32::MAX);
+    if status == task.status && accepted == task.accepted_count {
+        return Ok(());
+    }
+    let expected = task.revision;
+    task.status = status;
+    task.accepted_count = accepted;
+    task.revision += 1;
+    task.updated_at = clock.now();
+    if !task_store::update_task_staffing(tx, &task, expected).await? {
+        return Err(Error::TaskChanged(task.id.to_string()));
+    }
+    Ok(())
+}
+
+/// The fresh pool for a task's refill, keyed by expert.
+pub async fn fresh_pool(
+    registry: &crate::registry::Registry,
+    task: &Task,
+    actor: &supervision_kit::auth::Actor,
+) -> Result<HashMap<String, PoolExpert>, Error> {
+    let (_, dates) = slots(task);
+    let pool = registry.draw_pool(&task.details.institution_id, &dates, task.id.as_str(), actor).await?;
+    Ok(pool.into_iter().map(|e| (e.id.clone(), e)).collect())
+}
+
+/// How many times a refill is tried again after losing a half-day to a concurrent draw.
+pub const fn attempts() -> usize {
+    draws::attempts()
+}
+
+/// An expert's status change from the registry (D17), as dispatch acts on it.
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub id: String,
+    pub expert_id: String,
+    /// The contract's ExpertStatus name.
+    pub status: String,
+    pub effective: NaiveDate,
+}
+
+impl StatusChange {
+    /// Whether the expert may no longer serve from the effective date.
+    pub fn ends_service(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "EXPERT_STATUS_SUSPENDED" | "EXPERT_STATUS_RETIRED" | "EXPERT_STATUS_TERMINATED" | "EXPERT_STATUS_LAPSED"
+        )
+    }
+}
+
+/// The tasks whose assignments of the expert the change affects, before the transaction (for
+/// the registry's pools).
+pub async fn affected_tasks(db: &Db, change: &StatusChange) -> Result<Vec<Task>, Error> {
+    if !change.ends_service() {
+        return Ok(Vec::new());
+    }
+    let mut conn = db.pool().acquire().await?;
+    let places = draw_store::places_from(&mut conn, &change.expert_id, change.effective).await?;
+    let mut tasks: Vec<Task> = Vec::new();
+    for a in places {
+        if tasks.iter().any(|t| t.id == a.task_id) {
+            continue;
+        }
+        if let Some(task) = task_store::get_task(&mut conn, &a.task_id).await? {
+            tasks.push(task);
+        }
+    }
+    Ok(tasks)
+}
+
+/// Cancels the expert's assignments with a session on or after the effective date and refills
+/// them as a decline would be (D17), in `tx`; the cancelled ids and the replacements' ids.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn status_changed(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    change: &StatusChange,
+    pools: &HashMap<String, HashMap<String, PoolExpert>>,
+) -> Result<Attempt<(Vec<String>, Vec<String>)>, Error> {
+    let mut cancelled = Vec::new();
+    let mut replacements = Vec::new();
+    if !change.ends_service() {
+        return Ok(Attempt::Done((cancelled, replacements)));
+    }
+    let empty = HashMap::new();
+    for mut a in draw_store::places_from(tx, &change.expert_id, change.effective).await? {
+        let task =
+            task_store::get_task(tx, &a.task_id).await?.ok_or_else(|| Error::TaskNotFound(a.task_id.to_string()))?;
+        let before = a.status;
+        let expected = a.updated_at;
+        a.status = AssignmentStatus::CancelledStatusChange;
+        a.cancel_reason = format!("the expert's status changed to {} from {}", change.status, change.effective);
+        a.updated_at = clock.now();
+        let fresh = pools.get(task.id.as_str()).unwrap_or(&empty);
+        let filled = match vacate(tx, clock, &task, &mut a, fresh, Some(&change.expert_id)).await? {
+            Attempt::Again => return Ok(Attempt::Again),
+            Attempt::Done(filled) => filled,
+        };
+        if !draw_store::update_assignment(tx, &a, expected).await? {
+            return Ok(Attempt::Again);
+        }
+        restaff(tx, clock, &task).await?;
+        let audit_change = Change {
+            method: command.method,
+            request_id: &command.request_id,
+            entity_type: "assignment",
+            entity_id: a.id.as_str(),
+            action: "cancel_status_change",
+            before: Some(serde_json::json!({ "status": before.code() })),
+            after: Some(serde_json::json!({
+                "status": a.status.code(),
+                "status_change_id": change.id,
+                "replaced_by": a.replaced_by,
+                "topped_up": filled.topped_up.iter().map(|t| t.id.to_string()).collect::<Vec<_>>(),
+            })),
+        };
+        audit::append(tx, db.backend(), clock, caller, audit_change).await?;
+        cancelled.push(a.id.to_string());
+        if let Some(r) = filled.replacement {
+            replacements.push(r.id.to_string());
+        }
+    }
+    Ok(Attempt::Done((cancelled, replacements)))
+}
