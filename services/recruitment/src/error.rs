@@ -17,6 +17,10 @@ pub enum Error {
     ApplicationNotFound(String),
     #[error("material {0} not found")]
     MaterialNotFound(String),
+    #[error("publicity batch {0} not found")]
+    BatchNotFound(String),
+    #[error("objection {0} not found")]
+    ObjectionNotFound(String),
     #[error(transparent)]
     CallState(#[from] CallStateError),
     #[error(transparent)]
@@ -56,6 +60,8 @@ impl From<Error> for Status {
             Error::CallNotFound(id) => not_found("Call", id, message),
             Error::ApplicationNotFound(id) => not_found("Application", id, message),
             Error::MaterialNotFound(id) => not_found("Material", id, message),
+            Error::BatchNotFound(id) => not_found("PublicityBatch", id, message),
+            Error::ObjectionNotFound(id) => not_found("Objection", id, message),
             Error::CallState(e) => Status::with_error_details(
                 Code::FailedPrecondition,
                 message,

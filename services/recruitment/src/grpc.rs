@@ -14,6 +14,7 @@ use crate::{
     applications, calls, convert,
     convert::applications as ca,
     domain::{Application, Visibility},
+    publicity,
 };
 
 const CREATE_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/CreateCall";
@@ -28,6 +29,11 @@ const WITHDRAW_APPLICATION: &str = "/supervision.recruitment.v1.RecruitmentServi
 const REMOVE_MATERIAL: &str = "/supervision.recruitment.v1.RecruitmentService/RemoveMaterial";
 const RECORD_REVIEW: &str = "/supervision.recruitment.v1.RecruitmentService/RecordReview";
 const CONCLUDE_REVIEW: &str = "/supervision.recruitment.v1.RecruitmentService/ConcludeReview";
+const CREATE_PUBLICITY_BATCH: &str = "/supervision.recruitment.v1.RecruitmentService/CreatePublicityBatch";
+const PUBLISH_PUBLICITY_BATCH: &str = "/supervision.recruitment.v1.RecruitmentService/PublishPublicityBatch";
+const RECORD_OBJECTION: &str = "/supervision.recruitment.v1.RecruitmentService/RecordObjection";
+const RESOLVE_OBJECTION: &str = "/supervision.recruitment.v1.RecruitmentService/ResolveObjection";
+const DECIDE_APPOINTMENTS: &str = "/supervision.recruitment.v1.RecruitmentService/DecideAppointments";
 
 /// Drafts and cancelled drafts are the city bureau's working papers (article 7(一) publishes the
 /// call, not its drafts): only city roles and auditors see them; everyone else sees a call once
@@ -454,6 +460,185 @@ impl RecruitmentService for Recruitment {
             applications: items.iter().map(|a| self.application_for(caller, a)).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    async fn create_publicity_batch(
+        &self,
+        request: Request<pb::CreatePublicityBatchRequest>,
+    ) -> Result<Response<pb::CreatePublicityBatchResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CREATE_PUBLICITY_BATCH, &message.request_id, &message)?;
+        let new = publicity::new_batch(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let batch = publicity::create_batch(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.reference,
+            &self.key,
+            &caller,
+            &command,
+            new,
+            self.today(),
+        )
+        .await?;
+        let response = pb::CreatePublicityBatchResponse { batch: Some(batch.to_proto(self.clock.now())) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn publish_publicity_batch(
+        &self,
+        request: Request<pb::PublishPublicityBatchRequest>,
+    ) -> Result<Response<pb::PublishPublicityBatchResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, PUBLISH_PUBLICITY_BATCH, &message.request_id, &message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let batch = publicity::publish_batch(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.key,
+            &caller,
+            &command,
+            &message,
+            self.today(),
+        )
+        .await?;
+        let response = pb::PublishPublicityBatchResponse { batch: Some(batch.to_proto(self.clock.now())) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_publicity_batch(
+        &self,
+        request: Request<pb::GetPublicityBatchRequest>,
+    ) -> Result<Response<pb::GetPublicityBatchResponse>, Status> {
+        let id = publicity::batch_id(&request.get_ref().id, "id")?;
+        let batch = publicity::get_batch(&self.db, &id).await?;
+        Ok(Response::new(pb::GetPublicityBatchResponse { batch: Some(batch.to_proto(self.clock.now())) }))
+    }
+
+    async fn list_publicity_batches(
+        &self,
+        request: Request<pb::ListPublicityBatchesRequest>,
+    ) -> Result<Response<pb::ListPublicityBatchesResponse>, Status> {
+        let r = request.get_ref();
+        let mut v = supervision_kit::FieldViolations::new();
+        let page = supervision_kit::Page::parse(
+            r.page.as_ref(),
+            "page",
+            |t| supervision_kit::vocab::is_prefixed_id(t, "pbt_"),
+            &mut v,
+        );
+        let status = match pb::PublicityBatchStatus::try_from(r.status) {
+            Ok(pb::PublicityBatchStatus::Unspecified) => None,
+            Ok(s) => Some(s),
+            Err(_) => {
+                v.add("status", "is not a publicity batch status");
+                None
+            }
+        };
+        v.check()?;
+        let (batches, next) = publicity::list_batches(&self.db, &self.clock, status, &page).await?;
+        let now = self.clock.now();
+        Ok(Response::new(pb::ListPublicityBatchesResponse {
+            batches: batches.iter().map(|b| b.to_proto(now)).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn render_publicity_notice(
+        &self,
+        request: Request<pb::RenderPublicityNoticeRequest>,
+    ) -> Result<Response<pb::RenderPublicityNoticeResponse>, Status> {
+        let r = request.get_ref();
+        let id = publicity::batch_id(&r.batch_id, "batch_id")?;
+        let format = supervision_proto::common::FileFormat::try_from(r.format).unwrap_or_default();
+        let file = publicity::render_notice(&self.db, &self.key, &id, format).await?;
+        Ok(Response::new(pb::RenderPublicityNoticeResponse { file: Some(file) }))
+    }
+
+    async fn record_objection(
+        &self,
+        request: Request<pb::RecordObjectionRequest>,
+    ) -> Result<Response<pb::RecordObjectionResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_OBJECTION, &message.request_id, &message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let objection =
+            publicity::record_objection(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &message)
+                .await?;
+        let response = pb::RecordObjectionResponse { objection: Some(objection) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn resolve_objection(
+        &self,
+        request: Request<pb::ResolveObjectionRequest>,
+    ) -> Result<Response<pb::ResolveObjectionResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RESOLVE_OBJECTION, &message.request_id, &message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::ResolveObjectionResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::ResolveObjectionResponse {
+                    objection: stored.objection,
+                    application: Some(application),
+                }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let (objection, application) =
+            publicity::resolve_objection(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &message)
+                .await?;
+        let (stored, shown) = stored_and_shown(&caller, &application);
+        claim
+            .finish(&pb::ResolveObjectionResponse { objection: Some(objection.clone()), application: Some(stored) })
+            .await?;
+        Ok(Response::new(pb::ResolveObjectionResponse { objection: Some(objection), application: Some(shown) }))
+    }
+
+    async fn decide_appointments(
+        &self,
+        request: Request<pb::DecideAppointmentsRequest>,
+    ) -> Result<Response<pb::DecideAppointmentsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, DECIDE_APPOINTMENTS, &message.request_id, &message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(response) => return Ok(Response::new(response)),
+            Begun::Fresh(claim) => claim,
+        };
+        let decisions = publicity::decide_appointments(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.key,
+            &caller,
+            &command,
+            &message,
+            self.today(),
+        )
+        .await?;
+        let response = pb::DecideAppointmentsResponse { decisions };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
     }
 
     async fn get_audit_head(

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod publicity;
 pub mod store;
 
 pub use app::{App, Config};

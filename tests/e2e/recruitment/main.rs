@@ -2,4 +2,5 @@
 
 mod applications;
 mod calls;
+mod publicity;
 mod reviews;

@@ -34,7 +34,7 @@ fn item(target: Item, verdict: ReviewVerdict, reason: &str) -> ReviewInput {
 }
 
 /// Approvals of the four conditions, the technician category and `materials`.
-fn approve_all(materials: &[String]) -> Vec<ReviewInput> {
+pub(crate) fn approve_all(materials: &[String]) -> Vec<ReviewInput> {
     let mut items: Vec<ReviewInput> =
         CONDITIONS.iter().map(|c| item(Item::Condition(*c as i32), ReviewVerdict::Approved, "")).collect();
     items.push(item(Item::Category(ExpertCategory::Technician as i32), ReviewVerdict::Approved, ""));
@@ -42,11 +42,11 @@ fn approve_all(materials: &[String]) -> Vec<ReviewInput> {
     items
 }
 
-fn record(application_id: &str, items: Vec<ReviewInput>) -> RecordReviewRequest {
+pub(crate) fn record(application_id: &str, items: Vec<ReviewInput>) -> RecordReviewRequest {
     RecordReviewRequest { request_id: rid(), application_id: application_id.into(), items }
 }
 
-fn conclude(application_id: &str, outcome: ReviewOutcome, reason: &str) -> ConcludeReviewRequest {
+pub(crate) fn conclude(application_id: &str, outcome: ReviewOutcome, reason: &str) -> ConcludeReviewRequest {
     ConcludeReviewRequest {
         request_id: rid(),
         application_id: application_id.into(),
