@@ -40,6 +40,15 @@ enum Command {
     /// Training and evaluation institutions (article 3).
     #[command(subcommand)]
     Institution(commands::institution::InstitutionCommand),
+    /// Draws (抽取): show, export for re-running with the PyPI package, verify client-side.
+    #[command(subcommand)]
+    Draw(commands::draw::DrawCommand),
+    /// Supervision tasks (监督评估任务).
+    #[command(subcommand)]
+    Task(commands::task::TaskCommand),
+    /// Experts, masked as the registry returns them.
+    #[command(subcommand)]
+    Expert(commands::expert::ExpertCommand),
     /// The audit chain of a service.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -77,6 +86,18 @@ async fn main() -> ExitCode {
         },
         Command::Institution(cmd) => match settings::Settings::resolve(&cli.global) {
             Ok(s) => commands::institution::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Draw(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::draw::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Task(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::task::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Expert(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::expert::run(cmd, &s, &out).await,
             Err(e) => Err(e),
         },
         Command::Calendar(args) => match settings::Settings::resolve(&cli.global) {

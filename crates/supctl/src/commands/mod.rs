@@ -2,8 +2,11 @@
 
 pub mod audit;
 pub mod calendar;
+pub mod draw;
+pub mod expert;
 pub mod health;
 pub mod institution;
 pub mod keys;
 pub mod policy;
+pub mod task;
 pub mod token;
