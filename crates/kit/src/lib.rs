@@ -13,6 +13,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+pub mod contact;
 pub mod convert;
 pub mod credit_code;
 pub mod error;

@@ -407,63 +407,12 @@ fn locality(raw: Option<&common::Locality>, field: &str, v: &mut FieldViolations
     }
 }
 
-/// A mainland mobile number: 11 digits starting with 1 (spaces and hyphens dropped).
-fn parse_mobile(mobile: &str) -> Option<String> {
-    let digits: String = mobile.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
-    (digits.len() == 11 && digits.starts_with('1') && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
-}
-
-/// The shape of an e-mail address; the domain lower-cased.
-fn parse_email(email: &str) -> Option<String> {
-    let email = email.trim();
-    if email.chars().count() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    let (local, domain) = email.split_once('@')?;
-    let shaped = !local.is_empty()
-        && local.chars().count() <= 64
-        && !domain.contains('@')
-        && domain.contains('.')
-        && domain.split('.').all(|label| !label.is_empty());
-    shaped.then(|| format!("{local}@{}", domain.to_lowercase()))
-}
-
 fn contact(raw: Option<&common::ContactDetails>, field: &str, v: &mut FieldViolations) -> Option<Contact> {
-    let Some(raw) = raw else {
-        v.add(field, "is required: at least the mobile number");
-        return None;
-    };
-    let mobile = parse_mobile(&raw.mobile);
-    if mobile.is_none() {
-        v.add(format!("{field}.mobile"), "must be a mainland mobile number: 11 digits starting with 1");
-    }
-    let email = if raw.email.trim().is_empty() {
-        Some(String::new())
-    } else {
-        let email = parse_email(&raw.email);
-        if email.is_none() {
-            v.add(format!("{field}.email"), "is not an e-mail address");
-        }
-        email
-    };
-    let address = optional_text(&raw.address, &format!("{field}.address"), MAX_ADDRESS_CHARS, v);
-    Some(Contact { mobile: mobile?, email: email?, address })
+    supervision_kit::contact::contact(raw, field, MAX_ADDRESS_CHARS, v)
 }
 
 fn bank_account(raw: Option<&common::BankAccount>, field: &str, v: &mut FieldViolations) -> Option<BankAccount> {
-    let raw = raw.filter(|a| {
-        ![&a.holder_name, &a.bank_name, &a.branch_name, &a.account_number].iter().all(|s| s.trim().is_empty())
-    })?;
-    let holder_name = required_text(&raw.holder_name, &format!("{field}.holder_name"), MAX_NAME_CHARS, v);
-    let bank_name = required_text(&raw.bank_name, &format!("{field}.bank_name"), MAX_SHORT_CHARS, v);
-    let branch_name = optional_text(&raw.branch_name, &format!("{field}.branch_name"), MAX_SHORT_CHARS, v);
-    let digits: String = raw.account_number.chars().filter(|c| !c.is_whitespace()).collect();
-    let valid = (8..=30).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-    if !valid {
-        v.add(format!("{field}.account_number"), "must be 8 to 30 digits");
-        return None;
-    }
-    Some(BankAccount { holder_name, bank_name, branch_name, account_number: digits })
+    supervision_kit::contact::bank_account(raw, field, MAX_NAME_CHARS, MAX_SHORT_CHARS, v)
 }
 
 fn organisation_is_empty(o: &common::Organisation) -> bool {

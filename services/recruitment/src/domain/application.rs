@@ -229,22 +229,7 @@ impl ApplicationStatus {
     }
 }
 
-/// Contact details, plain in memory only.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Contact {
-    pub mobile: String,
-    pub email: String,
-    pub address: String,
-}
-
-/// A bank account, plain in memory only.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BankAccount {
-    pub holder_name: String,
-    pub bank_name: String,
-    pub branch_name: String,
-    pub account_number: String,
-}
+pub use supervision_kit::contact::{BankAccount, Contact};
 
 /// What the applicant declares, validated.
 #[derive(Debug, Clone, PartialEq)]

@@ -26,7 +26,6 @@ use crate::domain::{
     ExpertKind, ExpertStatus, Gender, InstitutionId, Locality, Organisation, Profile, ProfilePatch, ProfilePath,
     SkillLevel, Specialty, Visibility,
     civil_servant::{period_on, periods},
-    expert::{parse_account_number, parse_email, parse_mobile},
 };
 
 const MAX_NAME_CHARS: usize = 100;
@@ -352,39 +351,11 @@ fn locality(raw: Option<&common::Locality>, field: &str, v: &mut FieldViolations
 }
 
 fn contact(raw: Option<&common::ContactDetails>, field: &str, v: &mut FieldViolations) -> Option<Contact> {
-    let Some(raw) = raw else {
-        v.add(field, "is required: at least the mobile number");
-        return None;
-    };
-    let mobile = parse_mobile(&raw.mobile);
-    if mobile.is_none() {
-        v.add(format!("{field}.mobile"), "must be a mainland mobile number: 11 digits starting with 1");
-    }
-    let email = if raw.email.trim().is_empty() {
-        Some(String::new())
-    } else {
-        let email = parse_email(&raw.email);
-        if email.is_none() {
-            v.add(format!("{field}.email"), "is not an e-mail address");
-        }
-        email
-    };
-    let address = optional_text(&raw.address, &format!("{field}.address"), MAX_ADDRESS_CHARS, v);
-    Some(Contact { mobile: mobile?, email: email?, address })
+    supervision_kit::contact::contact(raw, field, MAX_ADDRESS_CHARS, v)
 }
 
 fn bank_account(raw: Option<&common::BankAccount>, field: &str, v: &mut FieldViolations) -> Option<BankAccount> {
-    let raw = raw.filter(|a| {
-        ![&a.holder_name, &a.bank_name, &a.branch_name, &a.account_number].iter().all(|s| s.trim().is_empty())
-    })?;
-    let holder_name = required_text(&raw.holder_name, &format!("{field}.holder_name"), MAX_NAME_CHARS, v);
-    let bank_name = required_text(&raw.bank_name, &format!("{field}.bank_name"), MAX_SHORT_CHARS, v);
-    let branch_name = optional_text(&raw.branch_name, &format!("{field}.branch_name"), MAX_SHORT_CHARS, v);
-    let account_number = parse_account_number(&raw.account_number);
-    if account_number.is_none() {
-        v.add(format!("{field}.account_number"), "must be 8 to 30 digits");
-    }
-    Some(BankAccount { holder_name, bank_name, branch_name, account_number: account_number? })
+    supervision_kit::contact::bank_account(raw, field, MAX_NAME_CHARS, MAX_SHORT_CHARS, v)
 }
 
 pub(crate) fn organisation_is_empty(o: &common::Organisation) -> bool {

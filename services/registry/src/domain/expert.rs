@@ -236,26 +236,7 @@ pub enum Locality {
     Outside(String),
 }
 
-/// How to reach an expert; all three are personal data.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Contact {
-    /// 11 digits starting with 1.
-    pub mobile: String,
-    /// Empty when not given.
-    pub email: String,
-    /// Empty when not given.
-    pub address: String,
-}
-
-/// The account fees are paid into, in the expert's own name (DOMAIN.md 10.9).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BankAccount {
-    pub holder_name: String,
-    pub bank_name: String,
-    pub branch_name: String,
-    /// Digits only; personal data.
-    pub account_number: String,
-}
+pub use supervision_kit::contact::{BankAccount, Contact, parse_account_number, parse_email, parse_mobile};
 
 /// An employer or a represented unit, registered here or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -546,36 +527,6 @@ pub struct ExpertFilter {
     /// The blind index of an identity document.
     pub identity_index: Option<String>,
     pub kind: Option<ExpertKind>,
-}
-
-/// Whether `mobile` (spaces and hyphens dropped) is a mainland mobile number: 11 digits starting
-/// with 1. Returns the normalised number.
-pub fn parse_mobile(mobile: &str) -> Option<String> {
-    let digits: String = mobile.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
-    (digits.len() == 11 && digits.starts_with('1') && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
-}
-
-/// Whether `email` has the shape of an address: one `@`, a local part of at most 64 characters,
-/// a domain with a dot and no empty label, no spaces; at most 254 characters. The domain is
-/// lower-cased.
-pub fn parse_email(email: &str) -> Option<String> {
-    let email = email.trim();
-    if email.chars().count() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    let (local, domain) = email.split_once('@')?;
-    let shaped = !local.is_empty()
-        && local.chars().count() <= 64
-        && !domain.contains('@')
-        && domain.contains('.')
-        && domain.split('.').all(|label| !label.is_empty());
-    shaped.then(|| format!("{local}@{}", domain.to_lowercase()))
-}
-
-/// A bank account number: digits only (spaces dropped), 8 to 30 of them.
-pub fn parse_account_number(number: &str) -> Option<String> {
-    let digits: String = number.chars().filter(|c| !c.is_whitespace()).collect();
-    ((8..=30).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
 /// A document as a change record or an audit entry shows it.
@@ -898,29 +849,6 @@ pub(crate) mod tests {
         assert!(p.problems().is_empty(), "spacing does not matter");
         p.bank_account.as_mut().unwrap().holder_name = "王芳".into();
         assert_eq!(fields_of(p.problems()), ["profile.bank_account.holder_name"]);
-    }
-
-    #[test]
-    fn mobiles_are_eleven_digits_starting_with_1() {
-        assert_eq!(parse_mobile("138 1234-5678").as_deref(), Some("13812345678"));
-        for bad in ["", "23812345678", "1381234567", "138123456789", "1381234567a"] {
-            assert!(parse_mobile(bad).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn e_mail_addresses_are_checked_for_shape() {
-        assert_eq!(parse_email(" li.ming@Example.COM ").as_deref(), Some("li.ming@example.com"));
-        for bad in ["li.ming", "@example.com", "li@example", "li@@example.com", "li ming@example.com", "li@a..cn"] {
-            assert!(parse_email(bad).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn account_numbers_are_digits() {
-        assert_eq!(parse_account_number("6222 0212 3456 7890 123").as_deref(), Some("6222021234567890123"));
-        assert!(parse_account_number("6222-0212").is_none());
-        assert!(parse_account_number("1234567").is_none());
     }
 
     #[test]
