@@ -214,7 +214,7 @@ async fn an_intact_draw_verifies(backend: Backend) {
 
     // The task and the experts behind it, the experts masked as the registry returns them.
     let task_id = record["task_id"].as_str().unwrap();
-    let (ok, stdout, stderr) = supctl(&dispatch, &["task", "list", "--bureau", "440703", "--status", "open"]);
+    let (ok, stdout, stderr) = supctl(&dispatch, &["task", "list", "--bureau", "440703", "--status", "staffing"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains(task_id), "{stdout}");
     let (ok, stdout, stderr) = supctl(&dispatch, &["task", "list", "--bureau", "蓬江区", "--status", "cancelled"]);

@@ -506,6 +506,8 @@ pub async fn execute(
     if !draw_store::record_execution(tx, &draw).await? {
         return Err(Error::draw_refused(Code::Aborted, "DRAW_CHANGED", format!("draw {} changed", draw.id)));
     }
+    // Drawn: the task now waits for acceptances (STAFFING), as the contract's task states say.
+    crate::responses::restaff(tx, clock, &x.task).await?;
     let change = Change {
         method: command.method,
         request_id: &command.request_id,

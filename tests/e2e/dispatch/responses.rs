@@ -145,6 +145,7 @@ const RECORD_CONFLICT: &str = "/supervision.registry.v1.RegistryService/RecordCo
 
 async fn two_acceptances_staff_the_task(backend: Backend) {
     let d = drawn(backend).await;
+    assert_eq!(task_status(&d.dispatch, &d.task_id).await, TaskStatus::Staffing as i32, "drawn, not yet accepted");
     let (first, second) = (&d.primaries[0], &d.primaries[1]);
     let answered = expert(&d.dispatch, &first.expert_id).respond_to_assignment(accept("acc-1", &first.id)).await;
     let answered = answered.unwrap().into_inner();
@@ -153,7 +154,7 @@ async fn two_acceptances_staff_the_task(backend: Backend) {
     assert!(answered.replacement.is_none());
     let response = a.response.as_ref().unwrap();
     assert!(response.on_behalf.is_none());
-    assert_ne!(task_status(&d.dispatch, &d.task_id).await, TaskStatus::Staffed as i32, "one of two accepted");
+    assert_eq!(task_status(&d.dispatch, &d.task_id).await, TaskStatus::Staffing as i32, "one of two accepted");
 
     let mut second_expert = expert(&d.dispatch, &second.expert_id);
     let done = second_expert.respond_to_assignment(accept("acc-2", &second.id)).await.unwrap().into_inner();
