@@ -75,6 +75,18 @@ fn scope_of(caller: &Caller) -> String {
     )
 }
 
+/// Claims `command`'s key for a handler, or returns from the handler with the stored answer of
+/// an earlier run: `let mut claim = claim_or_replay!(&self.db, &self.clock, &command);`.
+#[macro_export]
+macro_rules! claim_or_replay {
+    ($db:expr, $clock:expr, $command:expr) => {
+        match $crate::idempotency::begin($db, $clock, $command).await? {
+            $crate::idempotency::Begun::Replay(response) => return Ok(::tonic::Response::new(response)),
+            $crate::idempotency::Begun::Fresh(claim) => claim,
+        }
+    };
+}
+
 /// The outcome of claiming a command's key.
 #[derive(Debug)]
 pub enum Begun<R> {

@@ -154,10 +154,7 @@ impl DispatchService for Dispatch {
             Ok(checked) => checked,
             Err(refusal) => return self.replay_or(&command, refusal).await,
         };
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let task =
             tasks::create(claim.tx(), &self.db, &self.clock, &caller, &command, details, planned, &institution).await?;
         let response = pb::CreateTaskResponse { task: Some(convert::task_to_proto(task)) };
@@ -173,10 +170,7 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, APPROVE_TASK_EXCEPTION, &message.request_id, &message)?;
         let (id, kind, reason, reduced) = convert::approval(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let task =
             tasks::approve_exception(claim.tx(), &self.db, &self.clock, &caller, &command, &id, kind, reason, reduced)
                 .await?;
@@ -193,10 +187,7 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, CANCEL_TASK, &message.request_id, &message)?;
         let (id, reason) = convert::cancellation(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let task = tasks::cancel(claim.tx(), &self.db, &self.clock, &caller, &command, &id, reason).await?;
         let response = pb::CancelTaskResponse { task: Some(convert::task_to_proto(task)) };
         claim.finish(&response).await?;
@@ -231,10 +222,7 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, CREATE_SUBMISSION, &message.request_id, &message)?;
         let details = convert::new_submission(message, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let submission = submissions::create(claim.tx(), &self.db, &self.clock, &caller, &command, details).await?;
         let response = pb::CreateSubmissionResponse { submission: Some(convert::submission_to_proto(submission)) };
         claim.finish(&response).await?;
@@ -285,10 +273,7 @@ impl DispatchService for Dispatch {
             Ok(pool) => pool,
             Err(refusal) => return self.replay_or(&command, refusal.into()).await,
         };
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let draw = draws::prepare(claim.tx(), &self.db, &self.clock, &caller, &command, &task_id, &pool).await?;
         let response = pb::PrepareDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
         claim.finish(&response).await?;
@@ -304,10 +289,7 @@ impl DispatchService for Dispatch {
         let command = Command::new(&caller, WITNESS_DRAW, &message.request_id, &message)?;
         let id = convert::draw_id(&message.draw_id, "draw_id")?;
         let dice = convert::dice(&message.dice_digits)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let draw = draws::witness(claim.tx(), &self.db, &self.clock, &caller, &command, &id, dice).await?;
         let response = pb::WitnessDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
         claim.finish(&response).await?;
@@ -478,10 +460,7 @@ impl DispatchService for Dispatch {
             }
         };
         for _ in 0..responses::attempts() {
-            let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-                Begun::Replay(response) => return Ok(Response::new(response)),
-                Begun::Fresh(claim) => claim,
-            };
+            let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
             let outcome = responses::respond(
                 claim.tx(),
                 &self.db,
@@ -526,10 +505,7 @@ impl DispatchService for Dispatch {
             };
         }
         for _ in 0..responses::attempts() {
-            let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-                Begun::Replay(response) => return Ok(Response::new(response)),
-                Begun::Fresh(claim) => claim,
-            };
+            let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
             let outcome =
                 responses::status_changed(claim.tx(), &self.db, &self.clock, &caller, &command, &change, &pools)
                     .await?;
@@ -553,10 +529,7 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_WORKED_SESSIONS, &message.request_id, &message)?;
         let (id, sessions, on_behalf) = convert::record_worked_sessions(&message, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let assignment = reports::record_sessions(
             claim.tx(),
             &self.db,
@@ -581,10 +554,7 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, SUBMIT_REPORT, &message.request_id, &message)?;
         let (id, content, on_behalf) = convert::submit_report(&message, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let report =
             reports::submit(claim.tx(), &self.db, &self.clock, &caller, &command, &id, content, on_behalf.as_ref())
                 .await?;

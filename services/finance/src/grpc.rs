@@ -79,10 +79,7 @@ impl FinanceService for Finance {
         }
         // The registry is asked before the claim: no network call holds the write transaction.
         let lookups = fee_lines::look_up(&self.db, &self.reference, &self.registry, &caller, &revision).await?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let outcome =
             fee_lines::apply(claim.tx(), self.db.backend(), &self.clock, &caller, &command, &revision, &lookups)
                 .await?;
@@ -122,10 +119,7 @@ impl FinanceService for Finance {
         let message = request.into_inner();
         let command = Command::new(&caller, EXPORT_LEDGER, &message.request_id, &message)?;
         let (query, encoding) = convert::ledger_request(&message, &caller)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let written =
             exports::write_ledger(claim.tx(), &self.db, &self.clock, &caller, &command, query, encoding).await?;
         let file = common::FileContent {
@@ -186,10 +180,7 @@ impl FinanceService for Finance {
         let command = Command::new(&caller, CREATE_BATCH, &message.request_id, &message)?;
         let new = batch_cx::new_batch(&message)?;
         caller.require_bureau(new.bureau)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let batch =
             batches::create(claim.tx(), self.db.backend(), &self.clock, &self.reference, &caller, &command, &new)
                 .await?;

@@ -110,10 +110,7 @@ impl RecruitmentService for Recruitment {
         let message = request.into_inner();
         let command = Command::new(&caller, CREATE_CALL, &message.request_id, &message)?;
         let details = convert::new_call(message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let call = calls::create(claim.tx(), &self.db, &self.clock, &caller, &command, details).await?;
         let response = pb::CreateCallResponse { call: Some(convert::call_to_proto(call)) };
         claim.finish(&response).await?;
@@ -273,10 +270,7 @@ impl RecruitmentService for Recruitment {
         let message = request.into_inner();
         let command = Command::new(&caller, UPLOAD_MATERIAL, &message.request_id, &message)?;
         let new = ca::new_material(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let material =
             applications::upload(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, new).await?;
         let response = pb::UploadMaterialResponse { material: Some(ca::material_to_proto(&material)) };
@@ -292,10 +286,7 @@ impl RecruitmentService for Recruitment {
         let message = request.into_inner();
         let command = Command::new(&caller, REMOVE_MATERIAL, &message.request_id, &message)?;
         let id = ca::material_id(&message.material_id, "material_id")?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let material =
             applications::remove_material(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &id).await?;
         let response = pb::RemoveMaterialResponse { material: Some(ca::material_to_proto(&material)) };
@@ -470,10 +461,7 @@ impl RecruitmentService for Recruitment {
         let message = request.into_inner();
         let command = Command::new(&caller, CREATE_PUBLICITY_BATCH, &message.request_id, &message)?;
         let new = publicity::new_batch(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let batch = publicity::create_batch(
             claim.tx(),
             &self.db,
@@ -498,10 +486,7 @@ impl RecruitmentService for Recruitment {
         let caller = Caller::of(&request)?.clone();
         let message = request.into_inner();
         let command = Command::new(&caller, PUBLISH_PUBLICITY_BATCH, &message.request_id, &message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let batch = publicity::publish_batch(
             claim.tx(),
             &self.db,
@@ -574,10 +559,7 @@ impl RecruitmentService for Recruitment {
         let caller = Caller::of(&request)?.clone();
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_OBJECTION, &message.request_id, &message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let objection =
             publicity::record_objection(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &message)
                 .await?;
@@ -621,10 +603,7 @@ impl RecruitmentService for Recruitment {
         let caller = Caller::of(&request)?.clone();
         let message = request.into_inner();
         let command = Command::new(&caller, DECIDE_APPOINTMENTS, &message.request_id, &message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let decisions = publicity::decide_appointments(
             claim.tx(),
             &self.db,

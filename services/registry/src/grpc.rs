@@ -119,10 +119,7 @@ impl RegistryService for Registry {
         let command = Command::new(&caller, CREATE_INSTITUTION, &message.request_id, &message)?;
         let new = convert::new_institution(message)?;
         caller.require_bureau(new.county)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let institution = institutions::create(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::CreateInstitutionResponse { institution: Some(convert::institution_to_proto(institution)) };
         claim.finish(&response).await?;
@@ -266,10 +263,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_CIVIL_SERVANT_STATUS, &message.request_id, &message)?;
         let entry = cx::civil_servant_entry(&message, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let history =
             experts::record_civil_servant_status(claim.tx(), &self.db, &self.clock, &caller, &command, entry).await?;
         let response =
@@ -496,10 +490,7 @@ impl RegistryService for Registry {
         let by_the_expert = caller.role == supervision_kit::Role::Expert;
         let new = cr::new_relation(&message, self.clock.now(), self.today(), by_the_expert)?;
         experts::require_own(&caller, &new.expert_id)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let relation = relations::record(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordRelationResponse { relation: Some(cr::relation_to_proto(&relation)) };
         claim.finish(&response).await?;
@@ -514,10 +505,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, END_RELATION, &message.request_id, &message)?;
         let end = cr::relation_end(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let relation = relations::end(claim.tx(), &self.db, &self.clock, &caller, &command, end).await?;
         let response = pb::EndRelationResponse { relation: Some(cr::relation_to_proto(&relation)) };
         claim.finish(&response).await?;
@@ -545,10 +533,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_CONFLICT, &message.request_id, &message)?;
         let new = cr::recusal(&message, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let relation = relations::record(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordConflictResponse { relation: Some(cr::relation_to_proto(&relation)) };
         claim.finish(&response).await?;
@@ -583,10 +568,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_YEARLY_ACCEPTANCE, &message.request_id, &message)?;
         let new = lifecycle::yearly(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let response =
             lifecycle::record_yearly(claim.tx(), &self.db, &self.clock, &self.reference, &caller, &command, new)
                 .await?;
@@ -626,10 +608,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, DECIDE_RETIREMENT_PROPOSAL, &message.request_id, &message)?;
         let decision = lifecycle::proposal_decision(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let (proposal, change) =
             lifecycle::decide_proposal(claim.tx(), &self.db, &self.clock, &caller, &command, decision).await?;
         let response = pb::DecideRetirementProposalResponse { proposal: Some(proposal), change };
@@ -645,10 +624,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, CREATE_MEETING, &message.request_id, &message)?;
         let new = meetings::new_meeting(&message, &caller, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let done = meetings::create_meeting(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::CreateMeetingResponse { meeting: Some(done) };
         claim.finish(&response).await?;
@@ -663,10 +639,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_MEETING_ATTENDANCE, &message.request_id, &message)?;
         let new = meetings::attendance(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let done = meetings::record_attendance(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordMeetingAttendanceResponse { meeting: Some(done) };
         claim.finish(&response).await?;
@@ -681,10 +654,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_MEETING_MINUTES, &message.request_id, &message)?;
         let new = meetings::minutes(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let done = meetings::record_minutes(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordMeetingMinutesResponse { meeting: Some(done) };
         claim.finish(&response).await?;
@@ -699,10 +669,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, CREATE_TRAINING, &message.request_id, &message)?;
         let new = meetings::new_training(&message, &caller, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let done = meetings::create_training(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::CreateTrainingResponse { training: Some(done) };
         claim.finish(&response).await?;
@@ -717,10 +684,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_TRAINING_ATTENDANCE, &message.request_id, &message)?;
         let new = meetings::training_attendance(&message)?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let done =
             meetings::record_training_attendance(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordTrainingAttendanceResponse { training: Some(done) };
@@ -736,10 +700,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_PUBLICITY_ACTIVITY, &message.request_id, &message)?;
         let new = meetings::new_activity(&message, &caller, self.clock.now(), self.today())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let done = meetings::record_activity(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordPublicityActivityResponse { activity: Some(done) };
         claim.finish(&response).await?;
@@ -801,10 +762,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_INCIDENT, &message.request_id, &message)?;
         let new = incidents::new_incident(&message, &caller, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let incident = incidents::record(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordIncidentResponse { incident: Some(incident) };
         claim.finish(&response).await?;
@@ -837,10 +795,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, RECORD_INCIDENT_STATEMENT, &message.request_id, &message)?;
         let new = incidents::new_statement(&message, &caller, self.clock.now())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let incident = incidents::add_statement(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
         let response = pb::RecordIncidentStatementResponse { incident: Some(incident) };
         claim.finish(&response).await?;
@@ -855,10 +810,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, DECIDE_INCIDENT, &message.request_id, &message)?;
         let decision = incidents::decision(&message, self.today())?;
-        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
-            Begun::Replay(response) => return Ok(Response::new(response)),
-            Begun::Fresh(claim) => claim,
-        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let (incident, change) =
             incidents::decide(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, decision).await?;
         let response = pb::DecideIncidentResponse { incident: Some(incident), change };
