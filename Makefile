@@ -25,6 +25,18 @@ else
 	$(CARGO) test --workspace --no-fail-fast
 endif
 
+.PHONY: test-long
+test-long: check-backends ## The long forms: full counts and the large figures (1,000 draws, 100,000 experts, crash runs)
+	SUPERVISION_TEST_LONG=1 PROPTEST_CASES=$${PROPTEST_CASES:-512} $(CARGO) nextest run --workspace --no-fail-fast --run-ignored all --release
+
+.PHONY: bench
+bench: check-backends ## Performance (issue 12, docs/performance.md): supbench scenarios and baselines on SQLite and PostgreSQL + Redis, processes' memory and start-up, criterion micro-benchmarks (release)
+	$(CARGO) build --release --bins -p supervision-registry -p supervision-recruitment -p supervision-dispatch -p supervision-finance
+	$(CARGO) build --release -p supervision-bench
+	target/release/supbench run --backend both $(BENCH_ARGS)
+	target/release/supbench procs --backend both --bin-dir target/release
+	$(CARGO) bench -p supervision-bench --bench micro
+
 .PHONY: check-backends
 check-backends: ## Fail with instructions when the test PostgreSQL or Redis is unreachable
 	@scripts/check-backends.sh

@@ -14,11 +14,23 @@ mod services;
 pub use backend::{Backend, TestDb, TestRedis};
 pub use identity::{AuthedChannel, service_acting_for, token, with_token};
 pub use services::{
-    RunningService, common_args, personal_data_key_file, spawn_dispatch, spawn_dispatch_calling,
-    spawn_dispatch_calling_finance, spawn_dispatch_with_registry, spawn_finance, spawn_finance_calling,
-    spawn_finance_with_registry, spawn_recruitment, spawn_registry, spawn_registry_on, spawn_registry_with,
+    Deployment, RunningService, common_args, personal_data_key_file, scrape_metrics, spawn_deployment, spawn_dispatch,
+    spawn_dispatch_calling, spawn_dispatch_calling_finance, spawn_dispatch_with_registry, spawn_finance,
+    spawn_finance_calling, spawn_finance_on, spawn_finance_with_registry, spawn_recruitment, spawn_recruitment_calling,
+    spawn_recruitment_calling_with, spawn_registry, spawn_registry_on, spawn_registry_with,
 };
 pub use supervision_kit::{Bureau, Role};
+
+/// `make test-long` sets `SUPERVISION_TEST_LONG=1`: long tests use it to run their full counts
+/// (1,000 draws, 200 crash runs, 100,000 experts) instead of the short forms `make test` runs.
+pub fn long_run() -> bool {
+    std::env::var("SUPERVISION_TEST_LONG").is_ok_and(|v| v == "1")
+}
+
+/// `short` under `make test`, `long` under `make test-long`.
+pub fn scale(short: usize, long: usize) -> usize {
+    if long_run() { long } else { short }
+}
 
 /// Runs each listed `async fn name(backend: Backend)` once per backend, as
 /// `sqlite::name` and `postgres::name`.

@@ -153,6 +153,45 @@ pub async fn spawn_recruitment(backend: Backend) -> RunningService {
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
 }
 
+/// Starts recruitment with `registry_endpoint` as its registry (none when `None`) and a SERVICE
+/// token file valid for 1000 days (tests move the clock past publicity periods and terms), against a fresh
+/// database of `backend`: its outbox relay delivers AppointExpert there and its confirmer records
+/// the registry's answer.
+pub async fn spawn_recruitment_calling(backend: Backend, registry_endpoint: Option<String>) -> RunningService {
+    spawn_recruitment_calling_with(backend, registry_endpoint, ReferenceArgs::default()).await
+}
+
+/// As [`spawn_recruitment_calling`], with calendar and policy overlay directories.
+pub async fn spawn_recruitment_calling_with(
+    backend: Backend,
+    registry_endpoint: Option<String>,
+    reference: ReferenceArgs,
+) -> RunningService {
+    let db = TestDb::new(backend).await;
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let token_file = db.scratch_dir().join("service.token");
+    let token = identity::token_for(supervision_kit::auth::TokenRequest {
+        subject: "recruitment-service".into(),
+        role: Role::Service,
+        bureau: None,
+        expert_id: None,
+        ttl: Duration::from_secs(1000 * 86_400),
+    });
+    std::fs::write(&token_file, token).expect("the service token is written");
+    let mut common = common_args(Some(clock_file.clone()));
+    common.peers.registry_endpoint = registry_endpoint;
+    common.peers.service_token_file = Some(token_file);
+    let config = supervision_recruitment::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        personal_data_key_file: Some(personal_data_key_file(&db)),
+        common,
+        reference,
+    };
+    let app = supervision_recruitment::App::build(&config).await.expect("recruitment builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
 /// Starts dispatch on `127.0.0.1:0` against a fresh database of `backend`.
 pub async fn spawn_dispatch(backend: Backend) -> RunningService {
     let db = TestDb::new(backend).await;
@@ -263,6 +302,34 @@ pub async fn spawn_finance_calling(backend: Backend, registry_endpoint: &str) ->
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
 }
 
+/// Starts finance on `127.0.0.1:0` against `db` (a fresh one, or the database of a finance
+/// stopped with [`RunningService::stop_keeping_database`], to restart it on the same data),
+/// calling the registry at `registry_endpoint` with finance's own SERVICE token (`svc:finance`),
+/// the one the registry trusts with payee details for exports.
+pub async fn spawn_finance_on(db: TestDb, registry_endpoint: &str) -> RunningService {
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let token_file = db.scratch_dir().join("finance-service.token");
+    let token = identity::token_for(supervision_kit::auth::TokenRequest {
+        subject: supervision_kit::auth::service_subject("finance"),
+        role: Role::Service,
+        bureau: None,
+        expert_id: None,
+        ttl: Duration::from_secs(3600),
+    });
+    std::fs::write(&token_file, token).expect("the service token is written");
+    let mut common = common_args(Some(clock_file.clone()));
+    common.peers.registry_endpoint = Some(registry_endpoint.to_owned());
+    common.peers.service_token_file = Some(token_file);
+    let config = supervision_finance::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_finance::App::build(&config).await.expect("finance builds");
+    start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
 /// Runs a built service in the background and connects to it.
 async fn start<F>(addr: SocketAddr, run: impl FnOnce(Shutdown) -> F, db: TestDb, clock_file: PathBuf) -> RunningService
 where
@@ -277,4 +344,124 @@ where
         .await
         .expect("the service accepts connections");
     RunningService { addr, channel, clock_file, shutdown, task: Some(task), _db: Some(db) }
+}
+
+/// The four services wired as a deployment wires them, each with its metrics port on
+/// `127.0.0.1:0`: dispatch calls the registry synchronously and delivers to finance and the
+/// registry through its outbox; the registry delivers status changes to dispatch; finance and
+/// recruitment call the registry; each holds a SERVICE token. Spans go to
+/// whatever telemetry the test process installed (an OTLP collector, say).
+#[derive(Debug)]
+pub struct Deployment {
+    pub registry: RunningService,
+    pub recruitment: RunningService,
+    pub dispatch: RunningService,
+    pub finance: RunningService,
+    /// Each service's name and metrics port.
+    pub metrics: Vec<(&'static str, SocketAddr)>,
+}
+
+impl Deployment {
+    /// Stops the four services, callers first.
+    pub async fn stop(self) {
+        self.dispatch.stop().await;
+        self.recruitment.stop().await;
+        self.finance.stop().await;
+        self.registry.stop().await;
+    }
+}
+
+/// Settings with a metrics port, a movable clock in `db`'s scratch directory and, when `calls`
+/// names any peers, a SERVICE token: `(settings, clock file)`.
+fn deployed_args(db: &TestDb, calls: &[(&str, SocketAddr)]) -> (CommonArgs, PathBuf) {
+    let clock_file = db.scratch_dir().join("clock-offset");
+    let mut common = common_args(Some(clock_file.clone()));
+    common.metrics_listen = Some("127.0.0.1:0".into());
+    for (peer, addr) in calls {
+        let url = Some(format!("http://{addr}"));
+        match *peer {
+            "registry" => common.peers.registry_endpoint = url,
+            "recruitment" => common.peers.recruitment_endpoint = url,
+            "finance" => common.peers.finance_endpoint = url,
+            "dispatch" => common.peers.dispatch_endpoint = url,
+            other => panic!("no peer {other} in a deployment"),
+        }
+    }
+    if !calls.is_empty() {
+        let token_file = db.scratch_dir().join("service.token");
+        std::fs::write(&token_file, identity::token(Role::Service, None)).expect("the service token is written");
+        common.peers.service_token_file = Some(token_file);
+    }
+    (common, clock_file)
+}
+
+/// Starts the registry, finance, recruitment and dispatch on fresh databases of `backend`.
+pub async fn spawn_deployment(backend: Backend) -> Deployment {
+    let mut metrics = Vec::new();
+    // The registry and dispatch call each other: dispatch's port is chosen first.
+    let dispatch_addr =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port for dispatch");
+
+    let db = TestDb::new(backend).await;
+    let (common, clock_file) = deployed_args(&db, &[("dispatch", dispatch_addr)]);
+    let config = supervision_registry::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        personal_data_key_file: Some(personal_data_key_file(&db)),
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_registry::App::build(&config).await.expect("registry builds");
+    metrics.push(("registry", app.metrics_addr().expect("a metrics port")));
+    let registry = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;
+
+    let db = TestDb::new(backend).await;
+    let (common, clock_file) = deployed_args(&db, &[("registry", registry.addr)]);
+    let config = supervision_finance::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_finance::App::build(&config).await.expect("finance builds");
+    metrics.push(("finance", app.metrics_addr().expect("a metrics port")));
+    let finance = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;
+
+    let db = TestDb::new(backend).await;
+    let (common, clock_file) = deployed_args(&db, &[("registry", registry.addr)]);
+    let config = supervision_recruitment::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        personal_data_key_file: Some(personal_data_key_file(&db)),
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_recruitment::App::build(&config).await.expect("recruitment builds");
+    metrics.push(("recruitment", app.metrics_addr().expect("a metrics port")));
+    let recruitment = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;
+
+    let db = TestDb::new(backend).await;
+    let (common, clock_file) = deployed_args(&db, &[("registry", registry.addr), ("finance", finance.addr)]);
+    let config = supervision_dispatch::Config {
+        listen: dispatch_addr.to_string(),
+        database_url: db.url().to_owned(),
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
+    metrics.push(("dispatch", app.metrics_addr().expect("a metrics port")));
+    let dispatch = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;
+
+    Deployment { registry, recruitment, dispatch, finance, metrics }
+}
+
+/// The Prometheus text a metrics port at `addr` answers with (panics on anything but 200 OK).
+pub async fn scrape_metrics(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("the metrics port accepts");
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await.expect("the scrape is sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("the metrics port answers");
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    answer.split_once("\r\n\r\n").expect("headers and body").1.to_owned()
 }

@@ -45,6 +45,16 @@ pub const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 /// Buckets (seconds) for waits and background work: 1 ms up to 5 minutes.
 pub const WAIT_BUCKETS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 300.0];
 
+/// The label sets of one family's zero series.
+type LabelSets = &'static [&'static [(&'static str, &'static str)]];
+
+/// Counter series of the kit that are shown at zero from their registration rather than after
+/// their first event: alerts on `increase()` and dashboards need them before anything went wrong.
+const ZERO_SERIES: &[(&str, LabelSets)] = &[
+    ("supervision_lock_waits_total", &[&[]]),
+    ("supervision_lock_failures_total", &[&[("reason", "busy")], &[("reason", "unavailable")]]),
+];
+
 /// The gauges, counters and histograms a service exposes.
 #[derive(Clone, Default)]
 pub struct Metrics {
@@ -187,7 +197,16 @@ impl Metrics {
         let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         let family = families
             .entry(name)
-            .or_insert_with(|| Arc::new(Family { name, help, kind, series: SyncMutex::default() }))
+            .or_insert_with(|| {
+                let mut series = BTreeMap::new();
+                if matches!(kind, Kind::Counter) {
+                    for labels in ZERO_SERIES.iter().filter(|(n, _)| *n == name).flat_map(|(_, sets)| *sets) {
+                        let labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+                        series.insert(labels, Series::Counter(0.0));
+                    }
+                }
+                Arc::new(Family { name, help, kind, series: SyncMutex::new(series) })
+            })
             .clone();
         debug_assert!(
             std::mem::discriminant(&family.kind) == std::mem::discriminant(&kind),
@@ -407,6 +426,21 @@ mod tests {
              x_seconds_sum{method=\"m\\\"q\"} 7.55\n\
              x_seconds_count{method=\"m\\\"q\"} 3\n"
         );
+    }
+
+    #[tokio::test]
+    async fn lock_waits_and_failures_show_at_zero_before_any_event() {
+        let metrics = Metrics::new();
+        metrics.counter("supervision_lock_waits_total", "Waits");
+        metrics.counter("supervision_lock_failures_total", "Failures").inc(&[("reason", "busy")]);
+        let body = metrics.render().await;
+        for line in [
+            "supervision_lock_waits_total 0",
+            "supervision_lock_failures_total{reason=\"busy\"} 1",
+            "supervision_lock_failures_total{reason=\"unavailable\"} 0",
+        ] {
+            assert!(body.lines().any(|l| l == line), "{line:?} missing from\n{body}");
+        }
     }
 
     #[tokio::test]

@@ -46,16 +46,69 @@ enum Command {
     /// Supervision tasks (监督评估任务).
     #[command(subcommand)]
     Task(commands::task::TaskCommand),
+    /// Dispatch letters (派遣函): show an assignment's letter, verify a number and code.
+    #[command(subcommand)]
+    Letter(commands::letter::LetterCommand),
     /// Experts, masked as the registry returns them.
     #[command(subcommand)]
     Expert(commands::expert::ExpertCommand),
+    /// Relations of experts with institutions, and conflicts (article 9(六)).
+    #[command(subcommand)]
+    Relation(commands::relation::RelationCommand),
+    /// Incidents: breaches, false materials, records arisen; statements and decisions.
+    #[command(subcommand)]
+    Incident(commands::incident::IncidentCommand),
+    /// Plenary and thematic meetings (article 13) and the yearly compliance view.
+    #[command(subcommand)]
+    Meeting(commands::meeting::MeetingCommand),
+    /// Policy training sessions (article 4) and attendance.
+    #[command(subcommand)]
+    Training(commands::training::TrainingCommand),
+    /// Experts' policy-publicity activities (article 8(四)).
+    #[command(subcommand)]
+    Activity(commands::activity::ActivityCommand),
     /// The audit chain of a service.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Fee lines (劳务费明细) of article 10.
+    #[command(subcommand)]
+    Fee(commands::finance::FeeCommand),
+    /// Monthly statements with withholding (D9).
+    #[command(subcommand)]
+    Statement(commands::finance::StatementCommand),
+    /// Payment batches (发放批次): create, submit, approve, reject, cancel, pay, get, list.
+    #[command(subcommand)]
+    Batch(commands::finance::BatchCommand),
+    /// Finance exports to a file: bank file, withholding return, yearly statement, ledger.
+    #[command(subcommand)]
+    Export(commands::finance::ExportCommand),
+    /// Checks that a bureau's payment month adds up (对账); non-zero exit when it does not.
+    Reconcile(commands::finance::ReconcileArgs),
     /// The working-day calendar (工作日) and D3 decline deadlines.
     Calendar(commands::calendar::CalendarArgs),
     /// The policy editions in force (D6) and their parameters.
     Policy(commands::policy::PolicyArgs),
+    /// Recruitment calls (征集, article 7(一)).
+    #[command(subcommand)]
+    Call(commands::recruitment::CallCommand),
+    /// Applications (申报, article 7(二)).
+    #[command(subcommand)]
+    Application(commands::recruitment::ApplicationCommand),
+    /// Review conclusions (资格审核, article 7(三)) and D21 acknowledgements.
+    #[command(subcommand)]
+    Review(commands::recruitment::ReviewCommand),
+    /// Publicity batches (公示, article 7(四), D10) and their notices.
+    #[command(subcommand)]
+    Publicity(commands::recruitment::PublicityCommand),
+    /// Objections (异议) raised during publicity.
+    #[command(subcommand)]
+    Objection(commands::recruitment::ObjectionCommand),
+    /// Appointment decisions (确定任用, article 7(五)) and their delivery to the registry.
+    #[command(subcommand)]
+    Appoint(commands::recruitment::AppointCommand),
+    /// Renewals (续任, article 11, D11).
+    #[command(subcommand)]
+    Renewal(commands::recruitment::RenewalCommand),
     /// Shell completions: `supctl completions bash > /etc/bash_completion.d/supctl`.
     Completions {
         #[arg(value_enum)]
@@ -92,12 +145,84 @@ async fn main() -> ExitCode {
             Ok(s) => commands::draw::run(cmd, &s, &out).await,
             Err(e) => Err(e),
         },
+        Command::Call(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::recruitment::run_call(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Application(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::recruitment::run_application(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Review(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::recruitment::run_review(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Publicity(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::recruitment::run_publicity(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Objection(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::recruitment::run_objection(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Appoint(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::recruitment::run_appoint(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Renewal(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::recruitment::run_renewal(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
         Command::Task(cmd) => match settings::Settings::resolve(&cli.global) {
             Ok(s) => commands::task::run(cmd, &s, &out).await,
             Err(e) => Err(e),
         },
+        Command::Letter(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::letter::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
         Command::Expert(cmd) => match settings::Settings::resolve(&cli.global) {
             Ok(s) => commands::expert::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Fee(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::finance::run_fee(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Statement(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::finance::run_statement(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Batch(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::finance::run_batch(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Export(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::finance::run_export(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Reconcile(args) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::finance::run_reconcile(args, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Relation(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::relation::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Incident(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::incident::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Meeting(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::meeting::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Training(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::training::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Activity(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::activity::run(cmd, &s, &out).await,
             Err(e) => Err(e),
         },
         Command::Calendar(args) => match settings::Settings::resolve(&cli.global) {

@@ -21,6 +21,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Dispatch's migrations for each backend.
 pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
 
+/// How often the no-answer sweep looks for assignments past their response deadline.
+const NO_RESPONSE_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// The plaintext health-only port when TLS is on (ARCHITECTURE.md's port table).
 const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:50063";
 
@@ -56,6 +59,7 @@ impl App {
         let reference = config.reference.load()?;
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
+        crate::metrics::register(&foundation.db, &foundation.metrics);
         let registry = Registry::new(foundation.peers.get("registry").cloned(), config.common.peers.service_token()?);
         Ok(Self { foundation, reference, registry })
     }
@@ -75,6 +79,31 @@ impl App {
     }
 
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let (db, clock, reference, registry) =
+            (self.foundation.db.clone(), self.foundation.clock.clone(), self.reference.clone(), self.registry.clone());
+        let mut started = false;
+        supervision_kit::jobs::spawn(
+            self.foundation.db.clone(),
+            self.foundation.clock.clone(),
+            &self.foundation.metrics,
+            crate::sweep::JOB,
+            NO_RESPONSE_EVERY,
+            shutdown.clone(),
+            move || {
+                let (db, clock, reference, registry) = (db.clone(), clock.clone(), reference.clone(), registry.clone());
+                // The first tick comes at start-up; the sweep waits for the next one.
+                let ready = std::mem::replace(&mut started, true);
+                async move {
+                    if !ready {
+                        return;
+                    }
+                    match crate::sweep::run_pass(&db, &clock, &reference, &registry).await {
+                        Ok(report) => tracing::info!(?report, "no-answer sweep done"),
+                        Err(err) => tracing::error!(error = %err, "no-answer sweep failed"),
+                    }
+                }
+            },
+        );
         let service = Dispatch::new(
             self.foundation.db.clone(),
             self.foundation.clock.clone(),

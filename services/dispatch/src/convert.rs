@@ -177,10 +177,10 @@ pub fn submission_to_proto(s: Submission) -> pb::Submission {
         attachment_ids: Vec::new(),
         status: status_to_proto(s.status) as i32,
         copied_bureaus: Vec::new(),
-        handler: String::new(),
-        answer: String::new(),
-        follow_up_task_id: String::new(),
-        close_note: String::new(),
+        handler: s.handling.handler,
+        answer: s.handling.answer,
+        follow_up_task_id: s.handling.follow_up_task_id,
+        close_note: s.handling.close_note,
         submitted_by: Some(s.submitted_by.to_proto()),
         on_behalf: on_behalf.map(|o| common::OnBehalf {
             channel: common::EntryChannel::from_str_name(&o.channel).map_or(0, |c| c as i32),
@@ -512,6 +512,247 @@ pub fn approval(req: &pb::ApproveTaskExceptionRequest) -> Result<(TaskId, Except
     Ok((id, kind, reason, reduced))
 }
 
+/// A draw id and a required reason (AbandonDraw, VoidDraw).
+pub fn draw_and_reason(draw_id: &str, reason: &str) -> Result<(DrawId, String), Status> {
+    let mut v = FieldViolations::new();
+    let id = DrawId::parse(draw_id);
+    if id.is_none() {
+        v.add("draw_id", "must be a draw id (drw_...)");
+    }
+    let reason = required_text(reason, "reason", MAX_REASON_CHARS, &mut v);
+    v.check()?;
+    Ok((id.expect("recorded as a violation"), reason))
+}
+
+/// An assignment id and a required reason (CancelAssignment).
+pub fn assignment_and_reason(assignment_id: &str, reason: &str) -> Result<(AssignmentId, String), Status> {
+    let mut v = FieldViolations::new();
+    let id = AssignmentId::parse(assignment_id);
+    if id.is_none() {
+        v.add("assignment_id", "must be an assignment id (asg_...)");
+    }
+    let reason = required_text(reason, "reason", MAX_REASON_CHARS, &mut v);
+    v.check()?;
+    Ok((id.expect("recorded as a violation"), reason))
+}
+
+/// RecordNoShow's fields: the assignment, the session missed, and what happened.
+pub fn no_show(req: &pb::RecordNoShowRequest) -> Result<(AssignmentId, String, String), Status> {
+    let mut v = FieldViolations::new();
+    let id = AssignmentId::parse(&req.assignment_id);
+    if id.is_none() {
+        v.add("assignment_id", "must be an assignment id (asg_...)");
+    }
+    if req.session_id.trim().is_empty() {
+        v.add("session_id", "is required: the session the expert missed");
+    }
+    let note = optional_text(&req.note, "note", MAX_REASON_CHARS, &mut v);
+    v.check()?;
+    Ok((id.expect("recorded as a violation"), req.session_id.trim().to_owned(), note))
+}
+
+/// ListReplacements' fields.
+pub fn list_replacements(req: &pb::ListReplacementsRequest) -> Result<(TaskId, Page), Status> {
+    let mut v = FieldViolations::new();
+    let id = TaskId::parse(&req.task_id);
+    if id.is_none() {
+        v.add("task_id", "must be a task id (tsk_...)");
+    }
+    let page = Page::parse(req.page.as_ref(), "page", |t| AssignmentId::parse(t).is_some(), &mut v);
+    v.check()?;
+    Ok((id.expect("recorded as a violation"), page))
+}
+
+pub fn replacement_to_proto(r: &crate::responses::Vacancy) -> pb::Replacement {
+    use crate::domain::AssignmentStatus as S;
+    let reason = match r.status {
+        S::DeclinedOnTime | S::DeclinedLate | S::DeclinedExempt => pb::VacancyReason::Declined,
+        S::Recused => pb::VacancyReason::Recused,
+        S::NoResponse => pb::VacancyReason::NoResponse,
+        S::NoShow => pb::VacancyReason::NoShow,
+        S::CancelledStatusChange => pb::VacancyReason::StatusChange,
+        _ => pb::VacancyReason::Cancelled,
+    };
+    pb::Replacement {
+        vacated_assignment_id: r.vacated.to_string(),
+        reason: reason as i32,
+        promoted_assignment_id: r.promoted.clone(),
+        time: Some(timestamp(r.at)),
+        topped_up_assignment_ids: r.topped_up.clone(),
+        order_exhausted: r.order_exhausted,
+    }
+}
+
+/// GetDispatchLetter's fields: which letter, and the rendering asked for (HTML or text).
+pub fn letter_request(
+    req: &pb::GetDispatchLetterRequest,
+) -> Result<(crate::letters::Selector, Option<common::FileFormat>), Status> {
+    use pb::get_dispatch_letter_request::Selector as S;
+    let mut v = FieldViolations::new();
+    let selector = match &req.selector {
+        Some(S::LetterId(id)) => {
+            let id = crate::domain::LetterId::parse(id).map(crate::letters::Selector::Letter);
+            if id.is_none() {
+                v.add("letter_id", "must be a letter id (ltr_...)");
+            }
+            id
+        }
+        Some(S::AssignmentId(id)) => {
+            let id = AssignmentId::parse(id).map(crate::letters::Selector::Assignment);
+            if id.is_none() {
+                v.add("assignment_id", "must be an assignment id (asg_...)");
+            }
+            id
+        }
+        None => {
+            v.add("selector", "is required: letter_id or assignment_id");
+            None
+        }
+    };
+    let format = match common::FileFormat::try_from(req.format) {
+        Ok(common::FileFormat::Unspecified) => None,
+        Ok(f @ (common::FileFormat::Html | common::FileFormat::Text)) => Some(f),
+        _ => {
+            v.add("format", "must be HTML or TEXT, or unspecified for the record only");
+            None
+        }
+    };
+    v.check()?;
+    Ok((selector.expect("recorded as a violation"), format))
+}
+
+/// VerifyDispatchLetter's fields.
+pub fn letter_check(req: &pb::VerifyDispatchLetterRequest) -> Result<(String, String), Status> {
+    let mut v = FieldViolations::new();
+    let number = req.letter_number.trim();
+    if number.is_empty() || number.len() > 64 {
+        v.add("letter_number", "is required: the number printed on the letter");
+    }
+    let code = req.verification_code.trim();
+    if code.len() != crate::letters::CODE_LEN || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        v.add(
+            "verification_code",
+            format!("must be the {} letters and digits on the letter", crate::letters::CODE_LEN),
+        );
+    }
+    v.check()?;
+    Ok((number.to_owned(), code.to_owned()))
+}
+
+pub fn letter_to_proto(view: &crate::letters::LetterView) -> pb::DispatchLetter {
+    let l = &view.letter;
+    pb::DispatchLetter {
+        id: l.id.to_string(),
+        letter_number: l.number.clone(),
+        assignment_id: l.assignment_id.to_string(),
+        task_id: l.task_id.to_string(),
+        expert_id: l.expert_id.clone(),
+        institution_id: view.institution_id.clone(),
+        session_dates: view.dates.iter().map(|d| date(*d)).collect(),
+        verification_code: l.code.clone(),
+        status: if view.revoked.is_empty() {
+            pb::DispatchLetterStatus::Valid
+        } else {
+            pb::DispatchLetterStatus::Revoked
+        } as i32,
+        issue_time: Some(timestamp(l.issued_at)),
+        revoke_reason: view.revoked.clone(),
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The letter as a self-contained HTML page or plain text (ids, number, dates and code only).
+pub fn render_letter(view: &crate::letters::LetterView, format: common::FileFormat) -> common::FileContent {
+    use sha2::{Digest, Sha256};
+    let l = &view.letter;
+    let dates: Vec<String> = view.dates.iter().map(|d| d.to_string()).collect();
+    let status = if view.revoked.is_empty() { "有效".to_owned() } else { format!("已撤销（{}）", view.revoked) };
+    let lines = [
+        ("派遣函编号", l.number.clone()),
+        ("任务", l.task_id.to_string()),
+        ("委派", l.assignment_id.to_string()),
+        ("专家", l.expert_id.clone()),
+        ("被监督机构", view.institution_id.clone()),
+        ("日期", dates.join("、")),
+        ("核验码", l.code.clone()),
+        ("状态", status),
+    ];
+    let (content, media_type, ext) = if format == common::FileFormat::Html {
+        let rows: String = lines
+            .iter()
+            .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape_html(k), escape_html(v)))
+            .collect();
+        (
+            format!(
+                "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{0}</title></head>\
+                 <body><h1>社会监督专家派遣函</h1><table>{rows}</table>\
+                 <p>机构可凭编号与核验码向派出单位核验本函是否对本任务、本日期有效。</p></body></html>",
+                escape_html(&l.number)
+            ),
+            "text/html; charset=utf-8",
+            "html",
+        )
+    } else {
+        let text: String = lines.iter().map(|(k, v)| format!("{k}：{v}\n")).collect();
+        (format!("社会监督专家派遣函\n{text}"), "text/plain; charset=utf-8", "txt")
+    };
+    let bytes = content.into_bytes();
+    common::FileContent {
+        file_name: format!("派遣函-{}.{ext}", l.number),
+        media_type: media_type.into(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        content: bytes,
+    }
+}
+
+/// A submission id with one step of its handling (AssignSubmission, AnswerSubmission,
+/// CloseSubmission).
+pub fn submission_step(
+    raw_id: &str,
+    step: Result<crate::domain::Step, FieldViolations>,
+) -> Result<(SubmissionId, crate::domain::Step), Status> {
+    let (step, mut v) = match step {
+        Ok(step) => (Some(step), FieldViolations::new()),
+        Err(v) => (None, v),
+    };
+    let id = SubmissionId::parse(raw_id);
+    if id.is_none() {
+        v.add("submission_id", "must be a submission id (sub_...)");
+    }
+    v.check()?;
+    Ok((id.expect("recorded as a violation"), step.expect("recorded as a violation")))
+}
+
+pub fn assign_step(req: &pb::AssignSubmissionRequest) -> Result<(SubmissionId, crate::domain::Step), Status> {
+    let mut v = FieldViolations::new();
+    let handler = required_text(&req.handler, "handler", 128, &mut v);
+    let note = optional_text(&req.note, "note", MAX_REASON_CHARS, &mut v);
+    let step = if v.is_empty() { Ok(crate::domain::Step::Assign { handler, note }) } else { Err(v) };
+    submission_step(&req.submission_id, step)
+}
+
+pub fn answer_step(req: &pb::AnswerSubmissionRequest) -> Result<(SubmissionId, crate::domain::Step), Status> {
+    let mut v = FieldViolations::new();
+    let answer = long_text(&req.answer, "answer", MAX_CONTENT_CHARS, true, &mut v);
+    let step = if v.is_empty() { Ok(crate::domain::Step::Answer { answer }) } else { Err(v) };
+    submission_step(&req.submission_id, step)
+}
+
+pub fn close_step(req: &pb::CloseSubmissionRequest) -> Result<(SubmissionId, crate::domain::Step), Status> {
+    let mut v = FieldViolations::new();
+    let note = required_text(&req.note, "note", MAX_REASON_CHARS, &mut v);
+    let follow_up = req.follow_up_task_id.trim().to_owned();
+    if !follow_up.is_empty() && TaskId::parse(&follow_up).is_none() {
+        v.add("follow_up_task_id", "must be a task id (tsk_...) or empty");
+    }
+    let step =
+        if v.is_empty() { Ok(crate::domain::Step::Close { note, follow_up_task_id: follow_up }) } else { Err(v) };
+    submission_step(&req.submission_id, step)
+}
+
 /// CancelTask's fields.
 pub fn cancellation(req: &pb::CancelTaskRequest) -> Result<(TaskId, String), Status> {
     let mut v = FieldViolations::new();
@@ -619,9 +860,9 @@ pub fn draw_to_proto(d: &Draw) -> pb::Draw {
     pb::Draw {
         id: d.id.to_string(),
         task_id: d.task_id.to_string(),
-        kind: pb::DrawKind::Initial as i32,
+        kind: to_pb!(d.kind, pb::DrawKind, "DRAW_KIND_"),
         status: to_pb!(d.status, pb::DrawStatus, "DRAW_STATUS_"),
-        supplements_draw_id: String::new(),
+        supplements_draw_id: d.supplements.clone(),
         algorithm: d.algorithm.clone(),
         team_size: i32::try_from(d.team_size).unwrap_or_default(),
         backup_count: i32::try_from(d.backup_count).unwrap_or_default(),
@@ -637,17 +878,22 @@ pub fn draw_to_proto(d: &Draw) -> pb::Draw {
             })
             .collect(),
         relaxations: d
-            .relaxations
+            .pool_relaxations
             .iter()
             .map(|r| pb::Relaxation {
+                rule: pb::RelaxedRule::from_str_name(&format!("RELAXED_RULE_{}", r.rule)).map_or(0, |r| r as i32),
+                eligible_before: i32::try_from(r.eligible_before).unwrap_or_default(),
+                eligible_after: i32::try_from(r.eligible_after).unwrap_or_default(),
+                time: Some(timestamp(d.prepared_at)),
+            })
+            .chain(d.relaxations.iter().map(|r| pb::Relaxation {
                 rule: pb::RelaxedRule::SameEmployer as i32,
                 eligible_before: i32::try_from(d.candidate_count).unwrap_or_default(),
                 eligible_after: i32::try_from(d.candidate_count).unwrap_or_default(),
                 time: Some(timestamp(r.at)),
-            })
+            }))
             .collect(),
-        // Specialties are not screened yet: any specialty.
-        specialty_tier: 3,
+        specialty_tier: i32::try_from(d.specialty_tier).unwrap_or_default(),
         seed_commitment: d.seed_commitment.clone(),
         server_seed: d.revealed_seed().to_owned(),
         dice_digits: d.dice_digits.clone(),
@@ -679,8 +925,12 @@ pub fn draw_to_proto(d: &Draw) -> pb::Draw {
         prepare_time: Some(timestamp(d.prepared_at)),
         witness_time: d.witnessed_at.map(timestamp),
         execute_time: d.executed_at.map(timestamp),
-        abandon_reason: String::new(),
-        void_record: None,
+        abandon_reason: d.abandon_reason.clone(),
+        void_record: d.void.as_ref().map(|v| pb::DrawVoid {
+            reason: v.reason.clone(),
+            voided_by: Some(v.by.to_proto()),
+            void_time: Some(timestamp(v.at)),
+        }),
         designation_reason: String::new(),
         edition_number: i32::try_from(d.edition_number).unwrap_or_default(),
     }
@@ -895,6 +1145,50 @@ pub fn void_report(req: &pb::VoidReportRequest) -> Result<(ReportId, Review), St
     Ok((id.expect("checked"), Review::Void { reason }))
 }
 
+pub fn return_report(req: &pb::ReturnReportRequest) -> Result<(ReportId, Review), Status> {
+    let mut v = FieldViolations::new();
+    let id = ReportId::parse(&req.report_id);
+    if id.is_none() {
+        v.add("report_id", "must be a report id (rpt_...)");
+    }
+    let reason = reason_text(&req.reason, "reason", &mut v);
+    v.check()?;
+    Ok((id.expect("checked"), Review::Return { reason }))
+}
+
+/// ListReports' filters, within what the caller may see.
+pub fn report_listing(
+    req: &pb::ListReportsRequest,
+    visibility: crate::domain::TaskVisibility,
+) -> Result<(crate::store::reports::ReportFilter, Page), Status> {
+    let mut v = FieldViolations::new();
+    let task_id = if req.task_id.is_empty() {
+        None
+    } else {
+        let id = TaskId::parse(&req.task_id);
+        if id.is_none() {
+            v.add("task_id", "must be a task id (tsk_...)");
+        }
+        id
+    };
+    let status = match req.status {
+        0 => None,
+        value => {
+            let s = pb::ReportStatus::try_from(value).ok().and_then(|s| {
+                crate::domain::ReportStatus::from_code(s.as_str_name().trim_start_matches("REPORT_STATUS_"))
+            });
+            if s.is_none() {
+                v.add("status", "must be a report status");
+            }
+            s
+        }
+    };
+    let page = Page::parse(req.page.as_ref(), "page", |t| ReportId::parse(t).is_some(), &mut v);
+    v.check()?;
+    let expert_id = (!req.expert_id.is_empty()).then(|| req.expert_id.clone());
+    Ok((crate::store::reports::ReportFilter { visibility, task_id, expert_id, status }, page))
+}
+
 fn entered_to_proto(e: &Entered) -> common::OnBehalf {
     common::OnBehalf {
         channel: common::EntryChannel::from_str_name(&e.channel).map_or(0, |c| c as i32),
@@ -916,7 +1210,7 @@ pub fn report_to_proto(r: &Report) -> pb::Report {
         submitted_by: Some(r.submitted_by.to_proto()),
         on_behalf: r.on_behalf.as_ref().map(entered_to_proto),
         submit_time: Some(timestamp(r.submitted_at)),
-        return_reason: String::new(),
+        return_reason: r.return_reason.clone(),
         accepted_by: r.accepted_by.as_ref().map(|a| a.to_proto()),
         accept_time: r.accepted_at.map(timestamp),
         corrections: r

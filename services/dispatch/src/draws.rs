@@ -30,8 +30,8 @@ use tonic::Code;
 
 use crate::{
     domain::{
-        Assignment, AssignmentRole, Draw, DrawId, DrawStatus, ExceptionKind, HalfDay, Outcome, Pick, PoolExpert,
-        RelaxationRecord, Task, TaskStatus, TaskVisibility,
+        Assignment, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawKind, DrawStatus, DrawVoid, ExceptionKind,
+        HalfDay, Outcome, Pick, PoolExpert, RelaxationRecord, SoftFacts, Task, TaskStatus, TaskVisibility,
         draw::{exclusion_counts, screen},
     },
     error::Error,
@@ -74,15 +74,27 @@ async fn task_for(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &crate::d
 }
 
 /// The checks of PrepareDraw that need no transaction: the task can be drawn for.
-pub async fn task_to_draw(db: &Db, caller: &Caller, id: &crate::domain::TaskId) -> Result<Task, Error> {
+pub async fn task_to_draw(db: &Db, caller: &Caller, id: &crate::domain::TaskId, kind: DrawKind) -> Result<Task, Error> {
     let mut conn = db.pool().acquire().await?;
     let task = task_for(&mut conn, caller, id).await?;
-    check_drawable(&task)?;
+    check_drawable(&task, kind)?;
     Ok(task)
 }
 
-fn check_drawable(task: &Task) -> Result<(), Error> {
-    if task.status != TaskStatus::Open {
+fn check_drawable(task: &Task, kind: DrawKind) -> Result<(), Error> {
+    if kind == DrawKind::Supplementary {
+        if task.status != TaskStatus::Understaffed {
+            return Err(Error::draw_refused(
+                Code::FailedPrecondition,
+                "TASK_NOT_UNDERSTAFFED",
+                format!(
+                    "task {} is {}; a supplementary draw is for an UNDERSTAFFED task whose order is exhausted",
+                    task.number,
+                    task.status.code()
+                ),
+            ));
+        }
+    } else if task.status != TaskStatus::Open {
         return Err(Error::draw_refused(
             Code::FailedPrecondition,
             "TASK_NOT_OPEN",
@@ -99,8 +111,64 @@ fn check_drawable(task: &Task) -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 1 and 2 inside `tx`: D14's exclusions over `pool` with the bookings as they stand, the
-/// frozen list, the server seed and its commitment; the draw recorded with its audit entry.
+/// The soft-exclusion rules of the edition in force on the task's first session date.
+pub async fn exclusion_rules(
+    db: &Db,
+    reference: &supervision_reference::Reference,
+    caller: &Caller,
+    id: &crate::domain::TaskId,
+    kind: DrawKind,
+) -> Result<supervision_policy::ExclusionRules, Error> {
+    let task = task_to_draw(db, caller, id, kind).await?;
+    let (_, dates) = slots(&task);
+    let first = dates.iter().min().copied().ok_or_else(|| Error::TaskNotFound(id.to_string()))?;
+    let edition = reference
+        .editions()
+        .edition_in_force(first)
+        .map_err(|e| Error::draw_refused(Code::FailedPrecondition, "EDITION_NOT_IN_FORCE", format!("{e}")))?;
+    Ok(edition.exclusions.clone())
+}
+
+/// What D14's soft exclusions need from this service's records inside `tx`: the experts in the
+/// cooling period at the task's institution and those at the monthly cap, by the rules of the
+/// edition in force on the first session date.
+async fn soft_facts(
+    tx: &mut Transaction<'static, Any>,
+    rules: &supervision_policy::ExclusionRules,
+    task: &Task,
+    dates: &[NaiveDate],
+    needed: usize,
+) -> Result<SoftFacts, Error> {
+    let (Some(first), Some(last)) = (dates.iter().min().copied(), dates.iter().max().copied()) else {
+        return Ok(SoftFacts { needed, ..SoftFacts::default() });
+    };
+    let months = rules.cooling_months_same_institution;
+    let cooling = if months == 0 {
+        HashSet::new()
+    } else {
+        let from = first.checked_sub_months(chrono::Months::new(months)).unwrap_or(NaiveDate::MIN);
+        let to = last.checked_add_months(chrono::Months::new(months)).unwrap_or(NaiveDate::MAX);
+        draw_store::cooling_experts(tx, &task.details.institution_id, &task.id, from, to).await?
+    };
+    let mut in_months: Vec<String> = dates.iter().map(|d| d.format("%Y-%m").to_string()).collect();
+    in_months.dedup();
+    let capped = if rules.max_assignments_per_month == 0 {
+        HashSet::new()
+    } else {
+        draw_store::capped_experts(tx, &task.id, &in_months, rules.max_assignments_per_month).await?
+    };
+    Ok(SoftFacts {
+        wanted: task.details.specialties.iter().map(|s| s.as_str().to_owned()).collect(),
+        cooling,
+        capped,
+        needed,
+    })
+}
+
+/// Step 1 and 2 inside `tx`: D14's exclusions over `pool` with the bookings as they stand (the
+/// soft ones by `rules`, relaxed in order while the pool is smaller than N + B), the frozen list,
+/// the server seed and its commitment; the draw recorded with its audit entry.
+#[tracing::instrument(name = "draw.prepare", skip_all, fields(pool = pool.len()))]
 #[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
 pub async fn prepare(
     tx: &mut Transaction<'static, Any>,
@@ -110,16 +178,26 @@ pub async fn prepare(
     command: &Command,
     task_id: &crate::domain::TaskId,
     pool: &[PoolExpert],
+    rules: &supervision_policy::ExclusionRules,
+    kind: DrawKind,
 ) -> Result<Draw, Error> {
     let task = task_for(tx, caller, task_id).await?;
-    check_drawable(&task)?;
+    check_drawable(&task, kind)?;
+    let (team, supplements, contacted) = match kind {
+        DrawKind::Initial => (team_of(&task), String::new(), HashSet::new()),
+        DrawKind::Supplementary => supplementary_plan(tx, &task).await?,
+    };
+    // A supplementary draw leaves out every expert already contacted for the task.
+    let pool: Vec<PoolExpert> = pool.iter().filter(|e| !contacted.contains(&e.id)).cloned().collect();
+    let pool = pool.as_slice();
     let (slots, dates) = slots(&task);
     let booked = draw_store::booked_experts(tx, &slots).await?;
-    let screened = screen(pool, &dates, &booked, &task.details.reporter_expert_id);
-    let team = team_of(&task);
+    let soft = soft_facts(tx, rules, &task, &dates, team.total()).await?;
+    let screened = screen(pool, &dates, &booked, &task.details.reporter_expert_id, &soft);
     if screened.eligible.len() < team.total() {
         let counts =
             exclusion_counts(&screened.excluded).into_iter().map(|(r, first, _)| (reason_name(r), first)).collect();
+        crate::metrics::pool_too_small(db, pool.len(), screened.eligible.len(), &screened.excluded);
         return Err(Error::PoolTooSmall { eligible: screened.eligible.len(), needed: team.total(), counts });
     }
     let list = FrozenList::freeze_strs(&screened.eligible)
@@ -130,6 +208,8 @@ pub async fn prepare(
     let draw = Draw {
         id: DrawId::generate(),
         task_id: task.id.clone(),
+        kind,
+        supplements,
         status: DrawStatus::Prepared,
         algorithm: ALGORITHM_VERSION.to_owned(),
         edition_number: task.edition_number,
@@ -147,19 +227,23 @@ pub async fn prepare(
         order: Vec::new(),
         walk: Vec::new(),
         relaxations: Vec::new(),
+        pool_relaxations: screened.relaxations,
+        specialty_tier: screened.specialty_tier,
         next_position: 0,
         operator: caller.actor(),
         witness: None,
         prepared_at: now,
         witnessed_at: None,
         executed_at: None,
+        abandon_reason: String::new(),
+        void: None,
     };
     if let Err(err) = draw_store::insert_draw(tx, &draw).await {
         if is_unique_violation(&err, "draws_live_key_key", "draws.live_key") {
             return Err(Error::draw_refused(
                 Code::FailedPrecondition,
                 "DRAW_EXISTS",
-                format!("task {} already has a draw", task.number),
+                format!("task {} already has a live {} draw", task.number, kind.code()),
             ));
         }
         return Err(err.into());
@@ -178,6 +262,8 @@ pub async fn prepare(
         before: None,
         after: Some(serde_json::json!({
             "task_id": draw.task_id.as_str(),
+            "kind": draw.kind.code(),
+            "supplements_draw_id": draw.supplements,
             "algorithm": draw.algorithm,
             "pool_count": draw.pool_count,
             "candidate_count": draw.candidate_count,
@@ -186,10 +272,182 @@ pub async fn prepare(
             "excluded_first_reason_counts": counts,
             "team_size": draw.team_size,
             "backup_count": draw.backup_count,
+            "specialty_tier": draw.specialty_tier,
+            "relaxed": draw.pool_relaxations.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>(),
         })),
     };
     audit::append(tx, db.backend(), clock, caller, change).await?;
+    crate::metrics::prepared(db, &draw);
     Ok(draw)
+}
+
+/// AbandonDraw inside `tx`: a PREPARED or WITNESSED draw that will not be executed stays visible
+/// with its reason; the task may be drawn for again.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn abandon(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    id: &DrawId,
+    reason: &str,
+) -> Result<Draw, Error> {
+    let mut draw = draw_store::get_draw(tx, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
+    task_for(tx, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
+    if !matches!(draw.status, DrawStatus::Prepared | DrawStatus::Witnessed) {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "DRAW_NOT_ABANDONABLE",
+            format!("draw {} is {}; only a PREPARED or WITNESSED draw is abandoned", draw.id, draw.status.code()),
+        ));
+    }
+    let before = draw.status;
+    draw.status = DrawStatus::Abandoned;
+    draw.abandon_reason = reason.to_owned();
+    if !draw_store::record_abandon(tx, &draw).await? {
+        return Err(Error::draw_refused(Code::Aborted, "DRAW_CHANGED", format!("draw {} changed; read it again", id)));
+    }
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "draw",
+        entity_id: draw.id.as_str(),
+        action: "abandon",
+        before: Some(serde_json::json!({ "status": before.code() })),
+        after: Some(serde_json::json!({ "status": draw.status.code(), "reason": reason })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok(draw)
+}
+
+/// VoidDraw inside `tx` (D8): a second person, not the draw's operator, voids an EXECUTED draw
+/// with a reason. Every assignment still holding a place is cancelled and its half-days freed;
+/// the record stays (seed, order and walk remain verifiable) and the task may be drawn again.
+/// Refused once an assignment was worked or reported on.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn void(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    id: &DrawId,
+    reason: &str,
+) -> Result<(Draw, Vec<String>), Error> {
+    let mut draw = draw_store::get_draw(tx, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
+    let task = task_for(tx, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
+    let by = caller.actor();
+    if by.subject == draw.operator.subject {
+        return Err(Error::draw_refused(
+            Code::PermissionDenied,
+            "VOIDER_IS_OPERATOR",
+            "the operator who prepared the draw may not void it; a second person does (D8)",
+        ));
+    }
+    if draw.status != DrawStatus::Executed {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "DRAW_NOT_EXECUTED",
+            format!("draw {} is {}; only an EXECUTED draw is voided", draw.id, draw.status.code()),
+        ));
+    }
+    if matches!(task.status, TaskStatus::InProgress | TaskStatus::Completed | TaskStatus::Cancelled) {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "TASK_NOT_VOIDABLE",
+            format!("task {} is {}; its draw can no longer be voided", task.number, task.status.code()),
+        ));
+    }
+    let assignments = draw_store::draw_assignments(tx, &draw.id).await?;
+    if let Some(worked) = assignments.iter().find(|a| !a.worked_sessions.is_empty() || !a.report_id.is_empty()) {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "ASSIGNMENT_WORKED",
+            format!("assignment {} has worked sessions or a report; the draw stands", worked.id),
+        ));
+    }
+    let now = clock.now();
+    let mut cancelled = Vec::new();
+    for a in assignments.into_iter().filter(|a| a.status.holds_place()) {
+        let mut a = a;
+        let expected = a.updated_at;
+        draw_store::delete_bookings(tx, &a.id).await?;
+        a.status = AssignmentStatus::Cancelled;
+        a.cancel_reason = format!("draw voided: {reason}");
+        a.updated_at = now;
+        if !draw_store::update_assignment(tx, &a, expected).await? {
+            return Err(Error::draw_refused(
+                Code::Aborted,
+                "ASSIGNMENT_CHANGED",
+                format!("assignment {} changed; try again", a.id),
+            ));
+        }
+        cancelled.push(a.id.to_string());
+    }
+    draw.status = DrawStatus::Voided;
+    draw.void = Some(DrawVoid { reason: reason.to_owned(), by, at: now });
+    if !draw_store::record_void(tx, &draw).await? {
+        return Err(Error::draw_refused(Code::Aborted, "DRAW_CHANGED", format!("draw {} changed; read it again", id)));
+    }
+    task_store::reopen_task(tx, &task.id, now).await?;
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "draw",
+        entity_id: draw.id.as_str(),
+        action: "void",
+        before: Some(serde_json::json!({ "status": DrawStatus::Executed.code() })),
+        after: Some(serde_json::json!({
+            "status": draw.status.code(),
+            "reason": reason,
+            "cancelled_assignment_ids": cancelled,
+        })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok((draw, cancelled))
+}
+
+/// What a supplementary draw of `task` is for (ARCHITECTURE.md's fill rule: only when the order
+/// is exhausted): the team (the vacant primary places, and B backups), the exhausted draw it
+/// supplements, and the experts already contacted for the task, who are not candidates again.
+async fn supplementary_plan(
+    tx: &mut Transaction<'static, Any>,
+    task: &Task,
+) -> Result<(TeamSize, String, HashSet<String>), Error> {
+    let draws = draw_store::task_draws(tx, &task.id).await?;
+    let executed: Vec<&Draw> = draws.iter().filter(|d| d.status == DrawStatus::Executed).collect();
+    let Some(last) = executed.last() else {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "NO_EXECUTED_DRAW",
+            format!("task {} has no executed draw to supplement", task.number),
+        ));
+    };
+    let mut all = Vec::new();
+    for d in &executed {
+        all.extend(draw_store::draw_assignments(tx, &d.id).await?);
+    }
+    let reserve_left = all.iter().any(|a| a.draw_id == last.id && a.status == AssignmentStatus::Reserved);
+    if last.next_position < last.order.len() || reserve_left {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "ORDER_NOT_EXHAUSTED",
+            format!("draw {} still has candidates or backups; vacancies fill from it", last.id),
+        ));
+    }
+    let team = executed.iter().map(|d| d.team_size).max().unwrap_or(task.team_size) as usize;
+    let holding = all.iter().filter(|a| a.role == AssignmentRole::Primary && a.status.holds_place()).count();
+    let vacancies = team.saturating_sub(holding);
+    if vacancies == 0 {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "NOT_UNDERSTAFFED",
+            format!("task {} has its {team} primaries", task.number),
+        ));
+    }
+    let contacted = all.iter().map(|a| a.expert_id.clone()).collect();
+    Ok((TeamSize { primaries: vacancies, backups: task.backup_count as usize }, last.id.to_string(), contacted))
 }
 
 /// The contract's name of an exclusion reason (the metadata keys of POOL_TOO_SMALL).
@@ -267,6 +525,8 @@ pub struct ToExecute {
     pub draw: Draw,
     pub task: Task,
     pub order: DrawOrder,
+    /// When execution began, for `supervision_draw_execution_seconds`.
+    pub started: std::time::Instant,
 }
 
 /// Reads a draw to execute and computes its order (nothing is revealed until it commits).
@@ -276,7 +536,7 @@ pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId) -> Result<ToExecu
     let task = task_for(&mut conn, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
     check_executable(&draw)?;
     let order = order_of(&draw)?;
-    Ok(ToExecute { draw, task, order })
+    Ok(ToExecute { draw, task, order, started: std::time::Instant::now() })
 }
 
 fn check_executable(draw: &Draw) -> Result<(), Error> {
@@ -382,6 +642,7 @@ pub async fn plan_fence(db: &Db, x: &ToExecute, fresh: &HashMap<String, PoolExpe
     let team = team_of_draw(&x.draw);
     let f = walk(&x.order, team, &dates, &booked, fresh);
     if f.primaries.len() < team.primaries {
+        crate::metrics::team_short(db);
         return Err(short(&f, team.total()));
     }
     Ok(lock_keys(&placed(&f), &slots))
@@ -393,6 +654,7 @@ pub(crate) fn team_of_draw(d: &Draw) -> TeamSize {
 
 /// Steps 4-6 inside `tx`, under the fence on `fenced` keys: the walk with the bookings as they
 /// stand now, the assignments and the primaries' bookings, the draw's record, the audit entry.
+#[tracing::instrument(name = "draw.execute", skip_all, fields(draw_id = %x.draw.id))]
 #[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
 pub async fn execute(
     tx: &mut Transaction<'static, Any>,
@@ -526,6 +788,7 @@ pub async fn execute(
         })),
     };
     audit::append(tx, db.backend(), clock, caller, change).await?;
+    crate::metrics::drawn(db, x.started);
     Ok(Attempt::Done(Box::new(draw), assignments))
 }
 

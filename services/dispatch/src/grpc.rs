@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     convert,
-    domain::{NewTask, PoolExpert, ReportId, ResponseKind, TaskId, TaskVisibility, Visibility},
+    domain::{DrawKind, NewTask, PoolExpert, ReportId, ResponseKind, TaskId, TaskVisibility, Visibility},
     draws::{self, Attempt, ToExecute},
     error::Error,
     registry::{Institution, Registry},
@@ -37,6 +37,16 @@ const SUBMIT_REPORT: &str = "/supervision.dispatch.v1.DispatchService/SubmitRepo
 const ACCEPT_REPORT: &str = "/supervision.dispatch.v1.DispatchService/AcceptReport";
 const CORRECT_REPORT: &str = "/supervision.dispatch.v1.DispatchService/CorrectReport";
 const VOID_REPORT: &str = "/supervision.dispatch.v1.DispatchService/VoidReport";
+const ABANDON_DRAW: &str = "/supervision.dispatch.v1.DispatchService/AbandonDraw";
+const VOID_DRAW: &str = "/supervision.dispatch.v1.DispatchService/VoidDraw";
+const CANCEL_ASSIGNMENT: &str = "/supervision.dispatch.v1.DispatchService/CancelAssignment";
+const RECORD_NO_SHOW: &str = "/supervision.dispatch.v1.DispatchService/RecordNoShow";
+const LIST_ASSIGNMENTS: &str = "/supervision.dispatch.v1.DispatchService/ListAssignments";
+const GET_ASSIGNMENT: &str = "/supervision.dispatch.v1.DispatchService/GetAssignment";
+const ASSIGN_SUBMISSION: &str = "/supervision.dispatch.v1.DispatchService/AssignSubmission";
+const ANSWER_SUBMISSION: &str = "/supervision.dispatch.v1.DispatchService/AnswerSubmission";
+const CLOSE_SUBMISSION: &str = "/supervision.dispatch.v1.DispatchService/CloseSubmission";
+const RETURN_REPORT: &str = "/supervision.dispatch.v1.DispatchService/ReturnReport";
 const RESPOND_TO_ASSIGNMENT: &str = "/supervision.dispatch.v1.DispatchService/RespondToAssignment";
 
 #[derive(Debug, Clone)]
@@ -75,8 +85,8 @@ impl Dispatch {
     }
 
     /// The pool of a task that can be drawn for, from the registry (step 1).
-    async fn pool_for(&self, caller: &Caller, task_id: &TaskId) -> Result<Vec<PoolExpert>, Error> {
-        let task = draws::task_to_draw(&self.db, caller, task_id).await?;
+    async fn pool_for(&self, caller: &Caller, task_id: &TaskId, kind: DrawKind) -> Result<Vec<PoolExpert>, Error> {
+        let task = draws::task_to_draw(&self.db, caller, task_id, kind).await?;
         let (_, dates) = draws::slots(&task);
         self.registry.draw_pool(&task.details.institution_id, &dates, task.id.as_str(), &caller.actor()).await
     }
@@ -262,19 +272,22 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, PREPARE_DRAW, &message.request_id, &message)?;
         let task_id = convert::task_id(&message.task_id, "task_id")?;
-        match pb::DrawKind::try_from(message.kind) {
-            Ok(pb::DrawKind::Unspecified | pb::DrawKind::Initial) => {}
-            Ok(pb::DrawKind::Supplementary) => {
-                return Err(Status::unimplemented("supplementary draws are not implemented yet (issue 7)"));
-            }
+        let kind = match pb::DrawKind::try_from(message.kind) {
+            Ok(pb::DrawKind::Unspecified | pb::DrawKind::Initial) => DrawKind::Initial,
+            Ok(pb::DrawKind::Supplementary) => DrawKind::Supplementary,
             _ => return Err(supervision_kit::error::invalid_field("kind", "must be INITIAL or SUPPLEMENTARY")),
-        }
-        let pool = match self.pool_for(&caller, &task_id).await {
+        };
+        let pool = match self.pool_for(&caller, &task_id, kind).await {
             Ok(pool) => pool,
             Err(refusal) => return self.replay_or(&command, refusal.into()).await,
         };
+        let rules = match draws::exclusion_rules(&self.db, &self.reference, &caller, &task_id, kind).await {
+            Ok(rules) => rules,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
         let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
-        let draw = draws::prepare(claim.tx(), &self.db, &self.clock, &caller, &command, &task_id, &pool).await?;
+        let draw =
+            draws::prepare(claim.tx(), &self.db, &self.clock, &caller, &command, &task_id, &pool, &rules, kind).await?;
         let response = pb::PrepareDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
         claim.finish(&response).await?;
         Ok(Response::new(response))
@@ -337,6 +350,110 @@ impl DispatchService for Dispatch {
             }
         }
         Err(Error::Busy("concurrent draws kept taking these experts' half-days".into()).into())
+    }
+
+    async fn abandon_draw(
+        &self,
+        request: Request<pb::AbandonDrawRequest>,
+    ) -> Result<Response<pb::AbandonDrawResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, ABANDON_DRAW, &message.request_id, &message)?;
+        let (id, reason) = convert::draw_and_reason(&message.draw_id, &message.reason)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let draw = draws::abandon(claim.tx(), &self.db, &self.clock, &caller, &command, &id, &reason).await?;
+        let response = pb::AbandonDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn void_draw(&self, request: Request<pb::VoidDrawRequest>) -> Result<Response<pb::VoidDrawResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, VOID_DRAW, &message.request_id, &message)?;
+        let (id, reason) = convert::draw_and_reason(&message.draw_id, &message.reason)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let (draw, cancelled) = draws::void(claim.tx(), &self.db, &self.clock, &caller, &command, &id, &reason).await?;
+        let response =
+            pb::VoidDrawResponse { draw: Some(convert::draw_to_proto(&draw)), cancelled_assignment_ids: cancelled };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_dispatch_letter(
+        &self,
+        request: Request<pb::GetDispatchLetterRequest>,
+    ) -> Result<Response<pb::GetDispatchLetterResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let (selector, format) = convert::letter_request(request.get_ref())?;
+        let view = crate::letters::get(&self.db, &caller, &selector).await?;
+        let file = format.map(|f| convert::render_letter(&view, f));
+        Ok(Response::new(pb::GetDispatchLetterResponse { letter: Some(convert::letter_to_proto(&view)), file }))
+    }
+
+    /// Answers only "valid for this institution on these dates" or "not valid"; the institution's
+    /// name comes from the registry.
+    async fn verify_dispatch_letter(
+        &self,
+        request: Request<pb::VerifyDispatchLetterRequest>,
+    ) -> Result<Response<pb::VerifyDispatchLetterResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let (number, code) = convert::letter_check(request.get_ref())?;
+        let Some(view) = crate::letters::verify(&self.db, &number, &code).await? else {
+            return Ok(Response::new(pb::VerifyDispatchLetterResponse::default()));
+        };
+        let institution = self.registry.institution(&view.institution_id, &caller.actor()).await?;
+        Ok(Response::new(pb::VerifyDispatchLetterResponse {
+            valid: true,
+            institution_name: institution.name,
+            session_dates: view.dates.iter().map(|d| supervision_kit::convert::date(*d)).collect(),
+            holder_name_masked: String::new(),
+        }))
+    }
+
+    async fn assign_submission(
+        &self,
+        request: Request<pb::AssignSubmissionRequest>,
+    ) -> Result<Response<pb::AssignSubmissionResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, ASSIGN_SUBMISSION, &message.request_id, &message)?;
+        let (id, step) = convert::assign_step(&message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let submission = submissions::handle(claim.tx(), &self.db, &self.clock, &caller, &command, &id, step).await?;
+        let response = pb::AssignSubmissionResponse { submission: Some(convert::submission_to_proto(submission)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn answer_submission(
+        &self,
+        request: Request<pb::AnswerSubmissionRequest>,
+    ) -> Result<Response<pb::AnswerSubmissionResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, ANSWER_SUBMISSION, &message.request_id, &message)?;
+        let (id, step) = convert::answer_step(&message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let submission = submissions::handle(claim.tx(), &self.db, &self.clock, &caller, &command, &id, step).await?;
+        let response = pb::AnswerSubmissionResponse { submission: Some(convert::submission_to_proto(submission)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn close_submission(
+        &self,
+        request: Request<pb::CloseSubmissionRequest>,
+    ) -> Result<Response<pb::CloseSubmissionResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CLOSE_SUBMISSION, &message.request_id, &message)?;
+        let (id, step) = convert::close_step(&message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let submission = submissions::handle(claim.tx(), &self.db, &self.clock, &caller, &command, &id, step).await?;
+        let response = pb::CloseSubmissionResponse { submission: Some(convert::submission_to_proto(submission)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
     }
 
     async fn get_draw(&self, request: Request<pb::GetDrawRequest>) -> Result<Response<pb::GetDrawResponse>, Status> {
@@ -429,6 +546,7 @@ impl DispatchService for Dispatch {
         let caller = Caller::of(&request)?.clone();
         let (filter, page) = convert::assignment_listing(request.get_ref(), TaskVisibility::of(&caller))?;
         let (items, next) = draws::assignments(&self.db, &caller, filter, &page).await?;
+        crate::letters::audit_sealed_reads(&self.db, &self.clock, &caller, LIST_ASSIGNMENTS, &items).await?;
         Ok(Response::new(pb::ListAssignmentsResponse {
             assignments: items.iter().map(convert::assignment_to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
@@ -483,6 +601,73 @@ impl DispatchService for Dispatch {
             }
         }
         Err(Error::Busy("concurrent draws kept taking the backups' half-days".into()).into())
+    }
+
+    /// The registry's pool is read before the transaction; the cancellation and its refill in
+    /// one, tried again when a promoted expert's half-day goes to a concurrent draw.
+    async fn cancel_assignment(
+        &self,
+        request: Request<pb::CancelAssignmentRequest>,
+    ) -> Result<Response<pb::CancelAssignmentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CANCEL_ASSIGNMENT, &message.request_id, &message)?;
+        let (id, reason) = convert::assignment_and_reason(&message.assignment_id, &message.reason)?;
+        let task = match responses::to_cancel(&self.db, &caller, &id).await {
+            Ok(task) => task,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        let fresh = match responses::fresh_pool(&self.registry, &task, &caller.actor()).await {
+            Ok(fresh) => fresh,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        for _ in 0..responses::attempts() {
+            let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+            let outcome =
+                responses::cancel(claim.tx(), &self.db, &self.clock, &caller, &command, &id, &reason, &fresh).await?;
+            if let Refill::Done((assignment, replacement)) = outcome {
+                let response = pb::CancelAssignmentResponse {
+                    assignment: Some(convert::assignment_to_proto(&assignment)),
+                    replacement: replacement.as_ref().map(convert::assignment_to_proto),
+                };
+                claim.finish(&response).await?;
+                return Ok(Response::new(response));
+            }
+        }
+        Err(Error::Busy("concurrent draws kept taking the backups' half-days".into()).into())
+    }
+
+    async fn record_no_show(
+        &self,
+        request: Request<pb::RecordNoShowRequest>,
+    ) -> Result<Response<pb::RecordNoShowResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_NO_SHOW, &message.request_id, &message)?;
+        let (id, session_id, note) = convert::no_show(&message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let (assignment, task) =
+            responses::no_show(claim.tx(), &self.db, &self.clock, &caller, &command, &id, &session_id, &note).await?;
+        let response = pb::RecordNoShowResponse {
+            assignment: Some(convert::assignment_to_proto(&assignment)),
+            task: Some(convert::task_to_proto(task)),
+            replacement: None,
+        };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_replacements(
+        &self,
+        request: Request<pb::ListReplacementsRequest>,
+    ) -> Result<Response<pb::ListReplacementsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let (task_id, page) = convert::list_replacements(request.get_ref())?;
+        let (items, next) = responses::replacements(&self.db, &caller, &task_id, &page).await?;
+        Ok(Response::new(pb::ListReplacementsResponse {
+            replacements: items.iter().map(convert::replacement_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
     }
 
     /// From the registry's outbox (SERVICE), idempotent on the change id: the registry's pools
@@ -600,6 +785,31 @@ impl DispatchService for Dispatch {
         Ok(Response::new(pb::VoidReportResponse { report: Some(report) }))
     }
 
+    async fn return_report(
+        &self,
+        request: Request<pb::ReturnReportRequest>,
+    ) -> Result<Response<pb::ReturnReportResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RETURN_REPORT, &message.request_id, &message)?;
+        let (id, review) = convert::return_report(&message)?;
+        let report = self.review_report(&caller, &command, &id, review).await?;
+        Ok(Response::new(pb::ReturnReportResponse { report: Some(report) }))
+    }
+
+    async fn list_reports(
+        &self,
+        request: Request<pb::ListReportsRequest>,
+    ) -> Result<Response<pb::ListReportsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let (filter, page) = convert::report_listing(request.get_ref(), TaskVisibility::of(&caller))?;
+        let (items, next) = reports::list(&self.db, &caller, filter, &page).await?;
+        Ok(Response::new(pb::ListReportsResponse {
+            reports: items.iter().map(convert::report_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
     async fn get_report(
         &self,
         request: Request<pb::GetReportRequest>,
@@ -617,6 +827,14 @@ impl DispatchService for Dispatch {
         let caller = Caller::of(&request)?.clone();
         let id = convert::assignment_id(&request.get_ref().id, "id")?;
         let assignment = responses::visible(&self.db, &caller, &id).await?;
+        crate::letters::audit_sealed_reads(
+            &self.db,
+            &self.clock,
+            &caller,
+            GET_ASSIGNMENT,
+            std::slice::from_ref(&assignment),
+        )
+        .await?;
         Ok(Response::new(pb::GetAssignmentResponse { assignment: Some(convert::assignment_to_proto(&assignment)) }))
     }
 

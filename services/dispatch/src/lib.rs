@@ -14,11 +14,14 @@ pub mod domain;
 pub mod draws;
 pub mod error;
 pub mod grpc;
+pub mod letters;
+pub mod metrics;
 pub mod registry;
 pub mod reports;
 pub mod responses;
 pub mod store;
 pub mod submissions;
+pub mod sweep;
 pub mod tasks;
 
 pub use app::{App, Config};

@@ -32,6 +32,7 @@ pub struct Institution {
     pub id: String,
     pub county: Bureau,
     pub active: bool,
+    pub name: String,
 }
 
 /// The registry client, or the reason there is none.
@@ -76,6 +77,7 @@ impl Registry {
         let county = Bureau::from_proto(institution.county)
             .ok_or_else(|| Error::RegistryUnavailable(format!("institution {id} has no county the system knows")))?;
         Ok(Institution {
+            name: institution.name,
             id: institution.id,
             county,
             active: institution.status == rpb::InstitutionStatus::Active as i32,
@@ -177,5 +179,6 @@ fn pool_expert(e: rpb::DrawPoolExpert) -> PoolExpert {
         employer_key: e.employer_key,
         conflicted: !e.conflicts.is_empty(),
         leaves_on,
+        specialties: e.specialties.into_iter().map(|s| s.code).collect(),
     }
 }

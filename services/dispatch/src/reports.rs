@@ -182,6 +182,7 @@ pub async fn submit(
                 voided_by: None,
                 voided_at: None,
                 updated_at: now,
+                return_reason: String::new(),
             };
             report_store::insert_report(tx, &report).await?;
             let expected = a.updated_at;
@@ -225,9 +226,21 @@ pub async fn get(db: &Db, caller: &Caller, id: &ReportId) -> Result<Report, Erro
 /// What a review does to a report.
 #[derive(Debug, Clone)]
 pub enum Review {
-    Accept { note: String },
-    Correct { content: Option<Vec<u8>>, sessions: Option<Vec<WorkedSession>>, reason: String },
-    Void { reason: String },
+    Accept {
+        note: String,
+    },
+    Correct {
+        content: Option<Vec<u8>>,
+        sessions: Option<Vec<WorkedSession>>,
+        reason: String,
+    },
+    Void {
+        reason: String,
+    },
+    /// Back to the expert for revision; they resubmit with SubmitReport.
+    Return {
+        reason: String,
+    },
 }
 
 /// Accepts, corrects or voids a report; a revision for finance when the report is (or was)
@@ -285,6 +298,14 @@ pub async fn review(
                 at: format_instant(now),
             });
             ("correct", true)
+        }
+        Review::Return { reason } => {
+            if report.status != ReportStatus::Submitted {
+                return Err(not_in("SUBMITTED"));
+            }
+            report.status = ReportStatus::Returned;
+            report.return_reason = reason;
+            ("return", false)
         }
         Review::Void { reason } => {
             if !matches!(report.status, ReportStatus::Submitted | ReportStatus::Accepted) {
@@ -406,4 +427,24 @@ async fn audit_report(
     };
     audit::append(tx, db.backend(), clock, caller, change).await?;
     Ok(())
+}
+
+/// ListReports: an expert their own; staff within their visibility.
+pub async fn list(
+    db: &Db,
+    caller: &Caller,
+    mut filter: report_store::ReportFilter,
+    page: &supervision_kit::Page,
+) -> Result<(Vec<Report>, Option<String>), Error> {
+    if caller.role == Role::Expert {
+        let own = caller.expert_id.clone().unwrap_or_default();
+        if own.is_empty() || filter.expert_id.as_ref().is_some_and(|e| *e != own) {
+            return Ok((Vec::new(), None));
+        }
+        filter.expert_id = Some(own);
+        filter.visibility = crate::domain::TaskVisibility::All;
+    }
+    let mut conn = db.pool().acquire().await?;
+    let items = report_store::list_reports(&mut conn, &filter, &page.probe()).await?;
+    Ok(page.finish(items, |r| r.id.to_string()))
 }

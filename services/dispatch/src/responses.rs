@@ -46,6 +46,9 @@ use crate::{
 pub const RECORD_INCIDENT: &str = "/supervision.registry.v1.RegistryService/RecordIncident";
 pub const RECORD_CONFLICT: &str = "/supervision.registry.v1.RegistryService/RecordConflict";
 
+/// The cancel reason of a backup dropped because it was no longer free or active when promoted.
+const DROPPED: &str = "no longer free or active when promoted";
+
 /// An answer as the request gives it.
 #[derive(Debug, Clone)]
 pub struct NewAnswer {
@@ -199,7 +202,10 @@ pub async fn respond(
     a.updated_at = now;
     let mut vacancy = None;
     match answer.kind {
-        ResponseKind::Accept => a.status = AssignmentStatus::Accepted,
+        ResponseKind::Accept => {
+            a.status = AssignmentStatus::Accepted;
+            crate::letters::issue(tx, &task, &a, now).await?;
+        }
         ResponseKind::Decline => {
             let first = first_session(&task).ok_or_else(|| Error::TaskNotFound(task.id.to_string()))?;
             let deadline = reference.decline_deadline(first)?.deadline.with_timezone(&Utc);
@@ -389,6 +395,8 @@ pub async fn vacate(
         Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem: e.to_string() })
     })?;
     let now = clock.now();
+    // The vacancy, its promotion and its top-ups share one instant (ListReplacements pairs them).
+    a.updated_at = now;
     let by_expert: HashMap<&str, &Assignment> = all.iter().map(|h| (h.expert_id.as_str(), h)).collect();
     let mut filled = Filled { order_exhausted: fill.order_exhausted(), ..Filled::default() };
 
@@ -400,7 +408,7 @@ pub async fn vacate(
             let mut held = (*held).clone();
             let expected = held.updated_at;
             held.status = AssignmentStatus::Cancelled;
-            held.cancel_reason = "no longer free or active when promoted".into();
+            held.cancel_reason = DROPPED.into();
             held.updated_at = now;
             draw_store::update_assignment(tx, &held, expected).await?;
         }
@@ -524,10 +532,15 @@ pub async fn restaff(tx: &mut Transaction<'static, Any>, clock: &SharedClock, ta
     let primaries = all.iter().filter(|a| a.role == AssignmentRole::Primary && a.status.holds_place());
     let holding = primaries.clone().count();
     let accepted = primaries.filter(|a| a.status == AssignmentStatus::Accepted).count();
-    let draw_team = match all.first() {
-        Some(a) => draw_store::get_draw(tx, &a.draw_id).await?.map_or(task.team_size, |d| d.team_size),
-        None => return Ok(()),
-    } as usize;
+    // N is the largest team of the task's executed draws (a supplementary draw's team is only
+    // the places it fills).
+    let draw_team = draw_store::task_draws(tx, &task.id)
+        .await?
+        .iter()
+        .filter(|d| d.status == crate::domain::DrawStatus::Executed)
+        .map(|d| d.team_size)
+        .max();
+    let Some(draw_team) = draw_team.map(|n| n as usize) else { return Ok(()) };
     let status = if accepted >= draw_team {
         TaskStatus::Staffed
     } else if holding < draw_team {
@@ -662,4 +675,297 @@ pub async fn status_changed(
         }
     }
     Ok(Attempt::Done((cancelled, replacements)))
+}
+
+/// The checks of CancelAssignment before the transaction: staff of the dispatching bureau, and
+/// an assignment still holding a place; the task for the registry's fresh pool.
+pub async fn to_cancel(db: &Db, caller: &Caller, id: &AssignmentId) -> Result<Task, Error> {
+    let mut conn = db.pool().acquire().await?;
+    let (a, task) = managed(&mut conn, caller, id).await?;
+    check_holds_place(&a)?;
+    Ok(task)
+}
+
+/// An assignment and its task, for staff acting for the dispatching bureau.
+async fn managed(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    id: &AssignmentId,
+) -> Result<(Assignment, Task), Error> {
+    let not_found = || Error::AssignmentNotFound(id.to_string());
+    let a = draw_store::get_assignment(conn, id).await?.ok_or_else(not_found)?;
+    let task = task_store::get_task(conn, &a.task_id).await?.ok_or_else(not_found)?;
+    if caller.role == Role::Expert || caller.require_bureau(task.bureau()).is_err() {
+        return Err(not_found());
+    }
+    Ok((a, task))
+}
+
+fn check_holds_place(a: &Assignment) -> Result<(), Error> {
+    if a.status.holds_place() {
+        return Ok(());
+    }
+    Err(refused(
+        Code::FailedPrecondition,
+        "ASSIGNMENT_NOT_OPEN",
+        format!("assignment {} is {}; only a reserved, notified or accepted one is cancelled", a.id, a.status.code()),
+    ))
+}
+
+/// CancelAssignment in `tx`: the bureau's decision, without penalty to the expert; the place is
+/// refilled by step 5's rule (a primary's by the next backup) and the task restaffed.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn cancel(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    id: &AssignmentId,
+    reason: &str,
+    fresh: &HashMap<String, PoolExpert>,
+) -> Result<Attempt<(Assignment, Option<Assignment>)>, Error> {
+    let (mut a, task) = managed(tx, caller, id).await?;
+    check_holds_place(&a)?;
+    let before = a.status;
+    let expected = a.updated_at;
+    a.status = AssignmentStatus::Cancelled;
+    a.cancel_reason = reason.to_owned();
+    a.updated_at = clock.now();
+    let filled = match vacate(tx, clock, &task, &mut a, fresh, None).await? {
+        Attempt::Again => return Ok(Attempt::Again),
+        Attempt::Done(filled) => filled,
+    };
+    if !draw_store::update_assignment(tx, &a, expected).await? {
+        return Err(refused(
+            Code::Aborted,
+            "ASSIGNMENT_CHANGED",
+            format!("assignment {} changed; read it again", a.id),
+        ));
+    }
+    restaff(tx, clock, &task).await?;
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "assignment",
+        entity_id: a.id.as_str(),
+        action: "cancel",
+        before: Some(serde_json::json!({ "status": before.code() })),
+        after: Some(serde_json::json!({
+            "status": a.status.code(),
+            "reason": reason,
+            "replaced_by": a.replaced_by,
+            "topped_up": filled.topped_up.iter().map(|t| t.id.to_string()).collect::<Vec<_>>(),
+            "order_exhausted": filled.order_exhausted,
+        })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok(Attempt::Done((a, filled.replacement)))
+}
+
+/// RecordNoShow in `tx` (D4, D7): an ACCEPTED primary did not attend the task's session
+/// `session_id`. The assignment becomes NO_SHOW, an incident goes to the registry through the
+/// outbox (keyed `<assignment>:no_show`; the city decides, nothing is terminated), and a task
+/// left with fewer members than may proceed (two, or one when the city approved a team of one)
+/// becomes BLOCKED. No replacement is made: the session has begun.
+#[allow(clippy::too_many_arguments, reason = "the use case's inputs")]
+pub async fn no_show(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    id: &AssignmentId,
+    session_id: &str,
+    note: &str,
+) -> Result<(Assignment, Task), Error> {
+    let (mut a, task) = managed(tx, caller, id).await?;
+    if a.status != AssignmentStatus::Accepted || a.role != AssignmentRole::Primary {
+        return Err(refused(
+            Code::FailedPrecondition,
+            "ASSIGNMENT_NOT_ACCEPTED",
+            format!("assignment {} is {}; only an accepted team member can fail to attend", a.id, a.status.code()),
+        ));
+    }
+    let Some(session) = task.details.sessions.iter().find(|s| s.id.as_str() == session_id) else {
+        return Err(Error::InvalidField {
+            field: "session_id".into(),
+            problem: format!("is not a session of task {}", task.number),
+        });
+    };
+    let today = supervision_reference::shanghai_today(clock);
+    if session.date > today {
+        return Err(refused(
+            Code::FailedPrecondition,
+            "SESSION_NOT_STARTED",
+            format!("the session of {} has not come yet; cancel the assignment instead", session.date),
+        ));
+    }
+    let expected = a.updated_at;
+    let now = clock.now();
+    a.status = AssignmentStatus::NoShow;
+    a.cancel_reason = note.to_owned();
+    a.updated_at = now;
+    if !draw_store::update_assignment(tx, &a, expected).await? {
+        return Err(refused(
+            Code::Aborted,
+            "ASSIGNMENT_CHANGED",
+            format!("assignment {} changed; read it again", a.id),
+        ));
+    }
+    let key = format!("{}:no_show", a.id);
+    let request = rpb::RecordIncidentRequest {
+        request_id: key.clone(),
+        expert_id: a.expert_id.clone(),
+        kind: rpb::IncidentKind::NoShow as i32,
+        rule: rpb::DisciplineRule::Notice as i32,
+        source: rpb::IncidentSource::Dispatch as i32,
+        assignment_id: a.id.to_string(),
+        task_id: task.id.to_string(),
+        reporting_bureau: task.bureau().to_proto() as i32,
+        occur_time: Some(supervision_kit::convert::timestamp(now)),
+        description: format!(
+            "did not attend task {} on {} {}: {note}",
+            task.number,
+            session.date,
+            session.half_day.code()
+        ),
+        evidence: None,
+    };
+    let delivery =
+        Delivery { destination: "registry", method: RECORD_INCIDENT, idempotency_key: &key, actor: &caller.actor() };
+    outbox::enqueue(tx, clock, delivery, &request).await?;
+
+    let team = draw_store::draw_assignments(tx, &a.draw_id).await?;
+    let present = team
+        .iter()
+        .filter(|m| m.role == AssignmentRole::Primary)
+        .filter(|m| matches!(m.status, AssignmentStatus::Accepted | AssignmentStatus::Completed))
+        .count();
+    let draw = draw_store::get_draw(tx, &a.draw_id).await?.ok_or_else(|| Error::DrawNotFound(a.draw_id.to_string()))?;
+    let may_proceed = present >= (draw.team_size as usize).min(2);
+    let mut task = task;
+    if !may_proceed && !matches!(task.status, TaskStatus::Cancelled | TaskStatus::Completed | TaskStatus::Blocked) {
+        let expected = task.revision;
+        task.status = TaskStatus::Blocked;
+        task.revision += 1;
+        task.updated_at = now;
+        if !task_store::update_task_staffing(tx, &task, expected).await? {
+            return Err(Error::TaskChanged(task.id.to_string()));
+        }
+    }
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "assignment",
+        entity_id: a.id.as_str(),
+        action: "no_show",
+        before: Some(serde_json::json!({ "status": AssignmentStatus::Accepted.code() })),
+        after: Some(serde_json::json!({
+            "status": a.status.code(),
+            "session_id": session_id,
+            "note": note,
+            "members_present": present,
+            "task_status": task.status.code(),
+        })),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok((a, task))
+}
+
+/// One vacancy of a task and how it was filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vacancy {
+    pub vacated: AssignmentId,
+    pub status: AssignmentStatus,
+    pub promoted: String,
+    pub at: DateTime<Utc>,
+    pub topped_up: Vec<String>,
+    pub order_exhausted: bool,
+}
+
+/// ListReplacements: the vacancies of `task_id`'s executed draws, oldest first. A place is
+/// vacant when its assignment left it (declined, recused, no answer, no-show, cancelled, status
+/// change); the backups added at the same instant topped the reserve up.
+pub async fn replacements(
+    db: &Db,
+    caller: &Caller,
+    task_id: &crate::domain::TaskId,
+    page: &supervision_kit::Page,
+) -> Result<(Vec<Vacancy>, Option<String>), Error> {
+    let mut conn = db.pool().acquire().await?;
+    let task = task_store::get_task(&mut conn, task_id)
+        .await?
+        .filter(|t| crate::domain::TaskVisibility::of(caller).allows(t))
+        .ok_or_else(|| Error::TaskNotFound(task_id.to_string()))?;
+    let filter = draw_store::AssignmentFilter {
+        visibility: crate::domain::TaskVisibility::All,
+        task_id: Some(task.id.clone()),
+        expert_id: None,
+        draw_id: None,
+        status: None,
+    };
+    let all =
+        draw_store::list_assignments(&mut conn, &filter, &supervision_kit::Page { size: 10_000, after: None }).await?;
+    let mut executed = HashSet::new();
+    for a in &all {
+        if !executed.contains(a.draw_id.as_str())
+            && draw_store::get_draw(&mut conn, &a.draw_id)
+                .await?
+                .is_some_and(|d| d.status == crate::domain::DrawStatus::Executed)
+        {
+            executed.insert(a.draw_id.to_string());
+        }
+    }
+    let vacated = |s: AssignmentStatus| {
+        use AssignmentStatus as S;
+        matches!(
+            s,
+            S::DeclinedOnTime
+                | S::DeclinedLate
+                | S::DeclinedExempt
+                | S::Recused
+                | S::NoResponse
+                | S::NoShow
+                | S::Cancelled
+                | S::CancelledStatusChange
+        )
+    };
+    let mut items: Vec<Vacancy> = all
+        .iter()
+        .filter(|a| executed.contains(a.draw_id.as_str()) && vacated(a.status))
+        // A backup dropped when it could not be promoted gave up a reserve place, not a seat.
+        .filter(|a| {
+            !(a.role == AssignmentRole::Backup
+                && a.replaced_by.is_empty()
+                && a.status == AssignmentStatus::Cancelled
+                && a.cancel_reason == DROPPED)
+        })
+        .map(|a| {
+            let topped_up = all
+                .iter()
+                .filter(|b| b.role == AssignmentRole::Backup && b.created_at == a.updated_at && b.draw_id == a.draw_id)
+                .map(|b| b.id.to_string())
+                .collect();
+            Vacancy {
+                vacated: a.id.clone(),
+                status: a.status,
+                promoted: a.replaced_by.clone(),
+                at: a.updated_at,
+                topped_up,
+                order_exhausted: a.role == AssignmentRole::Primary && a.replaced_by.is_empty(),
+            }
+        })
+        .collect();
+    items.sort_by(|x, y| (x.at, x.vacated.as_str()).cmp(&(y.at, y.vacated.as_str())));
+    if let Some(after) = &page.after {
+        match items.iter().position(|v| v.vacated.as_str() == after) {
+            Some(i) => {
+                items.drain(..=i);
+            }
+            None => items.clear(),
+        }
+    }
+    items.truncate(page.size as usize + 1);
+    Ok(page.finish(items, |v| v.vacated.to_string()))
 }

@@ -28,7 +28,7 @@ macro_rules! submission_columns {
     () => {
         "id, kind, expert_id, submitting_bureau, source_party, institution_id, subject, content, status, \
          submitted_by_subject, submitted_by_role, submitted_by_bureau, on_behalf_channel, on_behalf_received, \
-         on_behalf_note, submitted_at, updated_at"
+         on_behalf_note, submitted_at, updated_at, handler, answer, follow_up_task_id, close_note"
     };
 }
 
@@ -41,7 +41,7 @@ pub async fn insert_submission(db: impl AnyExecutor<'_>, s: &Submission) -> Resu
     sqlx::query(concat!(
         "INSERT INTO submissions (",
         submission_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     ))
     .bind(s.id.as_str())
     .bind(d.kind.code())
@@ -60,9 +60,36 @@ pub async fn insert_submission(db: impl AnyExecutor<'_>, s: &Submission) -> Resu
     .bind(on_behalf.map(|o| o.note.clone()).unwrap_or_default())
     .bind(format_instant(s.submitted_at))
     .bind(format_instant(s.updated_at))
+    .bind(&s.handling.handler)
+    .bind(&s.handling.answer)
+    .bind(&s.handling.follow_up_task_id)
+    .bind(&s.handling.close_note)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Writes a submission's status and handling, only if it was last updated at `expected`.
+pub async fn update_submission_handling(
+    db: impl AnyExecutor<'_>,
+    s: &Submission,
+    expected: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE submissions SET status = $1, handler = $2, answer = $3, follow_up_task_id = $4, close_note = $5, \
+         updated_at = $6 WHERE id = $7 AND updated_at = $8",
+    )
+    .bind(s.status.code())
+    .bind(&s.handling.handler)
+    .bind(&s.handling.answer)
+    .bind(&s.handling.follow_up_task_id)
+    .bind(&s.handling.close_note)
+    .bind(format_instant(s.updated_at))
+    .bind(s.id.as_str())
+    .bind(format_instant(expected))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn get_submission(db: impl AnyExecutor<'_>, id: &SubmissionId) -> Result<Option<Submission>, StoreError> {
@@ -149,5 +176,11 @@ fn submission_from_row(row: &AnyRow) -> Result<Submission, StoreError> {
         },
         submitted_at: instant(&text("submitted_at")?, "submitted_at")?,
         updated_at: instant(&text("updated_at")?, "updated_at")?,
+        handling: crate::domain::Handling {
+            handler: text("handler")?,
+            answer: text("answer")?,
+            follow_up_task_id: text("follow_up_task_id")?,
+            close_note: text("close_note")?,
+        },
     })
 }

@@ -39,6 +39,15 @@ pub enum Error {
     BatchNotFound(String),
     #[error("no monthly statement {0}")]
     StatementNotFound(String),
+    /// The registry knows no such expert.
+    #[error("the registry has no expert {0}")]
+    PayeeNotFound(String),
+    /// The registry answered masked payee details: finance is not trusted with them.
+    #[error("the registry gave masked payee details for {0}")]
+    PayeeMasked(String),
+    /// The registry lacks what a file needs (a bank account).
+    #[error("{0}")]
+    PayeeIncomplete(String),
     /// A batch operation refused: the batch's state, the approver, or an empty selection.
     #[error("{}", .0.message)]
     Refused(Refusal),
@@ -63,13 +72,24 @@ impl From<Error> for Status {
             Error::Reference(err) => err.into(),
             Error::RegistryUnavailable(problem) => {
                 tracing::warn!(%problem, "registry call failed");
-                Status::unavailable("the registry could not be asked for the civil-servant status; try again")
+                Status::unavailable(
+                    "the registry could not be asked (civil-servant status or payee details); try again",
+                )
             }
             Error::Concurrent => Status::aborted(Error::Concurrent.to_string()),
             Error::Slot(err) => supervision_kit::internal(err),
             Error::LineNotFound(id) => Status::not_found(format!("no fee line {id}")),
             Error::BatchNotFound(id) => Status::not_found(format!("no payment batch {id}")),
             Error::StatementNotFound(what) => Status::not_found(format!("no monthly statement {what}")),
+            Error::PayeeNotFound(id) => Status::failed_precondition(format!("the registry has no expert {id}")),
+            Error::PayeeMasked(id) => {
+                tracing::error!(expert = %id, "the registry masked payee details: is finance's SERVICE token svc:finance?");
+                Status::failed_precondition(
+                    "the registry gave masked payee details; finance's SERVICE token must be its own (svc:finance) \
+                     and the caller a FINANCE, FINANCE_LEAD, CITY_ADMIN or AUDITOR user",
+                )
+            }
+            Error::PayeeIncomplete(what) => Status::failed_precondition(what),
             Error::Refused(refusal) => {
                 let code = if refusal.denied { tonic::Code::PermissionDenied } else { tonic::Code::FailedPrecondition };
                 Status::with_error_details(

@@ -15,11 +15,42 @@ use crate::{
     batches::{self, Transition},
     convert::{self, batches as batch_cx, fee_lines as line_cx},
     domain::BatchId,
-    exports, fee_lines,
+    domain::ExportFormat,
+    exports::{self, Prepared},
+    fee_lines, reconcile,
     registry::RegistryPeer,
     statements,
 };
 
+/// The answer of an export that holds personal data: the record and the file. What the
+/// idempotency store keeps is the answer without the file's bytes; a retry builds the file again.
+trait ExportAnswer: prost::Message + Default + Sized {
+    fn new(export: pb::Export, file: common::FileContent) -> Self;
+    fn parts(self) -> (Option<pb::Export>, Option<common::FileContent>);
+}
+
+macro_rules! export_answer {
+    ($($t:ty),+) => {$(
+        impl ExportAnswer for $t {
+            fn new(export: pb::Export, file: common::FileContent) -> Self {
+                Self { export: Some(export), file: Some(file) }
+            }
+            fn parts(self) -> (Option<pb::Export>, Option<common::FileContent>) {
+                (self.export, self.file)
+            }
+        }
+    )+};
+}
+
+export_answer!(
+    pb::ExportBankPaymentFileResponse,
+    pb::ExportWithholdingReturnResponse,
+    pb::ExportYearlyStatementResponse
+);
+
+const EXPORT_BANK_FILE: &str = "/supervision.finance.v1.FinanceService/ExportBankPaymentFile";
+const EXPORT_WITHHOLDING: &str = "/supervision.finance.v1.FinanceService/ExportWithholdingReturn";
+const EXPORT_YEARLY: &str = "/supervision.finance.v1.FinanceService/ExportYearlyStatement";
 const EXPORT_LEDGER: &str = "/supervision.finance.v1.FinanceService/ExportLedger";
 const RECORD_SESSIONS: &str = "/supervision.finance.v1.FinanceService/RecordSessions";
 const CREATE_BATCH: &str = "/supervision.finance.v1.FinanceService/CreatePaymentBatch";
@@ -63,8 +94,116 @@ impl Finance {
     }
 }
 
+impl Finance {
+    /// Records a prepared export through the idempotency claim and answers it with its file. The
+    /// stored answer keeps the record and the file's name, type and SHA-256, never its bytes
+    /// (they hold identity numbers and accounts): a retry returns the file built again, which
+    /// must have the same SHA-256, or is refused.
+    async fn write_export<R: ExportAnswer>(
+        &self,
+        caller: &Caller,
+        command: &Command,
+        prepared: Prepared,
+        format: ExportFormat,
+    ) -> Result<R, Status> {
+        let file = |bytes: Vec<u8>, sha256: &str, name: &str| common::FileContent {
+            file_name: name.to_owned(),
+            media_type: format.media_type().to_owned(),
+            sha256: sha256.to_owned(),
+            content: bytes,
+        };
+        let mut claim = match idempotency::begin::<R>(&self.db, &self.clock, command).await? {
+            Begun::Replay(stored) => {
+                let (export, kept) = stored.parts();
+                let (Some(export), Some(kept)) = (export, kept) else {
+                    return Err(supervision_kit::internal("a stored export answer lacks its record"));
+                };
+                exports::replayed(&kept.sha256, &prepared)?;
+                let again = file(prepared.bytes, &kept.sha256, &kept.file_name);
+                return Ok(R::new(export, again));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        exports::record(claim.tx(), &self.db, &self.clock, caller, command, &prepared).await?;
+        let record = prepared.record;
+        let full = file(prepared.bytes, &record.sha256, &record.file_name);
+        let export = convert::export_to_proto(record);
+        let kept = common::FileContent { content: vec![], ..full.clone() };
+        claim.finish(&R::new(export.clone(), kept)).await?;
+        Ok(R::new(export, full))
+    }
+}
+
 #[tonic::async_trait]
 impl FinanceService for Finance {
+    async fn export_bank_payment_file(
+        &self,
+        request: Request<pb::ExportBankPaymentFileRequest>,
+    ) -> Result<Response<pb::ExportBankPaymentFileResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, EXPORT_BANK_FILE, &message.request_id, &message)?;
+        let (id, format) = convert::bank_file_request(&message)?;
+        let prepared =
+            exports::prepare_bank_file(&self.db, &self.clock, &self.registry, &caller, &command, &id, format).await?;
+        Ok(Response::new(self.write_export(&caller, &command, prepared, format).await?))
+    }
+
+    async fn export_withholding_return(
+        &self,
+        request: Request<pb::ExportWithholdingReturnRequest>,
+    ) -> Result<Response<pb::ExportWithholdingReturnResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, EXPORT_WITHHOLDING, &message.request_id, &message)?;
+        let (bureau, month, format) = convert::withholding_request(&message, &caller)?;
+        let prepared = exports::prepare_withholding_return(
+            &self.db,
+            &self.clock,
+            &self.registry,
+            &caller,
+            &command,
+            bureau,
+            month,
+            format,
+        )
+        .await?;
+        Ok(Response::new(self.write_export(&caller, &command, prepared, format).await?))
+    }
+
+    async fn export_yearly_statement(
+        &self,
+        request: Request<pb::ExportYearlyStatementRequest>,
+    ) -> Result<Response<pb::ExportYearlyStatementResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, EXPORT_YEARLY, &message.request_id, &message)?;
+        let (expert, bureau, year, format) = convert::yearly_request(&message, &caller)?;
+        let prepared = exports::prepare_yearly_statement(
+            &self.db,
+            &self.clock,
+            &self.registry,
+            &caller,
+            &command,
+            &expert,
+            bureau,
+            year,
+            format,
+        )
+        .await?;
+        Ok(Response::new(self.write_export(&caller, &command, prepared, format).await?))
+    }
+
+    async fn reconcile(
+        &self,
+        request: Request<pb::ReconcileRequest>,
+    ) -> Result<Response<pb::ReconcileResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (bureau, month) = convert::reconcile_request(request.get_ref(), caller)?;
+        let reconciliation = reconcile::reconcile(&self.db, caller, bureau, month).await?;
+        Ok(Response::new(convert::reconciliation_to_proto(&reconciliation)))
+    }
+
     async fn record_sessions(
         &self,
         request: Request<pb::RecordSessionsRequest>,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod exports;
 pub mod fee_lines;
 pub mod grpc;
+pub mod reconcile;
 pub mod registry;
 pub mod statements;
 pub mod store;

@@ -1,6 +1,8 @@
 //! Finance's synchronous calls to the registry (ARCHITECTURE.md "Calls between services"): the
-//! civil-servant status of an expert on a work date, asked with finance's own SERVICE token, for
-//! the user the request acts for, with the W3C trace context.
+//! civil-servant status of an expert on a work date, and a payee's identity and bank details
+//! when an export needs them, asked with finance's own SERVICE token (`svc:finance`), for the
+//! user the request acts for, with the W3C trace context. Payee details are used for the file
+//! being written and never stored.
 
 use std::time::Duration;
 
@@ -12,8 +14,8 @@ use supervision_kit::{
     telemetry::PropagateTrace,
 };
 use supervision_proto::{
-    common::CivilServantStatus,
-    registry::{GetCivilServantStatusRequest, registry_service_client::RegistryServiceClient},
+    common::{CivilServantStatus, IdentityDocumentType},
+    registry::{GetCivilServantStatusRequest, GetPayeeRequest, registry_service_client::RegistryServiceClient},
 };
 use tonic::{
     metadata::{Ascii, MetadataValue},
@@ -21,7 +23,7 @@ use tonic::{
     transport::Channel,
 };
 
-use crate::error::Error;
+use crate::{domain::Payee, error::Error};
 
 /// The deadline of one call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +62,79 @@ impl RegistryPeer {
             .map_err(|s| unavailable(format!("GetCivilServantStatus({day}): {:?} {}", s.code(), s.message())))?
             .into_inner();
         Ok(answer.status == CivilServantStatus::CivilServant as i32)
+    }
+}
+
+impl RegistryPeer {
+    /// An expert's payee details in full, for the export `purpose` names (the registry audits the
+    /// read with it). A registry that answers masked values (finance's token is not `svc:finance`,
+    /// or the acting user may not see them) is refused as [`Error::PayeeMasked`]: a file with
+    /// masked accounts must never be written. A failure to answer is
+    /// [`Error::RegistryUnavailable`].
+    pub async fn payee(&self, caller: &Caller, expert_id: &str, purpose: &str) -> Result<Payee, Error> {
+        let answer = self.get_payee(caller, expert_id, purpose).await?;
+        let identity = answer.identity.unwrap_or_default();
+        let Some(account) = answer.bank_account else {
+            return Err(Error::PayeeIncomplete(format!("expert {expert_id} has no bank account in the registry")));
+        };
+        if identity.masked || account.masked {
+            return Err(Error::PayeeMasked(expert_id.to_owned()));
+        }
+        let document_type = IdentityDocumentType::try_from(identity.r#type).unwrap_or_default();
+        Ok(Payee {
+            expert_id: expert_id.to_owned(),
+            name: answer.name,
+            identity_type: document_label(document_type).to_owned(),
+            identity_number: identity.number,
+            holder_name: account.holder_name,
+            bank_name: account.bank_name,
+            branch_name: account.branch_name,
+            account_number: account.account_number,
+        })
+    }
+}
+
+impl RegistryPeer {
+    /// An expert's name as on their identity document, for a statement addressed to them; the
+    /// rest of the payee details are not used, masked or not.
+    pub async fn name_of(&self, caller: &Caller, expert_id: &str, purpose: &str) -> Result<String, Error> {
+        Ok(self.get_payee(caller, expert_id, purpose).await?.name)
+    }
+
+    async fn get_payee(
+        &self,
+        caller: &Caller,
+        expert_id: &str,
+        purpose: &str,
+    ) -> Result<supervision_proto::registry::GetPayeeResponse, Error> {
+        let Some((channel, bearer)) = &self.connection else {
+            return Err(Error::RegistryUnavailable(
+                "finance has no registry endpoint or SERVICE token configured".into(),
+            ));
+        };
+        let calling = Calling { bearer: bearer.clone(), actor: encode_actor(&caller.actor()) };
+        let mut client = RegistryServiceClient::with_interceptor(channel.clone(), calling);
+        let mut request =
+            tonic::Request::new(GetPayeeRequest { expert_id: expert_id.to_owned(), purpose: purpose.to_owned() });
+        request.set_timeout(CALL_TIMEOUT);
+        match client.get_payee(request).await {
+            Ok(answer) => Ok(answer.into_inner()),
+            Err(s) if s.code() == tonic::Code::NotFound => Err(Error::PayeeNotFound(expert_id.to_owned())),
+            Err(s) => Err(Error::RegistryUnavailable(format!("GetPayee({expert_id}): {:?} {}", s.code(), s.message()))),
+        }
+    }
+}
+
+/// The document type as the withholding return (自然人电子税务局 扣缴客户端) names it.
+fn document_label(t: IdentityDocumentType) -> &'static str {
+    match t {
+        IdentityDocumentType::ResidentIdCard => "居民身份证",
+        IdentityDocumentType::PermanentResidenceCard => "外国人永久居留身份证",
+        IdentityDocumentType::HmtResidencePermit => "港澳台居民居住证",
+        IdentityDocumentType::HomeReturnPermit => "港澳居民来往内地通行证",
+        IdentityDocumentType::TaiwanCompatriotPermit => "台湾居民来往大陆通行证",
+        IdentityDocumentType::Passport => "护照",
+        IdentityDocumentType::Unspecified => "",
     }
 }
 

@@ -66,7 +66,7 @@ pub fn scope_expert(caller: &Caller, expert_id: Option<String>) -> Result<Option
 }
 
 /// Sums the settled batches into statements, ordered by month, expert and bureau.
-fn aggregate(batches: &[Batch], expert: Option<&str>) -> BTreeMap<(YearMonth, String, &'static str), Statement> {
+pub fn aggregate(batches: &[Batch], expert: Option<&str>) -> BTreeMap<(YearMonth, String, &'static str), Statement> {
     let mut out: BTreeMap<(YearMonth, String, &'static str), Statement> = BTreeMap::new();
     for batch in batches {
         for item in batch.items.iter().filter(|i| expert.is_none_or(|e| e == i.expert_id)) {

@@ -146,3 +146,21 @@ fn export_from_row(row: &AnyRow) -> Result<ExportRecord, StoreError> {
         created_at: parse_instant(&text("created_at")?).map_err(|e| bad(format!("created_at: {e}")))?,
     })
 }
+
+/// Every export of `kind` for a bureau, oldest first.
+pub async fn exports_of_bureau(
+    db: impl AnyExecutor<'_>,
+    kind: ExportKind,
+    bureau: Bureau,
+) -> Result<Vec<ExportRecord>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        export_columns!(),
+        " FROM exports WHERE kind = $1 AND paying_bureau = $2 ORDER BY created_at, id"
+    ))
+    .bind(kind.code())
+    .bind(bureau.division_code())
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(export_from_row).collect()
+}

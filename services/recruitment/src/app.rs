@@ -57,6 +57,9 @@ pub struct App {
     foundation: Foundation,
     reference: Reference,
     key: PersonalDataKey,
+    /// The registry and this service's SERVICE token, when both are configured: appointment
+    /// decisions are confirmed (certificate numbers recorded) only then.
+    registry: Option<(tonic::transport::Channel, String)>,
 }
 
 /// Reads the personal-data key, refusing to start without one: recruitment never stores an
@@ -78,7 +81,13 @@ impl App {
         let reference = config.reference.load()?;
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
-        Ok(Self { foundation, reference, key })
+        let registry = foundation.peers.get("registry").cloned().zip(config.common.peers.service_token()?);
+        if registry.is_none() {
+            tracing::warn!(
+                "no registry endpoint or SERVICE token configured: appointment decisions stay PENDING until both are set"
+            );
+        }
+        Ok(Self { foundation, reference, key, registry })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -96,11 +105,22 @@ impl App {
     }
 
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        if let Some((channel, token)) = self.registry.clone() {
+            crate::appointments::Confirmer::new(
+                self.foundation.db.clone(),
+                self.foundation.clock.clone(),
+                self.key.clone(),
+                channel,
+                token,
+            )
+            .spawn(crate::appointments::CONFIRM_EVERY, shutdown.clone());
+        }
         let service = Recruitment::new(
             self.foundation.db.clone(),
             self.foundation.clock.clone(),
             self.key,
             self.reference.clone(),
+            self.registry.map(|(channel, service_token)| crate::reapplication::RegistryPeer { channel, service_token }),
         );
         // UploadMaterial carries up to 10 MiB of content (recruitment.proto): 11 MiB messages.
         let server = RecruitmentServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);

@@ -35,6 +35,8 @@ pub enum Error {
     NotPassable(Vec<Unmet>),
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    #[error("the registry could not be asked: {0}")]
+    Registry(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,6 +113,7 @@ impl From<Error> for Status {
                 )
             }
             Error::Reference(e) => e.into(),
+            Error::Registry(_) => Status::unavailable(message),
             Error::Store(err) => supervision_kit::internal(err),
         }
     }

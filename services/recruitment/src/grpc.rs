@@ -11,13 +11,14 @@ use supervision_reference::{Reference, shanghai_today};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    applications, calls, convert,
+    applications, appointments, calls, convert,
     convert::applications as ca,
     domain::{Application, Visibility},
-    publicity,
+    publicity, reapplication, renewals,
 };
 
 const CREATE_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/CreateCall";
+const UPDATE_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/UpdateCall";
 const RECORD_CALL_PUBLICATION: &str = "/supervision.recruitment.v1.RecruitmentService/RecordCallPublication";
 const CLOSE_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/CloseCall";
 const CANCEL_CALL: &str = "/supervision.recruitment.v1.RecruitmentService/CancelCall";
@@ -28,11 +29,17 @@ const SUBMIT_APPLICATION: &str = "/supervision.recruitment.v1.RecruitmentService
 const WITHDRAW_APPLICATION: &str = "/supervision.recruitment.v1.RecruitmentService/WithdrawApplication";
 const REMOVE_MATERIAL: &str = "/supervision.recruitment.v1.RecruitmentService/RemoveMaterial";
 const RECORD_REVIEW: &str = "/supervision.recruitment.v1.RecruitmentService/RecordReview";
+const ACKNOWLEDGE_REAPPLICATION_WARNING: &str =
+    "/supervision.recruitment.v1.RecruitmentService/AcknowledgeReapplicationWarning";
 const CONCLUDE_REVIEW: &str = "/supervision.recruitment.v1.RecruitmentService/ConcludeReview";
 const CREATE_PUBLICITY_BATCH: &str = "/supervision.recruitment.v1.RecruitmentService/CreatePublicityBatch";
 const PUBLISH_PUBLICITY_BATCH: &str = "/supervision.recruitment.v1.RecruitmentService/PublishPublicityBatch";
 const RECORD_OBJECTION: &str = "/supervision.recruitment.v1.RecruitmentService/RecordObjection";
 const RESOLVE_OBJECTION: &str = "/supervision.recruitment.v1.RecruitmentService/ResolveObjection";
+const START_RENEWAL: &str = "/supervision.recruitment.v1.RecruitmentService/StartRenewal";
+const CONFIRM_RENEWAL: &str = "/supervision.recruitment.v1.RecruitmentService/ConfirmRenewal";
+const RECORD_RENEWAL_CHECK: &str = "/supervision.recruitment.v1.RecruitmentService/RecordRenewalCheck";
+const DECIDE_RENEWAL: &str = "/supervision.recruitment.v1.RecruitmentService/DecideRenewal";
 const DECIDE_APPOINTMENTS: &str = "/supervision.recruitment.v1.RecruitmentService/DecideAppointments";
 
 /// Drafts and cancelled drafts are the city bureau's working papers (article 7(一) publishes the
@@ -49,11 +56,27 @@ pub struct Recruitment {
     /// Encrypts, indexes and decrypts applicants' personal data.
     key: PersonalDataKey,
     reference: Reference,
+    /// The registry, asked at submission about the applicant's past (D21); none without peers.
+    registry: Option<reapplication::RegistryPeer>,
 }
 
 impl Recruitment {
-    pub fn new(db: Db, clock: SharedClock, key: PersonalDataKey, reference: Reference) -> Self {
-        Self { db, clock, key, reference }
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        key: PersonalDataKey,
+        reference: Reference,
+        registry: Option<reapplication::RegistryPeer>,
+    ) -> Self {
+        Self { db, clock, key, reference, registry }
+    }
+
+    /// An application as `caller` may see it, with its appointment and re-application check.
+    async fn shown(&self, caller: &Caller, application: &Application) -> Result<pb::Application, Status> {
+        let mut shown = self.application_for(caller, application);
+        appointments::stamp(&self.db, &mut shown).await?;
+        reapplication::stamp(&self.db, caller, &mut shown).await?;
+        Ok(shown)
     }
 
     fn today(&self) -> NaiveDate {
@@ -88,7 +111,7 @@ impl Recruitment {
     async fn replayed(&self, caller: &Caller, stored: Option<pb::Application>) -> Result<pb::Application, Status> {
         let id = ca::application_id(&stored.map(|a| a.id).unwrap_or_default(), "application_id")?;
         let application = applications::get(&self.db, &self.key, caller, &id).await?;
-        Ok(self.application_for(caller, &application))
+        self.shown(caller, &application).await
     }
 }
 
@@ -113,6 +136,21 @@ impl RecruitmentService for Recruitment {
         let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let call = calls::create(claim.tx(), &self.db, &self.clock, &caller, &command, details).await?;
         let response = pb::CreateCallResponse { call: Some(convert::call_to_proto(call)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn update_call(
+        &self,
+        request: Request<pb::UpdateCallRequest>,
+    ) -> Result<Response<pb::UpdateCallResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, UPDATE_CALL, &message.request_id, &message)?;
+        let (id, new, paths) = calls::update_request(&message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let call = calls::update(claim.tx(), &self.db, &self.clock, &caller, &command, &id, new, &paths).await?;
+        let response = pb::UpdateCallResponse { call: Some(convert::call_to_proto(call)) };
         claim.finish(&response).await?;
         Ok(Response::new(response))
     }
@@ -313,6 +351,15 @@ impl RecruitmentService for Recruitment {
         let command = Command::new(&caller, SUBMIT_APPLICATION, &message.request_id, &message)?;
         let (id, version, on_behalf) =
             ca::submission(&message, applications::is_staff_entry(&caller), self.clock.now())?;
+        // D21: the registry is asked before the transaction opens.
+        let check = match &self.registry {
+            Some(peer) => {
+                let draft = applications::get(&self.db, &self.key, &caller, &id).await?;
+                let identity = ca::profile_to_proto(&draft.profile, Visibility::Full).identity.unwrap_or_default();
+                Some(reapplication::ask(peer, &caller.actor(), identity, self.today()).await?)
+            }
+            None => None,
+        };
         let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
             Begun::Replay(stored) => {
                 let stored: pb::SubmitApplicationResponse = stored;
@@ -333,8 +380,12 @@ impl RecruitmentService for Recruitment {
             on_behalf,
         )
         .await?;
-        let (stored, shown) = stored_and_shown(&caller, &application);
+        if let Some(check) = &check {
+            reapplication::record_check(claim.tx(), &self.db, &self.clock, &caller, &command, &id, check).await?;
+        }
+        let (stored, _) = stored_and_shown(&caller, &application);
         claim.finish(&pb::SubmitApplicationResponse { application: Some(stored) }).await?;
+        let shown = self.shown(&caller, &application).await?;
         Ok(Response::new(pb::SubmitApplicationResponse { application: Some(shown) }))
     }
 
@@ -396,6 +447,34 @@ impl RecruitmentService for Recruitment {
         Ok(Response::new(pb::RecordReviewResponse { application: Some(shown) }))
     }
 
+    async fn acknowledge_reapplication_warning(
+        &self,
+        request: Request<pb::AcknowledgeReapplicationWarningRequest>,
+    ) -> Result<Response<pb::AcknowledgeReapplicationWarningResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, ACKNOWLEDGE_REAPPLICATION_WARNING, &message.request_id, &message)?;
+        let (id, note) = reapplication::acknowledgement(&message)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::AcknowledgeReapplicationWarningResponse = stored;
+                let application = self.replayed(&caller, stored.application).await?;
+                return Ok(Response::new(pb::AcknowledgeReapplicationWarningResponse {
+                    application: Some(application),
+                }));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        reapplication::acknowledge(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &id, &note).await?;
+        let stored = pb::AcknowledgeReapplicationWarningResponse {
+            application: Some(pb::Application { id: id.to_string(), ..Default::default() }),
+        };
+        claim.finish(&stored).await?;
+        let application = applications::get(&self.db, &self.key, &caller, &id).await?;
+        let shown = self.shown(&caller, &application).await?;
+        Ok(Response::new(pb::AcknowledgeReapplicationWarningResponse { application: Some(shown) }))
+    }
+
     async fn conclude_review(
         &self,
         request: Request<pb::ConcludeReviewRequest>,
@@ -412,6 +491,9 @@ impl RecruitmentService for Recruitment {
             }
             Begun::Fresh(claim) => claim,
         };
+        if outcome == crate::domain::Outcome::Passed {
+            reapplication::require_acknowledged(claim.tx(), &id).await?;
+        }
         let application = applications::conclude_review(
             claim.tx(),
             &self.db,
@@ -436,7 +518,8 @@ impl RecruitmentService for Recruitment {
         let caller = Caller::of(&request)?;
         let id = ca::application_id(&request.get_ref().id, "id")?;
         let application = applications::get(&self.db, &self.key, caller, &id).await?;
-        Ok(Response::new(pb::GetApplicationResponse { application: Some(self.application_for(caller, &application)) }))
+        let shown = self.shown(caller, &application).await?;
+        Ok(Response::new(pb::GetApplicationResponse { application: Some(shown) }))
     }
 
     async fn list_applications(
@@ -447,8 +530,12 @@ impl RecruitmentService for Recruitment {
         let (mut filter, identity, page) = ca::application_listing(request.get_ref(), self.today())?;
         filter.identity_index = identity.map(|doc| crate::store::applications::identity_index(&self.key, &doc));
         let (items, next) = applications::list(&self.db, &self.key, caller, filter, &page).await?;
+        let mut shown = Vec::with_capacity(items.len());
+        for a in &items {
+            shown.push(self.shown(caller, a).await?);
+        }
         Ok(Response::new(pb::ListApplicationsResponse {
-            applications: items.iter().map(|a| self.application_for(caller, a)).collect(),
+            applications: shown,
             next_page_token: next.unwrap_or_default(),
         }))
     }
@@ -618,6 +705,127 @@ impl RecruitmentService for Recruitment {
         let response = pb::DecideAppointmentsResponse { decisions };
         claim.finish(&response).await?;
         Ok(Response::new(response))
+    }
+
+    async fn get_objection(
+        &self,
+        request: Request<pb::GetObjectionRequest>,
+    ) -> Result<Response<pb::GetObjectionResponse>, Status> {
+        let id = publicity::objection_id(&request.get_ref().id, "id")?;
+        let objection = publicity::get_objection(&self.db, &id).await?;
+        Ok(Response::new(pb::GetObjectionResponse { objection: Some(objection) }))
+    }
+
+    async fn list_objections(
+        &self,
+        request: Request<pb::ListObjectionsRequest>,
+    ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
+        let (objections, next) = publicity::list_objections(&self.db, request.get_ref()).await?;
+        Ok(Response::new(pb::ListObjectionsResponse { objections, next_page_token: next.unwrap_or_default() }))
+    }
+
+    async fn list_appointment_decisions(
+        &self,
+        request: Request<pb::ListAppointmentDecisionsRequest>,
+    ) -> Result<Response<pb::ListAppointmentDecisionsResponse>, Status> {
+        let filter = appointments::decision_filter(request.get_ref())?;
+        let (decisions, next) = appointments::list_decisions(&self.db, &filter).await?;
+        Ok(Response::new(pb::ListAppointmentDecisionsResponse { decisions, next_page_token: next.unwrap_or_default() }))
+    }
+
+    async fn start_renewal(
+        &self,
+        request: Request<pb::StartRenewalRequest>,
+    ) -> Result<Response<pb::StartRenewalResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, START_RENEWAL, &message.request_id, &message)?;
+        let initiator = renewals::start_request(&caller, &message, self.clock.now())?;
+        let today = self.today();
+        // The registry is asked before the transaction opens.
+        let term = renewals::running_term(self.registry.as_ref(), &caller.actor(), &message.expert_id, today).await?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let renewal = renewals::start(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &self.reference,
+            &caller,
+            &command,
+            &message,
+            initiator,
+            &term,
+            today,
+        )
+        .await?;
+        let response = pb::StartRenewalResponse { renewal: Some(renewal) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn confirm_renewal(
+        &self,
+        request: Request<pb::ConfirmRenewalRequest>,
+    ) -> Result<Response<pb::ConfirmRenewalResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, CONFIRM_RENEWAL, &message.request_id, &message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let renewal =
+            renewals::confirm(claim.tx(), &self.db, &self.clock, &caller, &command, &message, self.today()).await?;
+        let response = pb::ConfirmRenewalResponse { renewal: Some(renewal) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn record_renewal_check(
+        &self,
+        request: Request<pb::RecordRenewalCheckRequest>,
+    ) -> Result<Response<pb::RecordRenewalCheckResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, RECORD_RENEWAL_CHECK, &message.request_id, &message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let renewal =
+            renewals::record_check(claim.tx(), &self.db, &self.clock, &caller, &command, &message, self.today())
+                .await?;
+        let response = pb::RecordRenewalCheckResponse { renewal: Some(renewal) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn decide_renewal(
+        &self,
+        request: Request<pb::DecideRenewalRequest>,
+    ) -> Result<Response<pb::DecideRenewalResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, DECIDE_RENEWAL, &message.request_id, &message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let renewal =
+            renewals::decide(claim.tx(), &self.db, &self.clock, &caller, &command, &message, self.today()).await?;
+        let response = pb::DecideRenewalResponse { renewal: Some(renewal) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_renewal(
+        &self,
+        request: Request<pb::GetRenewalRequest>,
+    ) -> Result<Response<pb::GetRenewalResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = renewals::renewal_id(&request.get_ref().id, "id")?;
+        let renewal = renewals::get(&self.db, caller, &id, self.today()).await?;
+        Ok(Response::new(pb::GetRenewalResponse { renewal: Some(renewal) }))
+    }
+
+    async fn list_renewals(
+        &self,
+        request: Request<pb::ListRenewalsRequest>,
+    ) -> Result<Response<pb::ListRenewalsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (renewals, next) = renewals::list(&self.db, caller, request.get_ref(), self.today()).await?;
+        Ok(Response::new(pb::ListRenewalsResponse { renewals, next_page_token: next.unwrap_or_default() }))
     }
 
     async fn get_audit_head(

@@ -497,7 +497,37 @@ fn category_label(code: i32) -> String {
     ExpertCategory::try_from(code).map_or_else(|_| String::new(), |c| c.as_str_name().to_owned())
 }
 
-/// The notice as HTML (website) or plain text (WeChat): explicit dates, names, masked identity
+/// The batch's list as a worksheet: the title and period above a table of the same columns as
+/// the HTML notice (identity numbers masked, no contact details).
+fn notice_xlsx(
+    title: &str,
+    period: &str,
+    warning: &str,
+    rows: &[(String, String, String, String)],
+) -> Result<Vec<u8>, Status> {
+    let failed = |e: rust_xlsxwriter::XlsxError| Status::internal(format!("writing the XLSX list: {e}"));
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("公示名单").map_err(failed)?;
+    sheet.write_string(0, 0, title).map_err(failed)?;
+    sheet.write_string(1, 0, format!("公示期：{period}")).map_err(failed)?;
+    if !warning.is_empty() {
+        sheet.write_string(2, 0, warning).map_err(failed)?;
+    }
+    for (col, name) in ["序号", "姓名", "身份证件号码", "类别", "工作单位"].into_iter().enumerate() {
+        sheet.write_string(3, u16::try_from(col).unwrap_or(0), name).map_err(failed)?;
+    }
+    for (i, (name, number, cats, employer)) in rows.iter().enumerate() {
+        let r = u32::try_from(i + 4).map_err(|_| Status::out_of_range("too many rows for one worksheet"))?;
+        sheet.write_number(r, 0, f64::from(u32::try_from(i + 1).unwrap_or(u32::MAX))).map_err(failed)?;
+        for (col, value) in [name, number, cats, employer].into_iter().enumerate() {
+            sheet.write_string(r, u16::try_from(col + 1).unwrap_or(0), value).map_err(failed)?;
+        }
+    }
+    workbook.save_to_buffer().map_err(failed)
+}
+
+/// The notice as HTML (website) or plain text (WeChat), or the list as XLSX: explicit dates, names, masked identity
 /// numbers, categories and employers; never contact details.
 pub async fn render_notice(
     db: &Db,
@@ -572,9 +602,14 @@ pub async fn render_notice(
             text.push_str("\n公示期间如有异议，请向江门市人力资源和社会保障局反映。\n");
             (text.into_bytes(), "text/plain; charset=utf-8", "txt")
         }
+        common::FileFormat::Xlsx => (
+            notice_xlsx(&batch.title, &period, warning, &rows)?,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        ),
         _ => {
             let mut v = FieldViolations::new();
-            v.add("format", "must be FILE_FORMAT_HTML or FILE_FORMAT_TEXT (the XLSX list is not available yet)");
+            v.add("format", "must be FILE_FORMAT_HTML, FILE_FORMAT_TEXT or FILE_FORMAT_XLSX");
             v.check()?;
             unreachable!("a violation was added")
         }
@@ -629,6 +664,62 @@ fn objection_to_proto(row: &AnyRow) -> Result<pb::Objection, Error> {
 async fn load_objection(conn: &mut AnyConnection, id: &str) -> Result<pb::Objection, Error> {
     let row = sqlx::query("SELECT * FROM objections WHERE id = $1").bind(id).fetch_optional(conn).await?;
     objection_to_proto(&row.ok_or_else(|| Error::ObjectionNotFound(id.to_owned()))?)
+}
+
+pub fn objection_id(raw: &str, field: &str) -> Result<String, Status> {
+    if is_prefixed_id(raw, "obj_") {
+        Ok(raw.to_owned())
+    } else {
+        let mut v = FieldViolations::new();
+        v.add(field, "must be an objection id (obj_...)");
+        v.check()?;
+        unreachable!("a violation was added")
+    }
+}
+
+pub async fn get_objection(db: &Db, id: &str) -> Result<pb::Objection, Error> {
+    let mut conn = db.pool().acquire().await?;
+    load_objection(&mut conn, id).await
+}
+
+/// Objections newest first, filtered by application, batch and state.
+pub async fn list_objections(
+    db: &Db,
+    req: &pb::ListObjectionsRequest,
+) -> Result<(Vec<pb::Objection>, Option<String>), Status> {
+    let mut v = FieldViolations::new();
+    let page = Page::parse(req.page.as_ref(), "page", |t| is_prefixed_id(t, "obj_"), &mut v);
+    if !req.application_id.is_empty() && ApplicationId::parse(&req.application_id).is_none() {
+        v.add("application_id", "must be an application id (app_...)");
+    }
+    if !req.batch_id.is_empty() && !is_prefixed_id(&req.batch_id, "pbt_") {
+        v.add("batch_id", "must be a publicity batch id (pbt_...)");
+    }
+    let status = match pb::ObjectionStatus::try_from(req.status) {
+        Ok(pb::ObjectionStatus::Unspecified) => "",
+        Ok(pb::ObjectionStatus::Open) => "OPEN",
+        Ok(pb::ObjectionStatus::Upheld) => "UPHELD",
+        Ok(pb::ObjectionStatus::Dismissed) => "DISMISSED",
+        Err(_) => {
+            v.add("status", "is not an objection status");
+            ""
+        }
+    };
+    v.check()?;
+    let rows = sqlx::query(
+        "SELECT * FROM objections WHERE ($1 = '' OR application_id = $1) AND ($2 = '' OR batch_id = $2) \
+         AND ($3 = '' OR status = $3) AND ($4 = '' OR id < $4) ORDER BY id DESC LIMIT $5",
+    )
+    .bind(&req.application_id)
+    .bind(&req.batch_id)
+    .bind(status)
+    .bind(page.after.as_deref().unwrap_or_default())
+    .bind(i64::from(page.size) + 1)
+    .fetch_all(db.pool())
+    .await
+    .map_err(Error::from)?;
+    let items = rows.iter().map(objection_to_proto).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.finish(items, |o| o.id.clone()))
 }
 
 /// Records an objection entered by staff, from publication until appointment: the
@@ -802,10 +893,25 @@ fn expert_profile(a: &Application) -> rpb::ExpertProfile {
         .iter()
         .filter_map(|c| {
             let name = ExpertCategory::try_from(c.category).ok()?.as_str_name().to_owned();
-            let item = current(&ReviewTarget::Category(name))?;
+            let item = current(&ReviewTarget::Category(name.clone()))?;
+            // The materials the reviewer verified for this category are its evidence.
+            let documents: Vec<common::DocumentRef> = a
+                .current_materials()
+                .filter(|m| m.category == name)
+                .filter(|m| current(&ReviewTarget::Material(m.id.clone())).is_some())
+                .map(|m| common::DocumentRef {
+                    id: m.id.as_str().to_owned(),
+                    file_name: m.file_name.clone(),
+                    media_type: m.media_type.clone(),
+                    size_bytes: m.size_bytes,
+                    sha256: m.sha256.clone(),
+                })
+                .collect();
+            let description =
+                if c.note.is_empty() { format!("资格审核核验（申报 {}）", a.id) } else { c.note.clone() };
             Some(rpb::CategoryHolding {
                 category: c.category,
-                evidence: Some(common::Evidence { description: c.note.clone(), documents: Vec::new() }),
+                evidence: Some(common::Evidence { description, documents }),
                 valid_until: c.valid_until,
                 verified: true,
                 verified_by: Some(item.reviewer.to_proto()),

@@ -79,6 +79,29 @@ pub async fn update_call_state(db: impl AnyExecutor<'_>, call: &Call) -> Result<
     Ok(())
 }
 
+/// Replaces a draft's details (UpdateCall).
+pub async fn update_call_details(db: impl AnyExecutor<'_>, call: &Call) -> Result<(), sqlx::Error> {
+    let d = &call.details;
+    sqlx::query(
+        "UPDATE calls SET year = $1, title = $2, body = $3, categories_json = $4, specialties_json = $5, \
+         industries_json = $6, window_start = $7, window_end = $8, materials_json = $9, updated_at = $10 WHERE id = $11",
+    )
+    .bind(d.year)
+    .bind(&d.title)
+    .bind(&d.body)
+    .bind(json(&d.categories))
+    .bind(json(&d.specialties))
+    .bind(json(&d.industries))
+    .bind(format_instant(d.window_start))
+    .bind(format_instant(d.window_end))
+    .bind(json(&d.required_materials))
+    .bind(format_instant(call.updated_at))
+    .bind(call.id.as_str())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Appends the call's `ordinal`-th publication (0-based).
 pub async fn insert_publication(
     db: impl AnyExecutor<'_>,

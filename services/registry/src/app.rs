@@ -128,8 +128,10 @@ impl App {
                 }
             },
         );
-        let routes = Routes::new(RegistryServiceServer::new(registry))
-            .add_service(self.reference.service(self.foundation.clock.clone()));
+        // Imports carry their file (up to 32 MiB, ImportExpertsRequest) in one message.
+        let server = RegistryServiceServer::new(registry)
+            .max_decoding_message_size(crate::sheets::MAX_IMPORT_BYTES + 1024 * 1024);
+        let routes = Routes::new(server).add_service(self.reference.service(self.foundation.clock.clone()));
         Ok(self.foundation.serve(SERVICE_NAME, vec![CALENDAR_SERVICE], routes, shutdown).await?)
     }
 }

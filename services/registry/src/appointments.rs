@@ -337,6 +337,92 @@ pub async fn appoint(
     Ok(Appointed { expert, appointment, existing_record })
 }
 
+/// A term the bureau decided before this system existed, brought by ImportExperts with its
+/// certificate number as issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingTerm {
+    pub certificate_number: String,
+    pub decision_date: NaiveDate,
+    pub term_start: NaiveDate,
+    /// 1 for a first appointment, 2 and up for renewals.
+    pub term_number: i32,
+}
+
+/// The year and sequence of a certificate number this registry would issue (`JMSE-2022-00017`).
+pub fn certificate_sequence(number: &str) -> Option<(i32, i64)> {
+    let rest = number.strip_prefix("JMSE-")?;
+    let (year, sequence) = rest.split_once('-')?;
+    if year.len() != 4 || sequence.is_empty() || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((year.parse().ok()?, sequence.parse().ok()?))
+}
+
+/// Records an existing term of a freshly created expert inside `tx`: the term (kind IMPORTED,
+/// its end per D11 from the edition in force on its first day) with its certificate as issued,
+/// and the APPOINTED status change (queued for dispatch like any other, D17). A certificate
+/// number in this registry's own pattern raises that year's counter so later numbers follow it.
+/// A term whose last day has passed is ended by the lifecycle pass (article 11) like any other.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_existing_term(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    reference: &Reference,
+    caller: &Caller,
+    command: &Command,
+    expert: &Expert,
+    term: &ExistingTerm,
+) -> Result<Appointment, Error> {
+    let editions = reference.editions();
+    let decided_under = editions.edition_in_force(term.decision_date).map_err(ReferenceError::from)?;
+    let starts_under = editions.edition_in_force(term.term_start).map_err(ReferenceError::from)?;
+    if let Some((year, sequence)) = certificate_sequence(&term.certificate_number) {
+        sql::raise_certificate_sequence(tx, year, sequence).await?;
+    }
+    let appointment = Appointment {
+        id: AppointmentId::generate(),
+        expert_id: expert.id.clone(),
+        term_number: term.term_number,
+        kind: AppointmentKind::Imported,
+        decision_date: term.decision_date,
+        term_start: term.term_start,
+        term_end: term_end(term.term_start, starts_under.appointment.term_years),
+        certificate_number: term.certificate_number.clone(),
+        certificate_status: CertificateStatus::Valid,
+        application_id: String::new(),
+        renewal_id: String::new(),
+        previous_appointment_id: None,
+        end_reason: None,
+        ended_date: None,
+        edition_number: decided_under.number,
+        created_at: clock.now(),
+    };
+    sql::insert_appointment(tx, &appointment).await?;
+    transition(
+        tx,
+        db,
+        clock,
+        caller,
+        command,
+        Transition {
+            expert_id: &expert.id,
+            from: expert.status,
+            ground: StatusGround::Appointed,
+            effective_date: term.term_start,
+            appointment: Some(&appointment),
+            term_end: Some(appointment.term_end),
+            application_id: None,
+            reason: format!("imported term {} (certificate {})", term.term_number, term.certificate_number),
+            incident_id: String::new(),
+            evidence: Evidence::default(),
+            on_behalf: None,
+        },
+    )
+    .await?;
+    Ok(appointment)
+}
+
 /// The unit representative a new appointment replaces: a serving unit representative of the same
 /// unit, and not the person being appointed.
 async fn replaced_representative(

@@ -58,6 +58,72 @@ pub fn new_institution(req: pb::CreateInstitutionRequest) -> Result<NewInstituti
     Ok(NewInstitution { kind, name, standing, county, address, head })
 }
 
+/// A validated UpdateInstitution request: the merged result is checked by the caller's use case
+/// with the same rules as a new institution.
+#[derive(Debug, Clone)]
+pub struct InstitutionUpdate {
+    pub id: InstitutionId,
+    /// The fields named in the mask, as given.
+    pub values: pb::Institution,
+    pub paths: Vec<String>,
+    pub reason: String,
+}
+
+/// The paths UpdateInstitution accepts.
+pub const INSTITUTION_PATHS: &[&str] =
+    &["type", "name", "credit_code", "parent_id", "county", "address", "head", "status"];
+
+pub fn institution_update(req: pb::UpdateInstitutionRequest) -> Result<InstitutionUpdate, Status> {
+    let mut v = FieldViolations::new();
+    let values = req.institution.unwrap_or_default();
+    let id = InstitutionId::parse(values.id.trim());
+    if id.is_none() {
+        v.add("institution.id", "is not an institution id");
+    }
+    let mut paths = Vec::new();
+    match req.update_mask {
+        Some(mask) if !mask.paths.is_empty() => {
+            for path in mask.paths {
+                if !INSTITUTION_PATHS.contains(&path.as_str()) {
+                    v.add("update_mask", format!("`{path}` is not one of {}", INSTITUTION_PATHS.join(", ")));
+                } else if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        _ => v.add("update_mask", "name the fields to change"),
+    }
+    if paths.iter().any(|p| p == "status")
+        && !matches!(
+            pb::InstitutionStatus::try_from(values.status),
+            Ok(pb::InstitutionStatus::Active | pb::InstitutionStatus::Closed)
+        )
+    {
+        v.add("institution.status", "must be ACTIVE or CLOSED");
+    }
+    let reason = required_text(&req.reason, "reason", 500, &mut v);
+    v.check()?;
+    Ok(InstitutionUpdate { id: id.expect("checked above"), values, paths, reason })
+}
+
+/// The CreateInstitution request that describes `current` with the fields of `update` replaced,
+/// to check the result with the rules of a new institution.
+pub fn merged_institution(current: &pb::Institution, update: &InstitutionUpdate) -> pb::CreateInstitutionRequest {
+    let named = |path: &str| update.paths.iter().any(|p| p == path);
+    let v = &update.values;
+    let pick = |path: &str, new: &str, old: &str| if named(path) { new.to_owned() } else { old.to_owned() };
+    pb::CreateInstitutionRequest {
+        request_id: String::new(),
+        r#type: if named("type") { v.r#type } else { current.r#type },
+        name: pick("name", &v.name, &current.name),
+        credit_code: pick("credit_code", &v.credit_code, &current.credit_code),
+        parent_id: pick("parent_id", &v.parent_id, &current.parent_id),
+        county: if named("county") { v.county } else { current.county },
+        address: pick("address", &v.address, &current.address),
+        head: pick("head", &v.head, &current.head),
+    }
+}
+
 pub fn institution_id(raw: &str, field: &str) -> Result<InstitutionId, Status> {
     InstitutionId::parse(raw).ok_or_else(|| supervision_kit::error::invalid_field(field, "is not an institution id"))
 }

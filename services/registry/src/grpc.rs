@@ -18,8 +18,9 @@ use tonic::{Request, Response, Status, codegen::BoxStream};
 use crate::{
     appointments,
     convert::{self, appointments as ca, experts as cx, relations as cr},
+    documents,
     domain::Visibility,
-    experts, incidents, institutions, lifecycle, meetings, relations,
+    experts, incidents, institutions, lifecycle, meetings, relations, sheets, transfer,
 };
 
 const CREATE_INSTITUTION: &str = "/supervision.registry.v1.RegistryService/CreateInstitution";
@@ -47,6 +48,10 @@ const CREATE_TRAINING: &str = "/supervision.registry.v1.RegistryService/CreateTr
 const RECORD_TRAINING_ATTENDANCE: &str = "/supervision.registry.v1.RegistryService/RecordTrainingAttendance";
 const RECORD_PUBLICITY_ACTIVITY: &str = "/supervision.registry.v1.RegistryService/RecordPublicityActivity";
 const DECIDE_INCIDENT: &str = "/supervision.registry.v1.RegistryService/DecideIncident";
+const UPDATE_INSTITUTION: &str = "/supervision.registry.v1.RegistryService/UpdateInstitution";
+const UPLOAD_DOCUMENT: &str = "/supervision.registry.v1.RegistryService/UploadDocument";
+const IMPORT_EXPERTS: &str = "/supervision.registry.v1.RegistryService/ImportExperts";
+const IMPORT_INSTITUTIONS: &str = "/supervision.registry.v1.RegistryService/ImportInstitutions";
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -108,6 +113,91 @@ impl Registry {
     }
 }
 
+/// Which import a stream runs.
+#[derive(Debug, Clone, Copy)]
+enum ImportKind {
+    Experts,
+    Institutions,
+}
+
+impl Registry {
+    /// Runs an import idempotently and streams its progress, then its result: the rows are
+    /// checked and stored inside the claim's transaction (see `transfer`), and the result is the
+    /// answer kept under the request id. A replay streams the first result alone.
+    #[allow(clippy::too_many_arguments)]
+    async fn import_stream<M: Send + 'static>(
+        &self,
+        caller: Caller,
+        command: Command,
+        format: i32,
+        content: &[u8],
+        validate_only: bool,
+        kind: ImportKind,
+        wrap: fn(Result<pb::ImportResult, pb::ImportProgress>) -> M,
+    ) -> Result<Response<BoxStream<M>>, Status> {
+        let format = sheets::table_format(format, "format")?;
+        let sheet = sheets::read(format, content)?;
+        let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
+            Begun::Replay(stored) => {
+                let stored: pb::ImportResult = stored;
+                let once = tokio_stream::once(Ok(wrap(Ok(stored))));
+                return Ok(Response::new(Box::pin(once)));
+            }
+            Begun::Fresh(claim) => claim,
+        };
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<M, Status>>(16);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let progress_sender = sender.clone();
+            // Progress is best effort: a slow reader misses some, never the result.
+            let progress = move |p: pb::ImportProgress| {
+                let _ = progress_sender.try_send(Ok(wrap(Err(p))));
+            };
+            let context = transfer::ImportContext {
+                db: &this.db,
+                clock: &this.clock,
+                key: &this.key,
+                reference: &this.reference,
+                caller: &caller,
+                command: &command,
+                validate_only,
+            };
+            let outcome = match kind {
+                ImportKind::Experts => transfer::import_experts(claim.tx(), &context, sheet, &progress).await,
+                ImportKind::Institutions => transfer::import_institutions(claim.tx(), &context, sheet, &progress).await,
+            };
+            let answer = match outcome {
+                Ok(result) => claim.finish(&result).await.map(|()| result),
+                Err(status) => Err(status),
+            };
+            if let Err(status) = &answer {
+                tracing::warn!(method = command.method, code = ?status.code(), "import failed: {}", status.message());
+            }
+            // A caller that hung up finds the answer under its request id when it retries.
+            let _ = sender.send(answer.map(|r| wrap(Ok(r)))).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+}
+
+fn export_stream<M: Send + 'static>(
+    file_name: String,
+    media_type: &'static str,
+    file: &[u8],
+    make: fn(String, String, Vec<u8>, String) -> M,
+) -> BoxStream<M> {
+    let parts = sheets::chunks(file);
+    let messages: Vec<Result<M, Status>> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (chunk, sha256))| {
+            let (name, media) = if i == 0 { (file_name.clone(), media_type.to_owned()) } else { Default::default() };
+            Ok(make(name, media, chunk, sha256))
+        })
+        .collect();
+    Box::pin(tokio_stream::iter(messages))
+}
+
 #[tonic::async_trait]
 impl RegistryService for Registry {
     async fn create_institution(
@@ -145,6 +235,21 @@ impl RegistryService for Registry {
             institutions: items.into_iter().map(convert::institution_to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    async fn update_institution(
+        &self,
+        request: Request<pb::UpdateInstitutionRequest>,
+    ) -> Result<Response<pb::UpdateInstitutionResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, UPDATE_INSTITUTION, &message.request_id, &message)?;
+        let update = convert::institution_update(message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let institution = institutions::update(claim.tx(), &self.db, &self.clock, &caller, &command, update).await?;
+        let response = pb::UpdateInstitutionResponse { institution: Some(convert::institution_to_proto(institution)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
     }
 
     async fn create_expert(
@@ -368,6 +473,13 @@ impl RegistryService for Registry {
         };
         claim.finish(&stored).await?;
         Ok(Response::new(pb::RenewTermResponse { expert: Some(self.expert_for(&caller, &done.expert)), appointment }))
+    }
+
+    async fn get_reapplication_flags(
+        &self,
+        request: Request<pb::GetReapplicationFlagsRequest>,
+    ) -> Result<Response<pb::GetReapplicationFlagsResponse>, Status> {
+        Ok(Response::new(crate::reapplication::flags(&self.db, &self.key, request.get_ref(), self.today()).await?))
     }
 
     async fn list_appointments(
@@ -816,6 +928,112 @@ impl RegistryService for Registry {
         let response = pb::DecideIncidentResponse { incident: Some(incident), change };
         claim.finish(&response).await?;
         Ok(Response::new(response))
+    }
+
+    async fn upload_document(
+        &self,
+        request: Request<pb::UploadDocumentRequest>,
+    ) -> Result<Response<pb::UploadDocumentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, UPLOAD_DOCUMENT, &message.request_id, &message)?;
+        let new = documents::new_document(message)?;
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let document = documents::upload(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let response = pb::UploadDocumentResponse { document: Some(document) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_document(
+        &self,
+        request: Request<pb::GetDocumentRequest>,
+    ) -> Result<Response<pb::GetDocumentResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        Ok(Response::new(documents::get(&self.db, caller, &request.get_ref().id).await?))
+    }
+
+    async fn import_experts(
+        &self,
+        request: Request<pb::ImportExpertsRequest>,
+    ) -> Result<Response<BoxStream<pb::ImportExpertsResponse>>, Status> {
+        use pb::import_experts_response::Event;
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, IMPORT_EXPERTS, &message.request_id, &message)?;
+        let wrap = |e: Result<pb::ImportResult, pb::ImportProgress>| pb::ImportExpertsResponse {
+            event: Some(match e {
+                Ok(result) => Event::Result(result),
+                Err(progress) => Event::Progress(progress),
+            }),
+        };
+        self.import_stream(
+            caller,
+            command,
+            message.format,
+            &message.content,
+            message.validate_only,
+            ImportKind::Experts,
+            wrap,
+        )
+        .await
+    }
+
+    async fn import_institutions(
+        &self,
+        request: Request<pb::ImportInstitutionsRequest>,
+    ) -> Result<Response<BoxStream<pb::ImportInstitutionsResponse>>, Status> {
+        use pb::import_institutions_response::Event;
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, IMPORT_INSTITUTIONS, &message.request_id, &message)?;
+        let wrap = |e: Result<pb::ImportResult, pb::ImportProgress>| pb::ImportInstitutionsResponse {
+            event: Some(match e {
+                Ok(result) => Event::Result(result),
+                Err(progress) => Event::Progress(progress),
+            }),
+        };
+        self.import_stream(
+            caller,
+            command,
+            message.format,
+            &message.content,
+            message.validate_only,
+            ImportKind::Institutions,
+            wrap,
+        )
+        .await
+    }
+
+    async fn export_experts(
+        &self,
+        request: Request<pb::ExportExpertsRequest>,
+    ) -> Result<Response<BoxStream<pb::ExportExpertsResponse>>, Status> {
+        let caller = Caller::of(&request)?;
+        let (format, file) =
+            transfer::export_experts(&self.db, &self.clock, &self.key, caller, request.get_ref()).await?;
+        let (extension, media_type) = sheets::file_type(format);
+        let name = format!("experts-{}.{extension}", self.today().format("%Y%m%d"));
+        let make =
+            |file_name, media_type, chunk, sha256| pb::ExportExpertsResponse { file_name, media_type, chunk, sha256 };
+        Ok(Response::new(export_stream(name, media_type, &file, make)))
+    }
+
+    async fn export_institutions(
+        &self,
+        request: Request<pb::ExportInstitutionsRequest>,
+    ) -> Result<Response<BoxStream<pb::ExportInstitutionsResponse>>, Status> {
+        let caller = Caller::of(&request)?;
+        let (format, file) = transfer::export_institutions(&self.db, &self.clock, caller, request.get_ref()).await?;
+        let (extension, media_type) = sheets::file_type(format);
+        let name = format!("institutions-{}.{extension}", self.today().format("%Y%m%d"));
+        let make = |file_name, media_type, chunk, sha256| pb::ExportInstitutionsResponse {
+            file_name,
+            media_type,
+            chunk,
+            sha256,
+        };
+        Ok(Response::new(export_stream(name, media_type, &file, make)))
     }
 
     async fn stream_draw_pool(

@@ -78,6 +78,98 @@ pub async fn list(
     Ok(page.finish(items, |x| x.id.to_string()))
 }
 
+/// Changes an institution inside `tx`: the fields the mask names replace the stored ones, the
+/// result must satisfy the rules of a new institution (D20: a legal entity with a valid credit
+/// code, a sub-unit a parent that is a legal entity other than itself; a legal entity with
+/// sub-units stays one), a county operator neither edits another county's institution nor moves
+/// one out of its own, and the change is kept in the audit chain with the reason and the values
+/// before and after. An update that changes nothing writes nothing.
+pub async fn update(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    update: crate::convert::InstitutionUpdate,
+) -> Result<Institution, tonic::Status> {
+    let current = store::get_institution(&mut **tx, &update.id)
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| Error::InstitutionNotFound(update.id.to_string()))?;
+    caller.require_bureau(current.county)?;
+    let merged = crate::convert::merged_institution(&crate::convert::institution_to_proto(current.clone()), &update);
+    let new = crate::convert::new_institution(merged)?;
+    caller.require_bureau(new.county)?;
+    if let LegalStanding::SubUnitOf(parent_id) = &new.standing {
+        if *parent_id == current.id {
+            return Err(Error::Invalid(vec![(
+                "institution.parent_id".into(),
+                "an institution is not its own parent".into(),
+            )])
+            .into());
+        }
+        let parent = store::get_institution(&mut **tx, parent_id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::ParentNotFound(parent_id.to_string()))?;
+        if !matches!(parent.standing, LegalStanding::LegalEntity(_)) {
+            return Err(Error::ParentIsSubUnit(parent_id.to_string()).into());
+        }
+        if matches!(current.standing, LegalStanding::LegalEntity(_))
+            && store::has_sub_units(&mut **tx, &current.id).await.map_err(Error::from)?
+        {
+            return Err(Error::Invalid(vec![(
+                "institution.parent_id".into(),
+                "this institution has sub-units of its own; it stays a legal entity".into(),
+            )])
+            .into());
+        }
+    }
+    let status = if update.paths.iter().any(|p| p == "status") {
+        if update.values.status == supervision_proto::registry::InstitutionStatus::Closed as i32 {
+            InstitutionStatus::Closed
+        } else {
+            InstitutionStatus::Active
+        }
+    } else {
+        current.status
+    };
+    let changed = Institution {
+        kind: new.kind,
+        name: new.name,
+        standing: new.standing,
+        county: new.county,
+        address: new.address,
+        head: new.head,
+        status,
+        updated_at: clock.now(),
+        ..current.clone()
+    };
+    let unchanged = Institution { updated_at: current.updated_at, ..changed.clone() } == current;
+    if unchanged {
+        return Ok(current);
+    }
+    store::update_institution(&mut **tx, &changed).await.map_err(|err| {
+        match (&changed.standing, is_unique_violation(&err, "institutions_credit_code_key", "credit_code")) {
+            (LegalStanding::LegalEntity(code), true) => Error::CreditCodeTaken(code.to_string()),
+            _ => Error::from(err),
+        }
+    })?;
+    let mut after = audit_view(&changed);
+    after["reason"] = serde_json::Value::String(update.reason.clone());
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "institution",
+        entity_id: changed.id.as_str(),
+        action: "update",
+        before: Some(audit_view(&current)),
+        after: Some(after),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await.map_err(Error::from)?;
+    Ok(changed)
+}
+
 /// What the audit trail keeps of an institution (nothing personal beyond the head's name, which
 /// is public on the institution's licence).
 fn audit_view(i: &Institution) -> serde_json::Value {

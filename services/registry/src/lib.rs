@@ -9,6 +9,7 @@
 pub mod app;
 pub mod appointments;
 pub mod convert;
+pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod experts;
@@ -17,7 +18,10 @@ pub mod incidents;
 pub mod institutions;
 pub mod lifecycle;
 pub mod meetings;
+pub mod reapplication;
 pub mod relations;
+pub mod sheets;
 pub mod store;
+pub mod transfer;
 
 pub use app::{App, Config};

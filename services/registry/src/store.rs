@@ -83,6 +83,52 @@ pub async fn get_institution(db: impl AnyExecutor<'_>, id: &InstitutionId) -> Re
     row.map(|r| institution_from_row(&r)).transpose().map_err(Into::into)
 }
 
+/// Writes an institution's changed fields.
+pub async fn update_institution(tx: impl AnyExecutor<'_>, i: &Institution) -> Result<(), sqlx::Error> {
+    let (credit_code, parent_id) = match &i.standing {
+        LegalStanding::LegalEntity(code) => (Some(code.to_string()), None),
+        LegalStanding::SubUnitOf(parent) => (None, Some(parent.to_string())),
+    };
+    sqlx::query(
+        "UPDATE institutions SET kind = $2, name = $3, credit_code = $4, parent_id = $5, county = $6, address = $7, \
+         head = $8, status = $9, updated_at = $10 WHERE id = $1",
+    )
+    .bind(i.id.as_str())
+    .bind(i.kind.code())
+    .bind(&i.name)
+    .bind(credit_code)
+    .bind(parent_id)
+    .bind(i.county.division_code())
+    .bind(&i.address)
+    .bind(&i.head)
+    .bind(i.status.code())
+    .bind(format_instant(i.updated_at))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether any institution names `id` as its parent.
+pub async fn has_sub_units(db: impl AnyExecutor<'_>, id: &InstitutionId) -> Result<bool, StoreError> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM institutions WHERE parent_id = $1 LIMIT 1")
+        .bind(id.as_str())
+        .fetch_optional(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The institution registered under a credit code, if any.
+pub async fn institution_by_credit_code(
+    db: impl AnyExecutor<'_>,
+    code: &str,
+) -> Result<Option<Institution>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", institution_columns!(), " FROM institutions WHERE credit_code = $1"))
+        .bind(code)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| institution_from_row(&r)).transpose().map_err(Into::into)
+}
+
 pub async fn list_institutions(
     db: impl AnyExecutor<'_>,
     filter: &InstitutionFilter,

@@ -53,6 +53,15 @@ fn resident(n: u32) -> String {
 /// Appoints expert `n` (term from 2025-06-01) employed by `employer` (name, credit code) and
 /// returns their id.
 async fn appoint(registry: &RunningService, n: u32, employer: (&str, &str)) -> String {
+    appoint_with(registry, n, employer, &[]).await
+}
+
+/// Expert `n` with an employer of their own and the specialty `codes`.
+pub(crate) async fn specialist(registry: &RunningService, n: u32, codes: &[&str]) -> String {
+    appoint_with(registry, n, (&format!("江门市第{n}职业学校"), ""), codes).await
+}
+
+async fn appoint_with(registry: &RunningService, n: u32, employer: (&str, &str), codes: &[&str]) -> String {
     let mut recruitment =
         RegistryServiceClient::new(service_acting_for(&registry.channel, "recruitment", Role::CityAdmin, None));
     let application = format!("app_{}", uuid::Uuid::now_v7().simple());
@@ -83,6 +92,13 @@ async fn appoint(registry: &RunningService, n: u32, employer: (&str, &str)) -> S
             verified: true,
             ..Default::default()
         }],
+        specialties: codes
+            .iter()
+            .map(|c| common::Specialty {
+                code: Some(common::SpecialtyCode { code: (*c).into(), name: String::new() }),
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     };
     let request = AppointExpertRequest {
@@ -164,7 +180,7 @@ pub(crate) async fn execute(
     (response.draw.unwrap(), response.assignments)
 }
 
-fn first_reason_count(draw: &Draw, reason: ExclusionReason) -> i32 {
+pub(crate) fn first_reason_count(draw: &Draw, reason: ExclusionReason) -> i32 {
     draw.exclusion_counts.iter().find(|c| c.reason == reason as i32).map_or(0, |c| c.first_reason_count)
 }
 

@@ -10,8 +10,8 @@ use supervision_proto::{
     common::{BureauCode, Date, FundSource, HalfDay, TimeOfDay},
     dispatch::{
         AcceptReportRequest, AssignmentStatus, CorrectReportRequest, GetAssignmentRequest, GetReportRequest,
-        RecordWorkedSessionsRequest, Report, ReportContent, ReportStatus, SubmitReportRequest, VoidReportRequest,
-        WorkedSession,
+        ListReportsRequest, RecordWorkedSessionsRequest, Report, ReportContent, ReportStatus, ReturnReportRequest,
+        SubmitReportRequest, VoidReportRequest, WorkedSession,
     },
     finance::{FeeLineKind, ListFeeLinesRequest, RecordSessionsRequest, finance_service_client::FinanceServiceClient},
 };
@@ -29,6 +29,7 @@ on_both_backends!(
     corrections_and_voids_write_the_next_revisions,
     who_may_record_and_what_is_refused,
     the_relay_delivers_the_revision_to_finance,
+    a_returned_report_is_resubmitted_and_reports_are_listed,
 );
 
 const RECORD_SESSIONS: &str = "/supervision.finance.v1.FinanceService/RecordSessions";
@@ -298,4 +299,59 @@ async fn the_relay_delivers_the_revision_to_finance(backend: Backend) {
     assert_eq!(line.work_date, Some(Date { year: 2026, month: 6, day: 8 }));
     assert_eq!((line.half_day, line.minutes), (HalfDay::Am as i32, 180));
     assert!(line.amount.as_ref().is_some_and(|m| m.fen > 0), "{line:?}");
+}
+
+async fn a_returned_report_is_resubmitted_and_reports_are_listed(backend: Backend) {
+    let d = staffed(backend).await;
+    let report = submitted(&d).await;
+    let mut operator = user(&d.dispatch, "operator-a");
+    let back = ReturnReportRequest {
+        request_id: "ret-1".into(),
+        report_id: report.id.clone(),
+        reason: "请补充违规事项的证据".into(),
+    };
+    let blank = ReturnReportRequest { reason: " ".into(), request_id: "ret-0".into(), ..back.clone() };
+    assert_eq!(operator.return_report(blank).await.unwrap_err().code(), Code::InvalidArgument);
+    let a = &d.primaries[0];
+    let err = expert(&d.dispatch, &a.expert_id).return_report(back.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "the expert does not review");
+    let returned = operator.return_report(back.clone()).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(
+        (returned.status, returned.return_reason.as_str()),
+        (ReportStatus::Returned as i32, "请补充违规事项的证据")
+    );
+    assert_eq!(operator.return_report(back).await.unwrap().into_inner().report.unwrap(), returned, "a retry");
+    assert!(revisions(&d).await.is_empty(), "a return sends nothing to finance");
+    // Not accepted while returned; the expert resubmits, then it is accepted.
+    let accept_it =
+        AcceptReportRequest { request_id: "acc-r".into(), report_id: report.id.clone(), note: String::new() };
+    let err = operator.accept_report(accept_it.clone()).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "REPORT_NOT_IN_STATE"));
+    let resubmit = SubmitReportRequest {
+        request_id: "rep-2".into(),
+        assignment_id: a.id.clone(),
+        content: Some(content()),
+        on_behalf: None,
+    };
+    let again = expert(&d.dispatch, &a.expert_id).submit_report(resubmit).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(again.status, ReportStatus::Submitted as i32);
+    operator.accept_report(accept_it).await.unwrap();
+
+    // Listed for the bureau and for the expert's own; another county and another expert see none.
+    let all = operator.list_reports(ListReportsRequest { task_id: d.task_id.clone(), ..Default::default() }).await;
+    let all = all.unwrap().into_inner().reports;
+    assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [report.id.as_str()]);
+    assert_eq!(all[0].status, ReportStatus::Accepted as i32);
+    let returned_only = ListReportsRequest { status: ReportStatus::Returned as i32, ..Default::default() };
+    assert!(operator.list_reports(returned_only).await.unwrap().into_inner().reports.is_empty());
+    let own = expert(&d.dispatch, &a.expert_id).list_reports(ListReportsRequest::default()).await.unwrap();
+    assert_eq!(own.into_inner().reports.len(), 1);
+    let other = expert(&d.dispatch, &d.primaries[1].expert_id).list_reports(ListReportsRequest::default()).await;
+    assert!(other.unwrap().into_inner().reports.is_empty());
+    let mut xinhui = supervision_proto::dispatch::dispatch_service_client::DispatchServiceClient::new(
+        d.dispatch.as_role(Role::CountyOperator, Some(Bureau::Xinhui)),
+    );
+    assert!(xinhui.list_reports(ListReportsRequest::default()).await.unwrap().into_inner().reports.is_empty());
+    let bad = ListReportsRequest { task_id: "nope".into(), ..Default::default() };
+    assert_eq!(operator.list_reports(bad).await.unwrap_err().code(), Code::InvalidArgument);
 }

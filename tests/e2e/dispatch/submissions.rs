@@ -3,7 +3,8 @@
 use supervision_proto::{
     common::{BureauCode, EntryChannel, OnBehalf},
     dispatch::{
-        CreateSubmissionRequest, GetSubmissionRequest, ListSubmissionsRequest, SubmissionStatus, SubmissionType,
+        AnswerSubmissionRequest, AssignSubmissionRequest, CloseSubmissionRequest, CreateSubmissionRequest,
+        GetSubmissionRequest, ListSubmissionsRequest, SubmissionStatus, SubmissionType,
         dispatch_service_client::DispatchServiceClient,
     },
 };
@@ -20,6 +21,7 @@ on_both_backends!(
     staff_enter_a_submission_only_with_how_they_received_it,
     a_county_reports_to_the_city_for_itself_only,
     a_retried_submission_is_recorded_once,
+    the_city_assigns_answers_and_closes_a_submission,
 );
 
 const OTHER_EXPERT: &str = "exp_0192f0c8a1b27c3d8e4f5a6b7c8d9e99";
@@ -134,5 +136,79 @@ async fn a_retried_submission_is_recorded_once(backend: Backend) {
     assert_eq!(first, again);
     let listed = expert.list_submissions(ListSubmissionsRequest::default()).await.unwrap().into_inner();
     assert_eq!(listed.submissions.len(), 1);
+    service.stop().await;
+}
+
+async fn the_city_assigns_answers_and_closes_a_submission(backend: Backend) {
+    let service = spawn_dispatch(backend).await;
+    let created = as_expert(&service, EXPERT_ID)
+        .create_submission(tip_off("t-flow", EXPERT_ID))
+        .await
+        .unwrap()
+        .into_inner()
+        .submission
+        .unwrap();
+    let user = |subject: &str, role: Role| {
+        let token = testkit::identity::token_for(supervision_kit::auth::TokenRequest {
+            subject: subject.into(),
+            role,
+            bureau: None,
+            expert_id: None,
+            ttl: std::time::Duration::from_secs(3600),
+        });
+        DispatchServiceClient::new(with_token(&service.channel, Some(&token)))
+    };
+    let mut admin = user("city-admin", Role::CityAdmin);
+    let mut handler = user("city-op-1", Role::CityOperator);
+    let mut bystander = user("city-op-2", Role::CityOperator);
+    let answer = |request_id: &str| AnswerSubmissionRequest {
+        request_id: request_id.into(),
+        submission_id: created.id.clone(),
+        answer: "已转稽查科核查，情况属实，已责令整改。".into(),
+    };
+    // Not answered before it is assigned; only CITY_ADMIN assigns.
+    let err = handler.answer_submission(answer("ans-0")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let assign = AssignSubmissionRequest {
+        request_id: "as-1".into(),
+        submission_id: created.id.clone(),
+        handler: "city-op-1".into(),
+        note: "请核查".into(),
+    };
+    assert_eq!(handler.assign_submission(assign.clone()).await.unwrap_err().code(), Code::PermissionDenied);
+    let blank = AssignSubmissionRequest { handler: " ".into(), request_id: "as-0".into(), ..assign.clone() };
+    assert_eq!(admin.assign_submission(blank).await.unwrap_err().code(), Code::InvalidArgument);
+    let assigned = admin.assign_submission(assign.clone()).await.unwrap().into_inner().submission.unwrap();
+    assert_eq!((assigned.status, assigned.handler.as_str()), (SubmissionStatus::Assigned as i32, "city-op-1"));
+    assert_eq!(admin.assign_submission(assign).await.unwrap().into_inner().submission.unwrap(), assigned, "a retry");
+
+    // Only the handler (or a CITY_ADMIN) answers and closes.
+    let err = bystander.answer_submission(answer("ans-1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let answered = handler.answer_submission(answer("ans-2")).await.unwrap().into_inner().submission.unwrap();
+    assert_eq!(answered.status, SubmissionStatus::Answered as i32);
+    assert!(answered.answer.starts_with("已转稽查科"));
+    let close = |request_id: &str, task: &str| CloseSubmissionRequest {
+        request_id: request_id.into(),
+        submission_id: created.id.clone(),
+        note: "处理完毕".into(),
+        follow_up_task_id: task.into(),
+    };
+    let missing = close("cl-0", "tsk_0192f0c8a1b27c3d8e4f5a6b7c8d9e99");
+    assert_eq!(handler.close_submission(missing).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(handler.close_submission(close("cl-1", "nope")).await.unwrap_err().code(), Code::InvalidArgument);
+    let closed = handler.close_submission(close("cl-2", "")).await.unwrap().into_inner().submission.unwrap();
+    assert_eq!((closed.status, closed.close_note.as_str()), (SubmissionStatus::Closed as i32, "处理完毕"));
+    let err = admin.close_submission(close("cl-3", "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "closed is final");
+    // The expert reads the outcome of their own submission.
+    let read = as_expert(&service, EXPERT_ID)
+        .get_submission(GetSubmissionRequest { id: created.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .submission
+        .unwrap();
+    assert_eq!(read, closed);
     service.stop().await;
 }

@@ -6,6 +6,8 @@
 //! that outlives every test, next to the fake collector.
 
 mod metrics;
+mod personal_data;
+mod scenario;
 mod traces;
 
 use std::{
@@ -21,7 +23,7 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::{AnyValue, any_value},
 };
-use supervision_kit::telemetry::Telemetry;
+use supervision_kit::telemetry::{LogFormat, Telemetry};
 use tokio_stream::wrappers::TcpListenerStream;
 
 /// One span as the collector received it, ids in lower-case hex.
@@ -35,9 +37,25 @@ struct Received {
     attributes: Vec<(String, String)>,
     /// Event names and attribute values, for the personal-data check.
     events: Vec<String>,
+    /// The status message (set on errors).
+    status_message: String,
 }
 
 impl Received {
+    /// Everything the span carries, as one JSON object (what a child process reports).
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "service": self.service,
+            "name": self.name,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "attributes": self.attributes,
+            "events": self.events,
+            "status_message": self.status_message,
+        })
+    }
+
     fn attribute(&self, key: &str) -> Option<&str> {
         self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -89,6 +107,7 @@ impl TraceService for FakeCollector {
                             std::iter::once(e.name.clone()).chain(e.attributes.iter().map(|kv| text(kv.value.as_ref())))
                         })
                         .collect(),
+                    status_message: span.status.map(|s| s.message).unwrap_or_default(),
                 });
             }
         }
@@ -127,8 +146,11 @@ fn harness() -> &'static Harness {
             .serve_with_incoming(TcpListenerStream::new(listener));
         runtime.spawn(server);
 
+        // The personal-data check's child process logs JSON, as the manifests set it.
+        let log_format = if personal_data::is_child() { LogFormat::Json } else { LogFormat::Text };
         let common = supervision_kit::app::CommonArgs {
             otlp_endpoint: Some(format!("http://{addr}")),
+            log_format,
             ..testkit::common_args(None)
         };
         let telemetry = common.init_telemetry("registry").expect("telemetry starts");

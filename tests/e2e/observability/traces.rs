@@ -18,11 +18,13 @@ use supervision_proto::{
         registry_service_client::RegistryServiceClient,
     },
 };
-use testkit::{Backend, TestDb, spawn_registry, token};
+use testkit::{Backend, TestDb, on_both_backends, spawn_registry, token};
 use tonic::Code;
 use tracing::Instrument;
 
-use crate::{Received, harness, random_span_id, random_trace_id};
+use crate::{Received, harness, random_span_id, random_trace_id, scenario};
+
+on_both_backends!(a_draw_and_an_accepted_report_are_each_one_trace_across_the_services);
 
 const LIST: &str = "supervision.registry.v1.RegistryService/ListInstitutions";
 const GET: &str = "supervision.registry.v1.RegistryService/GetInstitution";
@@ -163,4 +165,117 @@ async fn an_outbox_delivery_carries_one_trace_from_the_cause_into_the_callee() {
 
     db.close().await;
     registry.stop().await;
+}
+
+const PREPARE_DRAW: &str = "supervision.dispatch.v1.DispatchService/PrepareDraw";
+const EXECUTE_DRAW: &str = "supervision.dispatch.v1.DispatchService/ExecuteDraw";
+const STREAM_DRAW_POOL: &str = "supervision.registry.v1.RegistryService/StreamDrawPool";
+const ACCEPT_REPORT: &str = "supervision.dispatch.v1.DispatchService/AcceptReport";
+const RECORD_SESSIONS: &str = "supervision.finance.v1.FinanceService/RecordSessions";
+const CIVIL_SERVANT_STATUS: &str = "supervision.registry.v1.RegistryService/GetCivilServantStatus";
+const STATUS_CHANGED: &str = "supervision.dispatch.v1.DispatchService/ExpertStatusChanged";
+
+fn by_id<'a>(spans: &'a [Received], span_id: &str) -> Option<&'a Received> {
+    spans.iter().find(|s| s.span_id == span_id)
+}
+
+/// The chain of ancestors of `span` among `spans`, nearest first, by name.
+fn ancestors(spans: &[Received], span: &Received) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = span;
+    while let Some(parent) = by_id(spans, &at.parent_span_id) {
+        names.push(parent.name.clone());
+        at = parent;
+    }
+    names
+}
+
+/// The four services run the scenario with the spans of this process going to the fake
+/// collector. The draw (prepare, witness, execute, each fetching the pool from the registry over
+/// StreamDrawPool) is one trace in dispatch and the registry; the accepted report is one trace in
+/// dispatch and, through dispatch's outbox, in finance.
+async fn a_draw_and_an_accepted_report_are_each_one_trace_across_the_services(backend: Backend) {
+    let harness = harness();
+    let (deployment, outcome) = scenario::deployed(backend).await;
+    let (draw, report) = (outcome.draw_trace.clone(), outcome.report_trace.clone());
+    let delivery_name = format!("outbox.deliver {RECORD_SESSIONS}");
+    let spans = harness
+        .spans_until(|spans| {
+            let in_draw = |name: &str| spans.iter().filter(|s| s.name == name && s.trace_id == draw).count();
+            in_draw(PREPARE_DRAW) == 1
+                && in_draw(EXECUTE_DRAW) == 1
+                && in_draw(STREAM_DRAW_POOL) == 2
+                && find(spans, "draw.execute", &draw).is_some()
+                && find(spans, ACCEPT_REPORT, &report).is_some()
+                && find(spans, &delivery_name, &report).is_some()
+                && find(spans, RECORD_SESSIONS, &report).is_some()
+                && find(spans, CIVIL_SERVANT_STATUS, &report).is_some()
+                && spans.iter().any(|s| s.name == STATUS_CHANGED)
+        })
+        .await;
+
+    // The draw: dispatch's RPC spans, each pool fetch a child of its RPC, and the registry's
+    // StreamDrawPool a child of the fetch, all in the operator's trace.
+    let prepare = find(&spans, PREPARE_DRAW, &draw).unwrap();
+    let execute = find(&spans, EXECUTE_DRAW, &draw).unwrap();
+    for rpc in [prepare, execute] {
+        assert_eq!(rpc.attribute("rpc.grpc.status_code"), Some("0"), "{rpc:?}");
+    }
+    let pools: Vec<&Received> = spans.iter().filter(|s| s.name == STREAM_DRAW_POOL && s.trace_id == draw).collect();
+    for pool in &pools {
+        assert_eq!(pool.attribute("rpc.grpc.status_code"), Some("0"));
+        let chain = ancestors(&spans, pool);
+        assert_eq!(chain.first().map(String::as_str), Some("registry.stream_draw_pool"), "{chain:?}");
+        assert!(
+            chain.get(1).is_some_and(|rpc| rpc == PREPARE_DRAW || rpc == EXECUTE_DRAW),
+            "the registry's span descends from dispatch's RPC: {chain:?}"
+        );
+    }
+    let parents: std::collections::HashSet<_> =
+        pools.iter().map(|p| ancestors(&spans, p).get(1).cloned().unwrap_or_default()).collect();
+    assert_eq!(parents.len(), 2, "one fetch at prepare and one at execute: {parents:?}");
+    // The steps inside: the draw itself and the fence's locks at execution.
+    let prepared = find(&spans, "draw.prepare", &draw).expect("a span for the prepare step");
+    assert_eq!(prepared.parent_span_id, prepare.span_id);
+    let fence = find(&spans, "lock.acquire", &draw).expect("a span for the fence's locks");
+    assert_eq!(fence.parent_span_id, execute.span_id);
+    let executed = find(&spans, "draw.execute", &draw).unwrap();
+    assert!(ancestors(&spans, executed).iter().any(|n| n == EXECUTE_DRAW));
+
+    // The report: accepted in dispatch, delivered by dispatch's relay in the same trace, and
+    // recorded by finance as a child of the delivery.
+    let accept = find(&spans, ACCEPT_REPORT, &report).unwrap();
+    assert_eq!(accept.attribute("rpc.grpc.status_code"), Some("0"));
+    let delivery = find(&spans, &delivery_name, &report).unwrap();
+    assert_eq!(delivery.attribute("destination"), Some("finance"));
+    assert_eq!(delivery.attribute("rpc.grpc.status_code"), Some("0"));
+    assert!(
+        ancestors(&spans, delivery).iter().any(|n| n == ACCEPT_REPORT),
+        "the delivery continues the acceptance's trace: {:?}",
+        ancestors(&spans, delivery)
+    );
+    let recorded = find(&spans, RECORD_SESSIONS, &report).unwrap();
+    assert_eq!(recorded.parent_span_id, delivery.span_id, "finance's span is a child of the delivery");
+    assert_eq!(recorded.attribute("rpc.grpc.status_code"), Some("0"));
+    // Finance asks the registry about the expert (the fee exemption) in the same trace.
+    let asked = find(&spans, CIVIL_SERVANT_STATUS, &report).unwrap();
+    assert_eq!(asked.parent_span_id, recorded.span_id, "finance's call carries the trace on");
+    // And the other way: each appointment's status change reaches dispatch through the
+    // registry's outbox in the appointment's trace.
+    for changed in spans.iter().filter(|s| s.name == STATUS_CHANGED) {
+        let chain = ancestors(&spans, changed);
+        assert_eq!(
+            chain.iter().map(String::as_str).take(2).collect::<Vec<_>>(),
+            [
+                format!("outbox.deliver {STATUS_CHANGED}").as_str(),
+                "supervision.registry.v1.RegistryService/AppointExpert"
+            ],
+            "{changed:?}"
+        );
+    }
+    // The two operations are distinct traces.
+    assert_ne!(draw, report);
+    assert!(find(&spans, RECORD_SESSIONS, &draw).is_none());
+    assert_no_personal_number(&spans);
+    deployment.stop().await;
 }

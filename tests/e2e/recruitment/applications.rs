@@ -5,8 +5,8 @@
 use sha2::{Digest, Sha256};
 use supervision_proto::{
     common::{
-        ContactDetails, EligibilityCondition, EntryChannel, ExpertCategory, ExpertKind, IdentityDocument,
-        IdentityDocumentType, Locality, OnBehalf, locality::Place,
+        CivilServantStatus, ContactDetails, EligibilityCondition, EntryChannel, ExpertCategory, ExpertKind,
+        IdentityDocument, IdentityDocumentType, Locality, OnBehalf, locality::Place,
     },
     recruitment::{
         ApplicantProfile, Application, ApplicationStatus, CategoryClaim, ConditionAttestation,
@@ -105,6 +105,7 @@ pub(crate) fn profile(name: &str, id_number: &str, mobile: &str) -> ApplicantPro
         })
         .collect(),
         professional_title: "高级技师".into(),
+        civil_servant_status: CivilServantStatus::None as i32,
         ..Default::default()
     }
 }

@@ -129,6 +129,25 @@ async fn an_objection_holds_one_application_while_the_other_is_appointed(backend
         assert!(!text.contains(MOBILE_A), "no contact details");
     }
 
+    let xlsx = staff
+        .render_publicity_notice(RenderPublicityNoticeRequest {
+            batch_id: batch.id.clone(),
+            format: FileFormat::Xlsx as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .file
+        .unwrap();
+    assert!(xlsx.file_name.ends_with(".xlsx"), "{}", xlsx.file_name);
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.content)).unwrap();
+    let sheet = calamine::Reader::worksheet_range(&mut book, "公示名单").unwrap();
+    let cells: Vec<String> = sheet.rows().flat_map(|r| r.iter().map(|c| c.to_string())).collect();
+    assert!(cells.iter().any(|c| c.contains(&start.to_string()) && c.contains(&end.to_string())), "{cells:?}");
+    assert!(cells.contains(&"李明".to_owned()) && cells.contains(&"王芳".to_owned()), "{cells:?}");
+    assert!(cells.iter().any(|c| c.ends_with(&ID_A[14..]) && c.starts_with('*')), "masked numbers: {cells:?}");
+    assert!(cells.iter().all(|c| !c.contains(ID_A) && !c.contains(ID_B) && !c.contains(MOBILE_A)), "{cells:?}");
+
     let objection = staff
         .record_objection(RecordObjectionRequest {
             request_id: rid(),

@@ -3,11 +3,12 @@
 use supervision_proto::{
     common::{BureauCode, PageRequest},
     registry::{
-        CreateInstitutionRequest, GetInstitutionRequest, InstitutionStatus, InstitutionType, ListInstitutionsRequest,
+        CreateInstitutionRequest, GetInstitutionRequest, Institution, InstitutionStatus, InstitutionType,
+        ListAuditEntriesRequest, ListInstitutionsRequest, UpdateInstitutionRequest,
         registry_service_client::RegistryServiceClient,
     },
 };
-use testkit::{AuthedChannel, Backend, Role, RunningService, on_both_backends, spawn_registry};
+use testkit::{AuthedChannel, Backend, Bureau, Role, RunningService, on_both_backends, spawn_registry};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -19,6 +20,7 @@ on_both_backends!(
     listing_pages_through_everything_once_in_creation_order,
     listing_filters_by_county_type_and_name,
     an_unknown_or_malformed_id_is_answered_precisely,
+    an_update_changes_the_named_fields_and_keeps_the_change_in_the_audit_chain,
 );
 
 /// Valid credit codes (check characters computed per GB 32100), one per test institution.
@@ -241,4 +243,87 @@ async fn an_unknown_or_malformed_id_is_answered_precisely(backend: Backend) {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["id"]);
     registry.stop().await;
+}
+
+fn update(id: &str, values: Institution, paths: &[&str], reason: &str) -> UpdateInstitutionRequest {
+    UpdateInstitutionRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        institution: Some(Institution { id: id.into(), ..values }),
+        update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+        reason: reason.into(),
+    }
+}
+
+async fn an_update_changes_the_named_fields_and_keeps_the_change_in_the_audit_chain(backend: Backend) {
+    let registry = spawn_registry(backend).await;
+    let mut c = client(&registry);
+    let create = |req| {
+        let mut c = c.clone();
+        async move { c.create_institution(req).await.unwrap().into_inner().institution.unwrap() }
+    };
+    let a = create(school(CODES[0], BureauCode::Pengjiang, "甲学校")).await;
+    let b = create(school(CODES[1], BureauCode::Pengjiang, "乙学校")).await;
+    let mut studio = school("", BureauCode::Pengjiang, "甲学校工作室");
+    studio.parent_id = a.id.clone();
+    studio.r#type = InstitutionType::Studio as i32;
+    create(studio).await;
+
+    // Only the named fields change; the rest stay as stored.
+    let values = Institution {
+        name: "江门市甲职业培训学校".into(),
+        head: "王校长".into(),
+        address: "ignored".into(),
+        ..Default::default()
+    };
+    let req = update(&a.id, values, &["name", "head"], "更名");
+    let changed = c.update_institution(req.clone()).await.unwrap().into_inner().institution.unwrap();
+    assert_eq!((changed.name.as_str(), changed.head.as_str()), ("江门市甲职业培训学校", "王校长"));
+    assert_eq!((changed.address.as_str(), changed.credit_code.as_str()), (a.address.as_str(), a.credit_code.as_str()));
+    // A retry answers the first answer.
+    let again = c.update_institution(req).await.unwrap().into_inner().institution.unwrap();
+    assert_eq!(again, changed);
+
+    // Closing it; the audit chain keeps each change with its reason, before and after.
+    let closed = Institution { status: InstitutionStatus::Closed as i32, ..Default::default() };
+    let closed = c.update_institution(update(&a.id, closed, &["status"], "注销")).await.unwrap().into_inner();
+    assert_eq!(closed.institution.unwrap().status, InstitutionStatus::Closed as i32);
+    let entries = c
+        .list_audit_entries(ListAuditEntriesRequest {
+            entity_type: "institution".into(),
+            entity_id: a.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["create", "update", "update"]);
+    assert!(entries[1].before_json.contains("甲学校") && entries[1].after_json.contains("更名"), "{:?}", entries[1]);
+
+    // Bad requests are named and change nothing.
+    let err = c.update_institution(update(&a.id, Institution::default(), &["colour"], "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["update_mask", "reason"]);
+    let sub = Institution { parent_id: b.id.clone(), ..Default::default() };
+    let err = c.update_institution(update(&a.id, sub, &["credit_code", "parent_id"], "并入")).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["institution.parent_id"], "a legal entity with sub-units stays one");
+    let taken = Institution { credit_code: CODES[0].into(), ..Default::default() };
+    let err = c.update_institution(update(&b.id, taken, &["credit_code"], "改码")).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let missing = "ins_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f";
+    let err = c.update_institution(update(missing, Institution::default(), &["name"], "x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // A county edits only its own county's institutions and keeps them there.
+    let mut xinhui = RegistryServiceClient::new(registry.as_role(Role::CountyOperator, Some(Bureau::Xinhui)));
+    let renamed = Institution { name: "乙".into(), ..Default::default() };
+    let err = xinhui.update_institution(update(&b.id, renamed.clone(), &["name"], "x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let mut pengjiang = RegistryServiceClient::new(registry.as_role(Role::CountyOperator, Some(Bureau::Pengjiang)));
+    let moved = Institution { county: BureauCode::Xinhui as i32, ..Default::default() };
+    let err = pengjiang.update_institution(update(&b.id, moved, &["county"], "迁址")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let ok = pengjiang.update_institution(update(&b.id, renamed, &["name"], "简称")).await.unwrap().into_inner();
+    assert_eq!(ok.institution.unwrap().name, "乙");
 }

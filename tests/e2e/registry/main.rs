@@ -3,10 +3,12 @@
 mod access;
 mod appointments;
 mod calendar;
+mod documents;
 mod draw_pool;
 mod experts;
 mod health;
 mod idempotency;
+mod import_export;
 mod incidents;
 mod institutions;
 mod lifecycle;

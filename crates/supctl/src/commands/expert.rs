@@ -1,4 +1,4 @@
-//! `supctl expert get|list`: experts as the registry returns them, personal fields masked by the
+//! `supctl expert get|list|import|export`: experts as the registry returns them, personal fields masked by the
 //! caller's role (supctl masks nothing itself and unmasks nothing).
 
 use clap::{Subcommand, ValueEnum};
@@ -57,14 +57,37 @@ pub enum ExpertCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
+    /// Imports experts with their terms, training and past outcomes from XLSX or CSV
+    /// (docs/import-export.md); all or nothing.
+    Import(super::import::ImportArgs),
+    /// Exports experts to XLSX or CSV, as your role may see them.
+    Export {
+        #[command(flatten)]
+        args: super::import::ExportArgs,
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// County as a division code (440705) or name (新会区).
+        #[arg(long)]
+        county: Option<String>,
+    },
 }
 
 pub async fn run(command: ExpertCommand, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    let mut client = RegistryServiceClient::new(settings.authed("registry")?);
+    let client = || anyhow::Ok(RegistryServiceClient::new(settings.authed("registry")?));
     match command {
+        ExpertCommand::Import(args) => {
+            return super::import::import(super::import::Noun::Experts, args, settings, out).await;
+        }
+        ExpertCommand::Export { args, status, county } => {
+            let filters = super::import::ExpertFilters {
+                status: status.map_or(0, |s| s.to_proto() as i32),
+                county: county.as_deref().map(parse_bureau).transpose()?.map_or(0, |b| b.to_proto() as i32),
+            };
+            return super::import::export_experts(args, filters, settings, out).await;
+        }
         ExpertCommand::Get { expert_id } => {
             let expert =
-                client.get_expert(GetExpertRequest { id: expert_id }).await?.into_inner().expert.unwrap_or_default();
+                client()?.get_expert(GetExpertRequest { id: expert_id }).await?.into_inner().expert.unwrap_or_default();
             out.document(&to_json(&expert));
         }
         ExpertCommand::List { name, county, status, page_size, page_token } => {
@@ -75,7 +98,7 @@ pub async fn run(command: ExpertCommand, settings: &Settings, out: &Output) -> a
                 name_contains: name.unwrap_or_default(),
                 ..Default::default()
             };
-            let page = client.list_experts(request).await?.into_inner();
+            let page = client()?.list_experts(request).await?.into_inner();
             let rows = page
                 .experts
                 .iter()

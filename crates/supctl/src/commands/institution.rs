@@ -1,4 +1,4 @@
-//! `supctl institution create|get|list`: the institutions of article 3.
+//! `supctl institution create|get|list|import|export`: the institutions of article 3.
 
 use clap::{Subcommand, ValueEnum};
 use supervision_kit::Bureau;
@@ -93,11 +93,31 @@ pub enum InstitutionCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
+    /// Imports institutions from XLSX or CSV (docs/import-export.md); all or nothing.
+    Import(super::import::ImportArgs),
+    /// Exports institutions to XLSX or CSV.
+    Export {
+        #[command(flatten)]
+        args: super::import::ExportArgs,
+        /// County as a division code (440705) or name (新会区).
+        #[arg(long)]
+        county: Option<String>,
+    },
 }
 
 pub async fn run(command: InstitutionCommand, settings: &Settings, out: &Output) -> anyhow::Result<()> {
-    let mut client = RegistryServiceClient::new(settings.authed("registry")?);
+    let client = || anyhow::Ok(RegistryServiceClient::new(settings.authed("registry")?));
     match command {
+        InstitutionCommand::Import(args) => {
+            return super::import::import(super::import::Noun::Institutions, args, settings, out).await;
+        }
+        InstitutionCommand::Export { args, county } => {
+            let filters = super::import::InstitutionFilters {
+                county: county.as_deref().map(parse_bureau).transpose()?.map_or(0, |b| b.to_proto() as i32),
+                status: 0,
+            };
+            return super::import::export_institutions(args, filters, settings, out).await;
+        }
         InstitutionCommand::Create { kind, name, credit_code, parent, county, address, head, request_id } => {
             let request = CreateInstitutionRequest {
                 request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -109,11 +129,11 @@ pub async fn run(command: InstitutionCommand, settings: &Settings, out: &Output)
                 address,
                 head,
             };
-            let created = client.create_institution(request).await?.into_inner().institution.unwrap_or_default();
+            let created = client()?.create_institution(request).await?.into_inner().institution.unwrap_or_default();
             out.record(&to_json(&created));
         }
         InstitutionCommand::Get { id } => {
-            let found = client.get_institution(GetInstitutionRequest { id }).await?.into_inner();
+            let found = client()?.get_institution(GetInstitutionRequest { id }).await?.into_inner();
             out.record(&to_json(&found.institution.unwrap_or_default()));
         }
         InstitutionCommand::List { county, name, page_size, page_token } => {
@@ -123,7 +143,7 @@ pub async fn run(command: InstitutionCommand, settings: &Settings, out: &Output)
                 r#type: 0,
                 name_contains: name.unwrap_or_default(),
             };
-            let page = client.list_institutions(request).await?.into_inner();
+            let page = client()?.list_institutions(request).await?.into_inner();
             let rows = page
                 .institutions
                 .iter()

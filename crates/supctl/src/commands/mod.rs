@@ -1,12 +1,21 @@
 //! One module per noun.
 
+pub mod activity;
 pub mod audit;
 pub mod calendar;
 pub mod draw;
 pub mod expert;
+pub mod finance;
 pub mod health;
+pub mod import;
+pub mod incident;
 pub mod institution;
 pub mod keys;
+pub mod letter;
+pub mod meeting;
 pub mod policy;
+pub mod recruitment;
+pub mod relation;
 pub mod task;
 pub mod token;
+pub mod training;

@@ -5,15 +5,23 @@
 //! exclusions with their reason codes, the record as stored, and the assignments.
 //!
 //! Choices written down here:
-//! - Only D14's hard exclusions are applied so far, in the contract's order: not active (status
-//!   now, or a recorded change taking effect on or before the last session date), out of term on
-//!   a session date, conflicted for the institution, already booked on one of the task's
-//!   half-days (by this service's bookings), the task's reporter. Every expert the registry
-//!   streams is appointed, and a task is created only when an edition is in force on every
-//!   session date, so NOT_APPOINTED and EDITION_NOT_IN_FORCE never apply to a streamed expert.
-//!   Training before dispatch is off in edition 1: untrained experts are only flagged.
-//! - A pool smaller than N + B is refused (D15) until the soft exclusions and their relaxations
-//!   exist; then it will be refused only when still too small after every relaxation.
+//! - D14's hard exclusions, in the contract's order: not active (status now, or a recorded change
+//!   taking effect on or before the last session date), out of term on a session date, conflicted
+//!   for the institution, already booked on one of the task's half-days (by this service's
+//!   bookings), the task's reporter. Every expert the registry streams is appointed, and a task is
+//!   created only when an edition is in force on every session date, so NOT_APPOINTED and
+//!   EDITION_NOT_IN_FORCE never apply to a streamed expert. Training before dispatch is off in
+//!   edition 1: untrained experts are only flagged.
+//! - D14's soft exclusions after them: specialty (tier 1: a specialty equal to or under a wanted
+//!   code; tier 2: under the wanted code's parent group, the code without its last segment;
+//!   tier 3: any), the cooling period at the same institution, the monthly cap. Each is relaxed,
+//!   one step at a time in that order (tier 1 to 2, tier 2 to 3, cooling, cap), only while the
+//!   eligible count is below N + B, and each step is logged with the counts before and after.
+//!   The same-employer rule, second in D14's order, is a rule of the team rather than of the
+//!   pool: it does not change the eligible count, so the fill relaxes it (crates/draw) when the
+//!   team cannot be completed otherwise. A task that names no specialty starts at tier 3.
+//! - A pool still smaller than N + B after every relaxation is refused (D15) with counts per
+//!   reason.
 
 use std::{collections::HashSet, fmt};
 
@@ -56,6 +64,7 @@ macro_rules! opaque_id {
 opaque_id!(DrawId, "drw_");
 opaque_id!(AssignmentId, "asg_");
 opaque_id!(ReportId, "rpt_");
+opaque_id!(LetterId, "ltr_");
 
 macro_rules! codes {
     ($name:ident { $($variant:ident => $code:literal),+ $(,)? }) => {
@@ -87,6 +96,11 @@ codes!(DrawStatus {
     Executed => "EXECUTED",
     Abandoned => "ABANDONED",
     Voided => "VOIDED",
+});
+
+codes!(DrawKind {
+    Initial => "INITIAL",
+    Supplementary => "SUPPLEMENTARY",
 });
 
 codes!(ExclusionReason {
@@ -159,6 +173,8 @@ pub struct PoolExpert {
     pub conflicted: bool,
     /// A recorded change to a status other than ACTIVE, and the date it takes effect.
     pub leaves_on: Option<NaiveDate>,
+    /// Specialty codes.
+    pub specialties: Vec<String>,
 }
 
 impl PoolExpert {
@@ -180,7 +196,7 @@ pub struct Exclusion {
     pub reasons: Vec<ExclusionReason>,
 }
 
-/// The pool split by D14's hard exclusions.
+/// The pool split by D14's hard and soft exclusions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Screened {
     /// Eligible expert ids, in the pool's order.
@@ -188,29 +204,146 @@ pub struct Screened {
     pub excluded: Vec<Exclusion>,
     /// Eligible experts who did not attend training (flagged, not excluded, in edition 1).
     pub untrained: Vec<String>,
+    /// The soft rules relaxed, in order.
+    pub relaxations: Vec<PoolRelaxation>,
+    /// The specialty tier finally used: 1 exact, 2 group, 3 any.
+    pub specialty_tier: u32,
 }
 
-/// Applies D14's hard exclusions in their fixed order to `pool` for sessions on `dates`;
-/// `booked` holds the experts already booked on one of the task's half-days.
-pub fn screen(pool: &[PoolExpert], dates: &[NaiveDate], booked: &HashSet<String>, reporter: &str) -> Screened {
-    let mut out = Screened { eligible: Vec::new(), excluded: Vec::new(), untrained: Vec::new() };
-    for e in pool {
+codes!(SoftRule {
+    SpecialtyGroup => "SPECIALTY_GROUP",
+    SpecialtyAny => "SPECIALTY_ANY",
+    CoolingPeriod => "COOLING_PERIOD",
+    MonthlyCap => "MONTHLY_CAP",
+});
+
+/// One soft rule relaxed at prepare because the pool was smaller than N + B (D14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolRelaxation {
+    /// A [`SoftRule`] code.
+    pub rule: String,
+    pub eligible_before: usize,
+    pub eligible_after: usize,
+}
+
+/// What the soft exclusions need beyond the pool: the specialty codes the task wants, the experts
+/// inside the cooling period at the institution and those at the monthly cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SoftFacts {
+    pub wanted: Vec<String>,
+    pub cooling: HashSet<String>,
+    pub capped: HashSet<String>,
+    /// N + B: relaxations happen only while fewer are eligible.
+    pub needed: usize,
+}
+
+/// `code` is `prefix` or lies under it (`4-07-05-01` under `4-07-05`).
+fn under(code: &str, prefix: &str) -> bool {
+    code == prefix || code.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('-'))
+}
+
+/// The group one level up from `code`: the code without its last segment (a first-level code is
+/// its own group).
+pub fn parent_group(code: &str) -> &str {
+    code.rsplit_once('-').map_or(code, |(group, _)| group)
+}
+
+/// Whether an expert with `specialties` matches `wanted` at `tier` (3 matches everyone).
+pub fn specialty_matches(specialties: &[String], wanted: &[String], tier: u32) -> bool {
+    match tier {
+        1 => specialties.iter().any(|e| wanted.iter().any(|w| under(e, w))),
+        2 => specialties.iter().any(|e| wanted.iter().any(|w| under(e, parent_group(w)))),
+        _ => true,
+    }
+}
+
+/// Applies D14's hard exclusions in their fixed order to `pool` for sessions on `dates`
+/// (`booked` holds the experts already booked on one of the task's half-days), then the soft
+/// ones, relaxed one step at a time while fewer than `soft.needed` are eligible.
+pub fn screen(
+    pool: &[PoolExpert],
+    dates: &[NaiveDate],
+    booked: &HashSet<String>,
+    reporter: &str,
+    soft: &SoftFacts,
+) -> Screened {
+    let hard: Vec<Vec<ExclusionReason>> = pool
+        .iter()
+        .map(|e| {
+            let mut reasons = Vec::new();
+            if !e.active_through(dates) {
+                reasons.push(ExclusionReason::NotActive);
+            }
+            if !e.in_term(dates) {
+                reasons.push(ExclusionReason::OutOfTerm);
+            }
+            if e.conflicted {
+                reasons.push(ExclusionReason::Conflicted);
+            }
+            if booked.contains(&e.id) {
+                reasons.push(ExclusionReason::AlreadyBooked);
+            }
+            if !reporter.is_empty() && e.id == reporter {
+                reasons.push(ExclusionReason::Reporter);
+            }
+            reasons
+        })
+        .collect();
+    let mut tier: u32 = if soft.wanted.is_empty() { 3 } else { 1 };
+    let mut cooling = true;
+    let mut cap = true;
+    let soft_reasons = |e: &PoolExpert, tier: u32, cooling: bool, cap: bool| {
         let mut reasons = Vec::new();
-        if !e.active_through(dates) {
-            reasons.push(ExclusionReason::NotActive);
+        if !specialty_matches(&e.specialties, &soft.wanted, tier) {
+            reasons.push(ExclusionReason::SpecialtyMismatch);
         }
-        if !e.in_term(dates) {
-            reasons.push(ExclusionReason::OutOfTerm);
+        if cooling && soft.cooling.contains(&e.id) {
+            reasons.push(ExclusionReason::CoolingPeriod);
         }
-        if e.conflicted {
-            reasons.push(ExclusionReason::Conflicted);
+        if cap && soft.capped.contains(&e.id) {
+            reasons.push(ExclusionReason::MonthlyCap);
         }
-        if booked.contains(&e.id) {
-            reasons.push(ExclusionReason::AlreadyBooked);
-        }
-        if !reporter.is_empty() && e.id == reporter {
-            reasons.push(ExclusionReason::Reporter);
-        }
+        reasons
+    };
+    let eligible_count = |tier: u32, cooling: bool, cap: bool| {
+        pool.iter().zip(&hard).filter(|(e, h)| h.is_empty() && soft_reasons(e, tier, cooling, cap).is_empty()).count()
+    };
+    let mut relaxations = Vec::new();
+    let mut count = eligible_count(tier, cooling, cap);
+    while count < soft.needed {
+        let rule = if tier == 1 {
+            tier = 2;
+            SoftRule::SpecialtyGroup
+        } else if tier == 2 {
+            tier = 3;
+            SoftRule::SpecialtyAny
+        } else if cooling {
+            cooling = false;
+            SoftRule::CoolingPeriod
+        } else if cap {
+            cap = false;
+            SoftRule::MonthlyCap
+        } else {
+            break;
+        };
+        let after = eligible_count(tier, cooling, cap);
+        relaxations.push(PoolRelaxation {
+            rule: rule.code().to_owned(),
+            eligible_before: count,
+            eligible_after: after,
+        });
+        count = after;
+    }
+    let mut out = Screened {
+        eligible: Vec::new(),
+        excluded: Vec::new(),
+        untrained: Vec::new(),
+        relaxations,
+        specialty_tier: tier,
+    };
+    for (e, hard) in pool.iter().zip(hard) {
+        let mut reasons = hard;
+        reasons.extend(soft_reasons(e, tier, cooling, cap));
         if reasons.is_empty() {
             if !e.trained {
                 out.untrained.push(e.id.clone());
@@ -293,6 +426,9 @@ mod instant {
 pub struct Draw {
     pub id: DrawId,
     pub task_id: TaskId,
+    pub kind: DrawKind,
+    /// For a supplementary draw: the draw whose order was exhausted.
+    pub supplements: String,
     pub status: DrawStatus,
     pub algorithm: String,
     pub edition_number: u32,
@@ -314,12 +450,29 @@ pub struct Draw {
     pub order: Vec<(String, String)>,
     pub walk: Vec<Pick>,
     pub relaxations: Vec<RelaxationRecord>,
+    /// The soft rules relaxed at prepare (D14).
+    pub pool_relaxations: Vec<PoolRelaxation>,
+    /// The specialty tier finally used: 1 exact, 2 group, 3 any.
+    pub specialty_tier: u32,
     pub next_position: usize,
     pub operator: Actor,
     pub witness: Option<Actor>,
     pub prepared_at: DateTime<Utc>,
     pub witnessed_at: Option<DateTime<Utc>>,
     pub executed_at: Option<DateTime<Utc>>,
+    /// Why it was abandoned before execution.
+    pub abandon_reason: String,
+    /// The void by a second person, once voided.
+    pub void: Option<DrawVoid>,
+}
+
+/// A second person's void of an executed draw (D8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawVoid {
+    pub reason: String,
+    pub by: Actor,
+    #[serde(with = "instant")]
+    pub at: DateTime<Utc>,
 }
 
 impl Draw {
@@ -453,6 +606,7 @@ mod tests {
             employer_key: String::new(),
             conflicted: false,
             leaves_on: None,
+            specialties: vec!["4-07-05-01".into()],
         }
     }
 
@@ -470,7 +624,7 @@ mod tests {
         untrained.trained = false;
         let pool = [expert("exp_a"), suspended, leaving, ending, expert("exp_e"), untrained, expert("exp_g")];
         let booked: HashSet<String> = ["exp_e".to_owned(), "exp_g".to_owned()].into();
-        let s = screen(&pool, &dates, &booked, "exp_g");
+        let s = screen(&pool, &dates, &booked, "exp_g", &SoftFacts::default());
         assert_eq!(s.eligible, ["exp_a", "exp_f"]);
         assert_eq!(s.untrained, ["exp_f"]);
         let reasons: Vec<(&str, Vec<&str>)> =

@@ -6,14 +6,14 @@ pub mod submission;
 pub mod task;
 
 pub use draw::{
-    Answer, Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawStatus, Exclusion,
-    ExclusionReason, Outcome, Pick, PoolExpert, RelaxationRecord, ReportId, ReportStatus, ResponseKind, Screened,
-    WorkedSession,
+    Answer, Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawKind, DrawStatus, DrawVoid,
+    Exclusion, ExclusionReason, LetterId, Outcome, Pick, PoolExpert, PoolRelaxation, RelaxationRecord, ReportId,
+    ReportStatus, ResponseKind, Screened, SoftFacts, SoftRule, WorkedSession,
 };
 pub use report::{Correction, Entered, Report};
 pub use submission::{
-    NewSubmission, Submission, SubmissionFilter, SubmissionId, SubmissionKind, SubmissionRefused, SubmissionStatus,
-    Submitter, Visibility,
+    Handling, NewSubmission, Step, Submission, SubmissionFilter, SubmissionId, SubmissionKind, SubmissionRefused,
+    SubmissionStatus, Submitter, Visibility,
 };
 pub use task::{
     Activity, ActivityKind, ActivitySubject, Approval, ExceptionKind, FundSource, HalfDay, NewTask, Session, SessionId,

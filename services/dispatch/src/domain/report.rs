@@ -58,4 +58,6 @@ pub struct Report {
     pub voided_by: Option<Actor>,
     pub voided_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Why it was last returned for revision.
+    pub return_reason: String,
 }

@@ -155,6 +155,47 @@ pub struct Submission {
     pub submitted_by: Actor,
     pub submitted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub handling: Handling,
+}
+
+/// How the city handles a submission (D21).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handling {
+    /// The handler's subject, once assigned.
+    pub handler: String,
+    pub answer: String,
+    pub follow_up_task_id: String,
+    pub close_note: String,
+}
+
+/// One step of the handling workflow: RECEIVED or ASSIGNED -> ASSIGNED (assign or reassign),
+/// ASSIGNED -> ANSWERED, and any open state -> CLOSED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Assign { handler: String, note: String },
+    Answer { answer: String },
+    Close { note: String, follow_up_task_id: String },
+}
+
+impl Step {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Assign { .. } => "assign",
+            Self::Answer { .. } => "answer",
+            Self::Close { .. } => "close",
+        }
+    }
+
+    /// The status after this step from `from`, or `None` when the step is not open from it.
+    pub fn next(&self, from: SubmissionStatus) -> Option<SubmissionStatus> {
+        use SubmissionStatus as S;
+        match (self, from) {
+            (Self::Assign { .. }, S::Received | S::Assigned) => Some(S::Assigned),
+            (Self::Answer { .. }, S::Assigned) => Some(S::Answered),
+            (Self::Close { .. }, S::Received | S::Assigned | S::Answered) => Some(S::Closed),
+            _ => None,
+        }
+    }
 }
 
 /// Which submissions a caller may see: the city everything; a county what it reported; an
@@ -261,6 +302,7 @@ mod tests {
             submitted_by: Actor { subject: "x".into(), role: "EXPERT".into(), bureau: None },
             submitted_at: Utc::now(),
             updated_at: Utc::now(),
+            handling: Handling::default(),
         };
         assert!(Visibility::All.allows(&s));
         assert!(Visibility::Expert("exp_a".into()).allows(&s));

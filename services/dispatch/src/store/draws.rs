@@ -13,8 +13,8 @@ use supervision_kit::{
 
 use super::StoreError;
 use crate::domain::{
-    Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawStatus, Exclusion, ExclusionReason,
-    HalfDay, TaskId, TaskVisibility,
+    Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawKind, DrawStatus, DrawVoid,
+    Exclusion, ExclusionReason, HalfDay, TaskId, TaskVisibility,
 };
 
 /// The unique index that keeps an expert's half-day to one booking.
@@ -27,7 +27,8 @@ macro_rules! draw_columns {
         "id, task_id, live_key, kind, status, algorithm, edition_number, team_size, backup_count, frozen_list, \
          frozen_list_sha256, candidate_count, pool_count, exclusions, untrained, server_seed, seed_commitment, \
          dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
-         operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at"
+         operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at, \
+         pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id"
     };
 }
 
@@ -70,6 +71,14 @@ fn instant_or_empty(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(format_instant).unwrap_or_default()
 }
 
+/// One live initial draw per task, and one live supplementary draw per exhausted draw.
+fn live_key(d: &Draw) -> String {
+    match d.kind {
+        DrawKind::Initial => d.task_id.to_string(),
+        DrawKind::Supplementary => format!("{}:supplements:{}", d.task_id, d.supplements),
+    }
+}
+
 /// Records a prepared draw. The live key keeps one live initial draw per task: a second prepare
 /// of the same task fails on it.
 pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx::Error> {
@@ -79,12 +88,12 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
         "INSERT INTO draws (",
         draw_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)"
     ))
     .bind(d.id.as_str())
     .bind(d.task_id.as_str())
-    .bind(d.task_id.as_str())
-    .bind("INITIAL")
+    .bind(live_key(d))
+    .bind(d.kind.code())
     .bind(d.status.code())
     .bind(&d.algorithm)
     .bind(i64::from(d.edition_number))
@@ -112,9 +121,104 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     .bind(format_instant(d.prepared_at))
     .bind(instant_or_empty(d.witnessed_at))
     .bind(instant_or_empty(d.executed_at))
+    .bind(serde_json::to_string(&d.pool_relaxations).unwrap_or_default())
+    .bind(i64::from(d.specialty_tier))
+    .bind(&d.abandon_reason)
+    .bind(d.void.as_ref().map(|v| v.reason.clone()).unwrap_or_default())
+    .bind(d.void.as_ref().map(|v| serde_json::to_string(&v.by).unwrap_or_default()).unwrap_or_default())
+    .bind(instant_or_empty(d.void.as_ref().map(|v| v.at)))
+    .bind(&d.supplements)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Records that a PREPARED or WITNESSED draw was abandoned, freeing the task's live key; false
+/// when it is in neither state.
+pub async fn record_abandon(conn: &mut AnyConnection, d: &Draw) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE draws SET status = 'ABANDONED', abandon_reason = $1, live_key = id \
+         WHERE id = $2 AND status IN ('PREPARED', 'WITNESSED')",
+    )
+    .bind(&d.abandon_reason)
+    .bind(d.id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the void of an EXECUTED draw, freeing the task's live key; false when it is not
+/// EXECUTED.
+pub async fn record_void(conn: &mut AnyConnection, d: &Draw) -> Result<bool, sqlx::Error> {
+    let Some(void) = &d.void else { return Ok(false) };
+    let done = sqlx::query(
+        "UPDATE draws SET status = 'VOIDED', void_reason = $1, voided_by = $2, void_time = $3, live_key = id \
+         WHERE id = $4 AND status = 'EXECUTED'",
+    )
+    .bind(&void.reason)
+    .bind(serde_json::to_string(&void.by).unwrap_or_default())
+    .bind(format_instant(void.at))
+    .bind(d.id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Assignment statuses that count as having gone, or going, to a task (cooling period, cap).
+const SERVING: &str = "('NOTIFIED', 'ACCEPTED', 'COMPLETED', 'NO_SHOW')";
+
+/// Experts placed as primaries on another task at `institution_id` with a session from `from`
+/// to `to` inclusive (D14's cooling period).
+pub async fn cooling_experts(
+    conn: &mut AnyConnection,
+    institution_id: &str,
+    task: &TaskId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let sql = format!(
+        "SELECT DISTINCT a.expert_id FROM assignments a JOIN tasks t ON t.id = a.task_id \
+         WHERE t.institution_id = $1 AND a.task_id <> $2 AND a.role = 'PRIMARY' AND a.status IN {SERVING} \
+           AND EXISTS (SELECT 1 FROM task_sessions s WHERE s.task_id = a.task_id \
+                         AND s.session_date >= $3 AND s.session_date <= $4)"
+    );
+    // Only a constant is spliced in; every value is bound.
+    let ids = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+        .bind(institution_id)
+        .bind(task.as_str())
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(ids.into_iter().collect())
+}
+
+/// Experts already placed as primaries on `cap` or more other tasks with a session in one of
+/// `months` (`YYYY-MM`; D14's monthly cap).
+pub async fn capped_experts(
+    conn: &mut AnyConnection,
+    task: &TaskId,
+    months: &[String],
+    cap: u32,
+) -> Result<HashSet<String>, sqlx::Error> {
+    if months.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let placeholders: Vec<String> = (0..months.len()).map(|i| format!("${}", i + 3)).collect();
+    // Only placeholders and a constant are spliced in; every value is bound.
+    let sql = format!(
+        "SELECT DISTINCT expert_id FROM (SELECT a.expert_id, SUBSTR(s.session_date, 1, 7) AS month, \
+             COUNT(DISTINCT a.task_id) AS tasks FROM assignments a JOIN task_sessions s ON s.task_id = a.task_id \
+           WHERE a.task_id <> $1 AND a.role = 'PRIMARY' AND a.status IN {SERVING} \
+             AND SUBSTR(s.session_date, 1, 7) IN ({}) \
+           GROUP BY a.expert_id, SUBSTR(s.session_date, 1, 7)) per_month WHERE tasks >= $2",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(task.as_str()).bind(i64::from(cap));
+    for m in months {
+        query = query.bind(m.clone());
+    }
+    Ok(query.fetch_all(&mut *conn).await?.into_iter().collect())
 }
 
 /// Records the witness's co-signature on a PREPARED draw; false when it is no longer PREPARED.
@@ -246,9 +350,12 @@ fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
         })
         .collect();
     let status = text("status")?;
+    let kind = text("kind")?;
     Ok(Draw {
         id: DrawId::parse(&id).ok_or_else(|| bad("id".into()))?,
         task_id: TaskId::parse(&text("task_id")?).ok_or_else(|| bad("task_id".into()))?,
+        kind: DrawKind::from_code(&kind).ok_or_else(|| bad(format!("kind {kind}")))?,
+        supplements: text("supplements_draw_id")?,
         status: DrawStatus::from_code(&status).ok_or_else(|| bad(format!("status {status}")))?,
         algorithm: text("algorithm")?,
         edition_number: small("edition_number")?,
@@ -272,6 +379,23 @@ fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
         prepared_at: instant("prepared_at")?.ok_or_else(|| bad("prepared_at".into()))?,
         witnessed_at: instant("witnessed_at")?,
         executed_at: instant("executed_at")?,
+        pool_relaxations: serde_json::from_str(&text("pool_relaxations")?)
+            .map_err(|e| bad(format!("pool_relaxations: {e}")))?,
+        specialty_tier: small("specialty_tier")?,
+        abandon_reason: text("abandon_reason")?,
+        void: {
+            let reason = text("void_reason")?;
+            let by = text("voided_by")?;
+            if by.is_empty() {
+                None
+            } else {
+                Some(DrawVoid {
+                    reason,
+                    by: serde_json::from_str(&by).map_err(|e| bad(format!("voided_by: {e}")))?,
+                    at: instant("void_time")?.ok_or_else(|| bad("void_time".into()))?,
+                })
+            }
+        },
     })
 }
 
@@ -391,6 +515,27 @@ pub async fn places_from(
     ))
     .bind(expert_id)
     .bind(from.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(assignment_from_row).collect()
+}
+
+/// A task's draws, oldest first.
+pub async fn task_draws(conn: &mut AnyConnection, task: &TaskId) -> Result<Vec<Draw>, StoreError> {
+    let rows = sqlx::query(concat!("SELECT ", draw_columns!(), " FROM draws WHERE task_id = $1 ORDER BY id"))
+        .bind(task.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(draw_from_row).collect()
+}
+
+/// Every NOTIFIED primary waiting for an answer, oldest notification first (the no-answer sweep).
+pub async fn notified_assignments(conn: &mut AnyConnection) -> Result<Vec<Assignment>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        assignment_columns!(),
+        " FROM assignments WHERE status = 'NOTIFIED' ORDER BY notified_at, id"
+    ))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(assignment_from_row).collect()

@@ -12,7 +12,8 @@ use crate::domain::{AssignmentId, Report, ReportId, ReportStatus, TaskId};
 macro_rules! report_columns {
     () => {
         "id, assignment_id, task_id, expert_id, status, content, sessions, revision, submitted_by, on_behalf, \
-         submit_time, accepted_by, accept_time, corrections, void_reason, voided_by, void_time, updated_at"
+         submit_time, accepted_by, accept_time, corrections, void_reason, voided_by, void_time, updated_at, \
+         return_reason"
     };
 }
 
@@ -32,7 +33,7 @@ pub async fn insert_report(conn: &mut AnyConnection, r: &Report) -> Result<(), s
     sqlx::query(concat!(
         "INSERT INTO reports (",
         report_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     ))
     .bind(r.id.as_str())
     .bind(r.assignment_id.as_str())
@@ -52,6 +53,7 @@ pub async fn insert_report(conn: &mut AnyConnection, r: &Report) -> Result<(), s
     .bind(optional_json(r.voided_by.as_ref()))
     .bind(instant_or_empty(r.voided_at))
     .bind(format_instant(r.updated_at))
+    .bind(&r.return_reason)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -66,7 +68,8 @@ pub async fn update_report(
     let done = sqlx::query(
         "UPDATE reports SET status = $1, content = $2, sessions = $3, revision = $4, submitted_by = $5, \
          on_behalf = $6, submit_time = $7, accepted_by = $8, accept_time = $9, corrections = $10, \
-         void_reason = $11, voided_by = $12, void_time = $13, updated_at = $14 WHERE id = $15 AND updated_at = $16",
+         void_reason = $11, voided_by = $12, void_time = $13, updated_at = $14, return_reason = $17 \
+         WHERE id = $15 AND updated_at = $16",
     )
     .bind(r.status.code())
     .bind(hex::encode(&r.content))
@@ -84,9 +87,50 @@ pub async fn update_report(
     .bind(format_instant(r.updated_at))
     .bind(r.id.as_str())
     .bind(format_instant(expected))
+    .bind(&r.return_reason)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// What ListReports filters on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFilter {
+    pub visibility: crate::domain::TaskVisibility,
+    pub task_id: Option<TaskId>,
+    pub expert_id: Option<String>,
+    pub status: Option<ReportStatus>,
+}
+
+/// Reports newest first (ids are time-ordered), within what the caller may see.
+pub async fn list_reports(
+    conn: &mut AnyConnection,
+    filter: &ReportFilter,
+    page: &supervision_kit::Page,
+) -> Result<Vec<Report>, StoreError> {
+    use crate::domain::TaskVisibility;
+    let scope = match filter.visibility {
+        TaskVisibility::All => String::new(),
+        TaskVisibility::Bureau(b) => b.division_code().to_owned(),
+        TaskVisibility::Nothing => return Ok(Vec::new()),
+    };
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        report_columns!(),
+        " FROM reports r WHERE ($1 = '' OR r.id < $1) AND ($2 = '' OR r.task_id = $2) AND ($3 = '' OR r.expert_id = $3) \
+           AND ($4 = '' OR r.status = $4) \
+           AND ($5 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = r.task_id AND t.dispatching_bureau = $5)) \
+         ORDER BY r.id DESC LIMIT $6"
+    ))
+    .bind(page.after.as_deref().unwrap_or_default())
+    .bind(filter.task_id.as_ref().map(TaskId::as_str).unwrap_or_default())
+    .bind(filter.expert_id.as_deref().unwrap_or_default())
+    .bind(filter.status.map(ReportStatus::code).unwrap_or_default())
+    .bind(scope)
+    .bind(i64::from(page.size))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(report_from_row).collect()
 }
 
 pub async fn get_report(conn: &mut AnyConnection, id: &ReportId) -> Result<Option<Report>, StoreError> {
@@ -149,5 +193,6 @@ fn report_from_row(row: &AnyRow) -> Result<Report, StoreError> {
         voided_by: actor("voided_by")?,
         voided_at: instant("void_time")?,
         updated_at: instant("updated_at")?.ok_or_else(|| bad("updated_at".into()))?,
+        return_reason: text("return_reason")?,
     })
 }

@@ -170,6 +170,23 @@ pub async fn update_task_staffing(conn: &mut AnyConnection, t: &Task, expected: 
     Ok(done.rows_affected() == 1)
 }
 
+/// Puts a drawn task back to OPEN after its draw was voided, so it can be drawn again.
+pub async fn reopen_task(
+    conn: &mut AnyConnection,
+    id: &TaskId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tasks SET status = 'OPEN', accepted_count = 0, revision = revision + 1, updated_at = $1 \
+         WHERE id = $2 AND status IN ('STAFFING', 'STAFFED', 'UNDERSTAFFED', 'BLOCKED')",
+    )
+    .bind(format_instant(now))
+    .bind(id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn get_task(conn: &mut AnyConnection, id: &TaskId) -> Result<Option<Task>, StoreError> {
     let row = sqlx::query(concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1"))
         .bind(id.as_str())

@@ -117,7 +117,7 @@ impl Ledger {
 }
 
 /// The fund's name as the bureaus' accounts write it.
-fn fund_name(code: &str) -> &str {
+pub fn fund_name(code: &str) -> &str {
     match code {
         "FUND_SOURCE_PROVINCIAL_SKILL_TRAINING" => "省级促进就业创业发展专项资金（职业技能提升培训）",
         "FUND_SOURCE_CITY_COUNTY_EMPLOYMENT" => "市县两级就业创业专项资金",

@@ -308,3 +308,33 @@ fn batch_from_row(row: &AnyRow) -> Result<Batch, StoreError> {
         paid_by: actor("paid_by")?,
     })
 }
+
+/// Every batch of a bureau, in any state, in the order drafted.
+pub async fn batches_of_bureau(db: impl AnyExecutor<'_>, bureau: Bureau) -> Result<Vec<Batch>, StoreError> {
+    let rows =
+        sqlx::query(concat!("SELECT ", batch_columns!(), " FROM payment_batches WHERE paying_bureau = $1 ORDER BY id"))
+            .bind(bureau.division_code())
+            .fetch_all(db)
+            .await?;
+    rows.iter().map(batch_from_row).collect()
+}
+
+/// The approved and paid batches, of one bureau when given, whose payment month is in `year`,
+/// in the order approved.
+pub async fn settled_in_year(
+    db: impl AnyExecutor<'_>,
+    bureau: Option<Bureau>,
+    year: i32,
+) -> Result<Vec<Batch>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        batch_columns!(),
+        " FROM payment_batches WHERE ($1 = '' OR paying_bureau = $1) AND substr(payment_month, 1, 4) = $2 \
+          AND status IN ('APPROVED', 'PAID') ORDER BY approved_at, id"
+    ))
+    .bind(bureau.map(Bureau::division_code).unwrap_or_default())
+    .bind(format!("{year:04}"))
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(batch_from_row).collect()
+}

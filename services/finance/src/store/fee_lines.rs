@@ -279,3 +279,64 @@ fn line_from_row(row: &AnyRow) -> Result<FeeLine, StoreError> {
         created_at: parse_instant(&text("created_at")?).map_err(|e| bad(format!("created_at: {e}")))?,
     })
 }
+
+/// The sums of a paying bureau's lines with work dates in `month` (`YYYY-MM`): every line,
+/// charges and reversals alike, and the live charges only. Reversals net exactly when the two are
+/// equal.
+pub async fn month_sums(db: impl AnyExecutor<'_>, bureau: Bureau, month: &str) -> Result<(i64, i64), StoreError> {
+    let row = sqlx::query(concat!(
+        // PostgreSQL sums BIGINT into NUMERIC, which the portable driver cannot read: cast back.
+        "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS all_fen, \
+                CAST(COALESCE(SUM(CASE WHEN ",
+        live!(),
+        " THEN amount_fen ELSE 0 END), 0) AS BIGINT) AS live_fen \
+         FROM fee_lines WHERE paying_bureau = $1 AND substr(work_date, 1, 7) = $2"
+    ))
+    .bind(bureau.division_code())
+    .bind(month)
+    .fetch_one(db)
+    .await?;
+    Ok((row.try_get("all_fen")?, row.try_get("live_fen")?))
+}
+
+/// Reversals of a bureau's month (by work date) that are not the exact negative of one existing
+/// line, and lines reversed more than once: `(line id, problem)`.
+pub async fn broken_reversals(
+    db: &mut sqlx::AnyConnection,
+    bureau: Bureau,
+    month: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let bad = sqlx::query(
+        "SELECT r.id AS id, CASE WHEN o.id IS NULL THEN 'reverses no line' \
+                ELSE 'is not the exact negative of the line it reverses' END AS problem \
+         FROM fee_lines r LEFT JOIN fee_lines o ON o.id = r.reverses_line_id \
+         WHERE r.kind = 'REVERSAL' AND r.paying_bureau = $1 AND substr(r.work_date, 1, 7) = $2 \
+           AND (o.id IS NULL OR o.kind <> 'CHARGE' OR r.amount_fen <> -o.amount_fen \
+                OR r.billable_class_hours <> -o.billable_class_hours OR r.expert_id <> o.expert_id \
+                OR r.fund_source <> o.fund_source OR r.paying_bureau <> o.paying_bureau) \
+         ORDER BY r.id",
+    )
+    .bind(bureau.division_code())
+    .bind(month)
+    .fetch_all(&mut *db)
+    .await?;
+    let twice = sqlx::query(
+        "SELECT reverses_line_id AS id, 'is reversed more than once' AS problem FROM fee_lines \
+         WHERE kind = 'REVERSAL' AND paying_bureau = $1 AND substr(work_date, 1, 7) = $2 \
+         GROUP BY reverses_line_id HAVING COUNT(*) > 1 ORDER BY reverses_line_id",
+    )
+    .bind(bureau.division_code())
+    .bind(month)
+    .fetch_all(&mut *db)
+    .await?;
+    bad.iter().chain(twice.iter()).map(|r| Ok((r.try_get("id")?, r.try_get("problem")?))).collect()
+}
+
+/// Every line a batch holds (its `batch_id`), in the order written.
+pub async fn lines_of_batch(db: impl AnyExecutor<'_>, batch_id: &str) -> Result<Vec<FeeLine>, StoreError> {
+    let rows = sqlx::query(concat!("SELECT ", line_columns!(), " FROM fee_lines WHERE batch_id = $1 ORDER BY id"))
+        .bind(batch_id)
+        .fetch_all(db)
+        .await?;
+    rows.iter().map(line_from_row).collect()
+}

@@ -443,6 +443,12 @@ impl Application {
         if categories.is_empty() {
             add("profile.categories".into(), "at least one category of article 5 must be claimed".into());
         }
+        if self.profile.rest.civil_servant_status == 0 {
+            add(
+                "profile.civil_servant_status".into(),
+                "must be declared: the registry records it on appointment and fees depend on it (article 10)".into(),
+            );
+        }
         let conditions = self.profile.conditions();
         for condition in CONDITIONS {
             if !conditions.contains(&condition) {

@@ -36,6 +36,29 @@ pub async fn next_certificate_sequence(conn: &mut AnyConnection, year: i32) -> R
     .await
 }
 
+/// Raises the counter of `year` to at least `sequence`, so numbers issued later follow an
+/// imported one (`JMSE-<year>-<sequence>`) instead of repeating it.
+pub async fn raise_certificate_sequence(conn: &mut AnyConnection, year: i32, sequence: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO certificate_counters (year, last) VALUES ($1, $2) ON CONFLICT (year) DO UPDATE SET \
+         last = CASE WHEN certificate_counters.last < excluded.last THEN excluded.last ELSE certificate_counters.last END",
+    )
+    .bind(year)
+    .bind(sequence)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether a certificate number is already held by a term.
+pub async fn certificate_taken(conn: &mut AnyConnection, number: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM appointments WHERE certificate_number = $1")
+        .bind(number)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 pub async fn insert_appointment(conn: &mut AnyConnection, a: &Appointment) -> Result<(), sqlx::Error> {
     sqlx::query(concat!(
         "INSERT INTO appointments (",

@@ -322,6 +322,20 @@ pub async fn touch_expert(
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks an expert as having attended policy training (article 4), e.g. as an import says.
+pub async fn set_trained(
+    conn: &mut AnyConnection,
+    id: &ExpertId,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE experts SET trained = 1, revision = revision + 1, updated_at = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(format_instant(at))
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Records (or, for the same year again, replaces) a yearly self-confirmation (D21).
 pub async fn upsert_confirmation(
     conn: &mut AnyConnection,
