@@ -9,10 +9,12 @@
 
 mod backend;
 pub mod identity;
+mod scaleout;
 mod services;
 
 pub use backend::{Backend, TestDb, TestRedis};
 pub use identity::{AuthedChannel, service_acting_for, token, with_token};
+pub use scaleout::{ScaledOut, ServiceKind, ServicePair};
 pub use services::{
     Deployment, RunningService, common_args, personal_data_key_file, scrape_metrics, spawn_deployment, spawn_dispatch,
     spawn_dispatch_calling, spawn_dispatch_calling_finance, spawn_dispatch_with_registry, spawn_finance,

@@ -94,6 +94,8 @@ pub fn common_args(test_clock_file: Option<PathBuf>) -> CommonArgs {
         },
         clock: ClockArgs { test_clock_file },
         tls: TlsArgs::default(),
+        // Tests drive services hard as one user; tests/e2e/reliability turns the limit on.
+        rate_limit: supervision_kit::rate_limit::RateLimitArgs::off(),
         log_format: supervision_kit::telemetry::LogFormat::Text,
         otlp_endpoint: None,
         metrics_listen: None,
@@ -101,6 +103,7 @@ pub fn common_args(test_clock_file: Option<PathBuf>) -> CommonArgs {
         redis_url: None,
         redis_key_prefix: "test:".into(),
         migrate_only: false,
+        database_max_connections: None,
     }
 }
 

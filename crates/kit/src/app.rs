@@ -17,6 +17,7 @@ use crate::{
     lock::Locks,
     metrics::Metrics,
     outbox::Relay,
+    rate_limit::{RateLimitArgs, RateLimitLayer},
     telemetry::{LogFormat, Telemetry, TelemetryError},
 };
 
@@ -34,6 +35,8 @@ pub struct CommonArgs {
     pub clock: ClockArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub rate_limit: RateLimitArgs,
     /// Log format: text for people, json for collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -56,6 +59,11 @@ pub struct CommonArgs {
     /// Apply the database migrations and exit (for a Kubernetes migration Job).
     #[arg(long)]
     pub migrate_only: bool,
+    /// Most connections this replica opens to its database (default: 16 on PostgreSQL, 4 on
+    /// SQLite). Replicas x this must stay under PostgreSQL's `max_connections`, less what
+    /// migrations and operators need.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: Option<u32>,
 }
 
 impl CommonArgs {
@@ -158,6 +166,7 @@ pub struct Foundation {
     pub peers: HashMap<String, Channel>,
     server: GrpcServer,
     auth: AuthLayer,
+    rate_limit: RateLimitLayer,
     metrics_listener: Option<tokio::net::TcpListener>,
     relay: Option<Relay>,
 }
@@ -175,7 +184,7 @@ impl Foundation {
         let clock = common.clock.clock();
         let auth = common.auth.layer(clock.clone())?;
         let tls = common.tls.load(default_health_listen)?;
-        let db = Db::connect(database_url, migrations).await?;
+        let db = Db::connect_with(database_url, migrations, common.database_max_connections).await?;
         let server = GrpcServer::bind(listen, tls).await?;
         let metrics_listener = match &common.metrics_listen {
             Some(addr) => Some(
@@ -197,7 +206,8 @@ impl Foundation {
                 None
             }
         };
-        Ok(Self { db, clock, metrics, locks, peers, server, auth, metrics_listener, relay })
+        let rate_limit = common.rate_limit.layer();
+        Ok(Self { db, clock, metrics, locks, peers, server, auth, rate_limit, metrics_listener, relay })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -247,7 +257,7 @@ impl Foundation {
                 }
             },
         );
-        let layers = RequestLayers { auth: self.auth, metrics: self.metrics };
+        let layers = RequestLayers { auth: self.auth, rate_limit: self.rate_limit, metrics: self.metrics };
         let served = self.server.serve(service_name, also_served, routes, layers, self.db.clone(), shutdown).await;
         self.db.close().await;
         served

@@ -109,6 +109,9 @@ pub struct Claims {
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
+    /// Not valid before this instant (seconds since the epoch), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 /// The user a request acts for: the caller itself, or the user a SERVICE caller names.
@@ -209,6 +212,9 @@ impl TokenVerifier {
         if claims.exp + i64::try_from(self.validation.leeway).unwrap_or(0) < now.timestamp() {
             return Err(Status::unauthenticated("token expired"));
         }
+        if claims.nbf.is_some_and(|nbf| nbf - i64::try_from(self.validation.leeway).unwrap_or(0) > now.timestamp()) {
+            return Err(Status::unauthenticated("token not yet valid"));
+        }
         let role =
             Role::from_code(&claims.role).ok_or_else(|| Status::unauthenticated("token names an unknown role"))?;
         let bureau = match claims.bureau.as_deref() {
@@ -263,6 +269,21 @@ impl TokenIssuer {
     }
 
     pub fn issue(&self, request: &TokenRequest, now: DateTime<Utc>) -> Result<String, KeyError> {
+        self.sign(request, now, None)
+    }
+
+    /// A token issued `now` that services refuse before `not_before` (a change of duty that
+    /// starts tomorrow, say).
+    pub fn issue_valid_from(
+        &self,
+        request: &TokenRequest,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> Result<String, KeyError> {
+        self.sign(request, now, Some(not_before.timestamp()))
+    }
+
+    fn sign(&self, request: &TokenRequest, now: DateTime<Utc>, nbf: Option<i64>) -> Result<String, KeyError> {
         let claims = Claims {
             sub: request.subject.clone(),
             role: request.role.code().to_owned(),
@@ -272,6 +293,7 @@ impl TokenIssuer {
             iss: self.issuer.clone(),
             iat: now.timestamp(),
             exp: now.timestamp() + i64::try_from(request.ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            nbf,
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)?)
     }
@@ -371,6 +393,11 @@ mod tests {
         let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = token.split('.').nth(1).unwrap();
         assert!(verifier.verify(&format!("{header}.{payload}."), now).is_err(), "alg=none");
+
+        let start = now + chrono::Duration::minutes(10);
+        let later = issuer.issue_valid_from(&county_operator(), now, start).unwrap();
+        assert_eq!(verifier.verify(&later, now).unwrap_err().message(), "token not yet valid");
+        assert!(verifier.verify(&later, start).is_ok(), "valid from its start");
     }
 
     #[test]

@@ -54,8 +54,26 @@ pub fn database(err: &sqlx::Error) -> Status {
         sqlx::Error::Database(db) => {
             let code = db.code();
             // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 261/262/517 their extended forms;
-            // PostgreSQL: 40001 serialization, 40P01 deadlock, 55P03 lock not available.
-            matches!(code.as_deref(), Some("40001" | "40P01" | "55P03" | "5" | "6" | "261" | "262" | "517"))
+            // PostgreSQL: 40001 serialization, 40P01 deadlock, 55P03 lock not available,
+            // 53300 too many connections, 57P01-57P03 the server shutting down or starting,
+            // class 08 a lost connection.
+            matches!(
+                code.as_deref(),
+                Some(
+                    "40001"
+                        | "40P01"
+                        | "55P03"
+                        | "53300"
+                        | "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "5"
+                        | "6"
+                        | "261"
+                        | "262"
+                        | "517"
+                )
+            ) || code.as_deref().is_some_and(|c| c.len() == 5 && c.starts_with("08"))
         }
         _ => false,
     };

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod observe;
 pub mod outbox;
 pub mod personal;
+pub mod rate_limit;
 pub mod redact;
 pub mod storage;
 pub mod telemetry;

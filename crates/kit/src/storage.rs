@@ -64,17 +64,29 @@ impl Db {
     ///
     /// A SQLite URL names a file that is created (with its directory) when missing.
     pub async fn connect(url: &str, migrations: &Migrations) -> Result<Self, StorageError> {
+        Self::connect_with(url, migrations, None).await
+    }
+
+    /// As [`Db::connect`], with at most `max_connections` connections (`None`: 16 on
+    /// PostgreSQL, 4 on SQLite).
+    pub async fn connect_with(
+        url: &str,
+        migrations: &Migrations,
+        max_connections: Option<u32>,
+    ) -> Result<Self, StorageError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let url = match backend {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).max_connections(match backend {
-            // SQLite has one writer at a time; a few readers beside it are plenty.
-            Backend::Sqlite => 4,
-            Backend::Postgres => 16,
-        });
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).max_connections(
+            max_connections.unwrap_or(match backend {
+                // SQLite has one writer at a time; a few readers beside it are plenty.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            }),
+        );
         let options = match backend {
             Backend::Sqlite => options.after_connect(|conn, _meta| {
                 Box::pin(async move {

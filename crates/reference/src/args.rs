@@ -4,9 +4,12 @@ use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
 use supervision_calendar::{Calendar, CalendarError};
-use supervision_policy::{EditionError, Editions};
+use supervision_policy::{EditionError, EditionWarning, Editions};
 
-use crate::service::Reference;
+use crate::{
+    service::Reference,
+    specialties::{SPECIALTY_FILE, Specialties, SpecialtyError},
+};
 
 /// The overlay directories of the reference data; flatten this into a service's `Config`.
 ///
@@ -18,7 +21,9 @@ pub struct ReferenceArgs {
     #[arg(long, env = "CALENDAR_DATA_DIR")]
     pub calendar_data_dir: Option<PathBuf>,
     /// Directory of extra policy edition files (`edition-2.toml`, ...), loaded at start on top of
-    /// the editions built in (a ConfigMap in production).
+    /// the editions built in (a ConfigMap in production). It also holds the bureau's copy of the
+    /// occupational classification, `specialties.csv` (`code,name`), read on top of the 8 major
+    /// groups built in.
     #[arg(long, env = "POLICY_DATA_DIR")]
     pub policy_data_dir: Option<PathBuf>,
 }
@@ -30,6 +35,8 @@ pub enum LoadError {
     Calendar(#[from] CalendarError),
     #[error(transparent)]
     Policy(#[from] EditionError),
+    #[error(transparent)]
+    Specialties(#[from] SpecialtyError),
 }
 
 impl LoadError {
@@ -38,6 +45,7 @@ impl LoadError {
         match self {
             Self::Calendar(err) => err.file(),
             Self::Policy(err) => err.file(),
+            Self::Specialties(err) => Some(err.file()),
         }
     }
 }
@@ -60,8 +68,15 @@ impl ReferenceArgs {
             tracing::error!(error = %err, "the policy editions were refused");
         })?;
         for warning in editions.warnings() {
+            // The specialty list shares the directory; it is read below, not ignored.
+            if matches!(warning, EditionWarning::IgnoredFile { file } if file.ends_with(SPECIALTY_FILE)) {
+                continue;
+            }
             tracing::warn!("{warning}");
         }
+        let specialties = Specialties::load(self.policy_data_dir.as_deref()).inspect_err(|err| {
+            tracing::error!(error = %err, "the specialty list was refused");
+        })?;
 
         let overlay_years: Vec<String> =
             calendar.sources().filter(|s| !s.embedded).map(|s| format!("{} from {}", s.year, s.file)).collect();
@@ -81,7 +96,16 @@ impl ReferenceArgs {
             dir = %display_dir(self.policy_data_dir.as_ref()),
             "policy editions loaded"
         );
-        Ok(Reference::new(Arc::new(calendar), Arc::new(editions)))
+        let [majors, middles, minors, occupations] = specialties.counts();
+        tracing::info!(
+            majors,
+            middles,
+            minors,
+            occupations,
+            file = %specialties.installed().map_or_else(|| "none (major groups only)".to_owned(), |p| p.display().to_string()),
+            "occupational classification loaded"
+        );
+        Ok(Reference::new(Arc::new(calendar), Arc::new(editions)).with_specialties(specialties))
     }
 }
 

@@ -24,6 +24,10 @@
 //! let routes = routes.add_service(reference.service(clock));
 //! ```
 //!
+//! The controlled specialty list (national occupational classification, [`Specialties`]) rides
+//! along: built in are its 8 major groups; the registry, which serves it, loads the full list
+//! from its specialty directory with [`Specialties::load`] and [`Reference::with_specialties`].
+//!
 //! [`Reference::calendar`] and [`Reference::editions`] give the same data to the service's own
 //! use cases; [`ReferenceError`] converts into the same `Status` the RPCs answer.
 
@@ -31,12 +35,14 @@ mod args;
 mod convert;
 mod error;
 mod service;
+mod specialties;
 
 pub use args::{LoadError, ReferenceArgs};
 pub use error::{
     CALENDAR_YEAR_MISSING, ERROR_DOMAIN, NO_EDITION_IN_FORCE, ReferenceError, no_edition_status, not_covered_status,
 };
 pub use service::{CalendarApi, DeclineDeadline, Reference, shanghai_today};
+pub use specialties::{SPECIALTY_FILE, Specialties, SpecialtyError};
 
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::{
     convert,
     error::{ReferenceError, no_edition_status, not_covered_status},
+    specialties::Specialties,
 };
 
 /// Today's date in Asia/Shanghai by `clock`: the "today" of coverage and of `supctl` defaults.
@@ -34,6 +35,7 @@ pub fn shanghai_today(clock: &SharedClock) -> NaiveDate {
 pub struct Reference {
     calendar: Arc<Calendar>,
     editions: Arc<Editions>,
+    specialties: Arc<Specialties>,
 }
 
 /// The D3 decline deadline of a first session date, and the edition whose parameters gave it.
@@ -47,8 +49,21 @@ pub struct DeclineDeadline {
 }
 
 impl Reference {
+    /// With the built-in specialty list (the major groups); see [`Reference::with_specialties`].
     pub fn new(calendar: Arc<Calendar>, editions: Arc<Editions>) -> Self {
-        Self { calendar, editions }
+        Self { calendar, editions, specialties: Arc::new(Specialties::embedded()) }
+    }
+
+    /// The same data with `specialties` as the controlled specialty list (loaded by the
+    /// registry from its specialty directory, [`Specialties::load`]).
+    #[must_use]
+    pub fn with_specialties(self, specialties: Specialties) -> Self {
+        Self { specialties: Arc::new(specialties), ..self }
+    }
+
+    /// The controlled specialty list (national occupational classification).
+    pub fn specialties(&self) -> &Arc<Specialties> {
+        &self.specialties
     }
 
     /// Only what is built in, without overlay directories (tests, tools).

@@ -21,6 +21,15 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Dispatch's migrations for each backend.
 pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
 
+/// How often the D5 yearly classifications are recounted (ended years; corrections).
+const YEARLY_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// The largest message in or out: an attachment of 10 MiB and its envelope.
+const MAX_MESSAGE_BYTES: usize = crate::attachments::MAX_BYTES + 1024 * 1024;
+
+/// How often the delivery job hands pending notifications to their channels.
+const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How often the no-answer sweep looks for assignments past their response deadline.
 const NO_RESPONSE_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
@@ -104,6 +113,45 @@ impl App {
                 }
             },
         );
+        let (db, clock) = (self.foundation.db.clone(), self.foundation.clock.clone());
+        supervision_kit::jobs::spawn(
+            self.foundation.db.clone(),
+            self.foundation.clock.clone(),
+            &self.foundation.metrics,
+            crate::yearly::JOB,
+            YEARLY_EVERY,
+            shutdown.clone(),
+            move || {
+                let (db, clock) = (db.clone(), clock.clone());
+                async move {
+                    match crate::yearly::run_pass(&db, &clock).await {
+                        Ok(written) if written.is_empty() => {}
+                        Ok(written) => tracing::info!(written = written.len(), "yearly acceptances delivered"),
+                        Err(err) => tracing::error!(error = %err, "yearly acceptance pass failed"),
+                    }
+                }
+            },
+        );
+        let (db, clock) = (self.foundation.db.clone(), self.foundation.clock.clone());
+        let channels = crate::notify::channels();
+        supervision_kit::jobs::spawn(
+            self.foundation.db.clone(),
+            self.foundation.clock.clone(),
+            &self.foundation.metrics,
+            crate::notify::JOB,
+            NOTIFY_EVERY,
+            shutdown.clone(),
+            move || {
+                let (db, clock, channels) = (db.clone(), clock.clone(), channels.clone());
+                async move {
+                    match crate::notify::deliver_pending(&db, &clock, &channels).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(delivered = n, "notifications delivered"),
+                        Err(err) => tracing::error!(error = %err, "notification delivery failed"),
+                    }
+                }
+            },
+        );
         let service = Dispatch::new(
             self.foundation.db.clone(),
             self.foundation.clock.clone(),
@@ -111,8 +159,11 @@ impl App {
             self.registry,
             self.foundation.locks.clone(),
         );
-        let routes = Routes::new(DispatchServiceServer::new(service))
-            .add_service(self.reference.service(self.foundation.clock.clone()));
+        // UploadAttachment carries up to 10 MiB of content and GetAttachment answers with it.
+        let server = DispatchServiceServer::new(service)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let routes = Routes::new(server).add_service(self.reference.service(self.foundation.clock.clone()));
         Ok(self.foundation.serve(SERVICE_NAME, vec![CALENDAR_SERVICE], routes, shutdown).await?)
     }
 }

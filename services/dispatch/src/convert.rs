@@ -1367,6 +1367,129 @@ pub fn assignment_listing(
     Ok((filter, page))
 }
 
+/// The paths UpdateTask accepts in its mask.
+pub const UPDATABLE_TASK_PATHS: [&str; 11] = [
+    "title",
+    "activity",
+    "mode",
+    "sessions",
+    "team_size",
+    "backup_count",
+    "specialties_wanted",
+    "fund_source",
+    "urgent",
+    "urgent_reason",
+    "exceptions",
+];
+
+/// The task named by an UpdateTaskRequest and the paths of its mask: each one of
+/// [`UPDATABLE_TASK_PATHS`], none twice, at least one.
+pub fn task_update(req: &pb::UpdateTaskRequest) -> Result<(TaskId, Vec<String>), Status> {
+    let mut v = FieldViolations::new();
+    let id = req.task.as_ref().and_then(|t| TaskId::parse(&t.id));
+    if id.is_none() {
+        v.add("task.id", "is not a task id (tsk_...)");
+    }
+    if req.expected_revision < 0 {
+        v.add("expected_revision", "must be a revision read, or 0");
+    }
+    let mut paths: Vec<String> = Vec::new();
+    match req.update_mask.as_ref() {
+        Some(mask) if !mask.paths.is_empty() => {
+            for (i, p) in mask.paths.iter().enumerate() {
+                if !UPDATABLE_TASK_PATHS.contains(&p.as_str()) {
+                    v.add(
+                        format!("update_mask.paths[{i}]"),
+                        format!("{p:?} cannot be changed; the paths are {}", UPDATABLE_TASK_PATHS.join(", ")),
+                    );
+                } else if paths.contains(p) {
+                    v.add(format!("update_mask.paths[{i}]"), "is named twice");
+                } else {
+                    paths.push(p.clone());
+                }
+            }
+        }
+        _ => v.add("update_mask", "names at least one field to change"),
+    }
+    v.check()?;
+    Ok((id.expect("recorded as a violation"), paths))
+}
+
+/// The task `current` with the fields of `new` named in `paths`, checked as a creation is: a
+/// CreateTaskRequest built from the current task, overlaid with the masked fields. Sessions not
+/// in the mask keep their ids; the exceptions the city approved stay approved (an update never
+/// withdraws the city's decision), and requests in the mask replace the unapproved ones.
+pub fn updated_task(current: &Task, new: &pb::Task, paths: &[String]) -> Result<NewTask, Status> {
+    let has = |p: &str| paths.iter().any(|x| x == p);
+    let now = task_to_proto(current.clone());
+    let pick = |p: &str| if has(p) { new } else { &now };
+    let strip_sessions = |s: &[pb::TaskSession]| {
+        s.iter().map(|x| pb::TaskSession { id: String::new(), ..x.clone() }).collect::<Vec<_>>()
+    };
+    let requestable = |e: &&pb::TaskException| {
+        e.kind == pb::TaskExceptionKind::SmallTeam as i32 || e.kind == pb::TaskExceptionKind::CrossCounty as i32
+    };
+    let exceptions: Vec<pb::TaskException> = if has("exceptions") {
+        new.exceptions.clone()
+    } else {
+        now.exceptions
+            .iter()
+            .filter(requestable)
+            .map(|e| pb::TaskException {
+                kind: e.kind,
+                reason: e.reason.clone(),
+                reduced_team_size: 0,
+                approved: false,
+                approved_by: None,
+                approve_time: None,
+            })
+            .collect()
+    };
+    // Team size 0 in the mask asks for the edition's default; unmasked, the current size stays.
+    let team_size = if has("team_size") { (new.team_size != 0).then_some(new.team_size) } else { Some(now.team_size) };
+    let urgent_paths = has("urgent") || has("urgent_reason");
+    let req = pb::CreateTaskRequest {
+        request_id: String::new(),
+        dispatching_bureau: now.dispatching_bureau,
+        institution_id: now.institution_id.clone(),
+        title: pick("title").title.clone(),
+        activity: pick("activity").activity.clone(),
+        mode: pick("mode").mode,
+        origin: now.origin,
+        origin_submission_id: now.origin_submission_id.clone(),
+        reporter_expert_id: now.reporter_expert_id.clone(),
+        sessions: strip_sessions(&pick("sessions").sessions),
+        team_size,
+        backup_count: Some(pick("backup_count").backup_count),
+        specialties_wanted: pick("specialties_wanted").specialties_wanted.clone(),
+        fund_source: pick("fund_source").fund_source,
+        urgent: if urgent_paths { if has("urgent") { new.urgent } else { now.urgent } } else { now.urgent },
+        urgent_reason: if has("urgent_reason") {
+            new.urgent_reason.clone()
+        } else if has("urgent") && !new.urgent {
+            String::new()
+        } else {
+            now.urgent_reason.clone()
+        },
+        exceptions,
+    };
+    // Violations name the task's fields as CreateTask does (`title`, `sessions[0].date`).
+    let mut details = new_task(req)?;
+    if !has("sessions") {
+        details.sessions.clone_from(&current.details.sessions);
+    }
+    let mut merged: Vec<TaskException> =
+        current.details.exceptions.iter().filter(|e| e.approval.is_some()).cloned().collect();
+    for e in details.exceptions {
+        if !merged.iter().any(|x| x.kind == e.kind) {
+            merged.push(e);
+        }
+    }
+    merged.sort_by_key(|e| e.kind.code());
+    details.exceptions = merged;
+    Ok(details)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

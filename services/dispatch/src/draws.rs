@@ -383,6 +383,7 @@ pub async fn void(
                 format!("assignment {} changed; try again", a.id),
             ));
         }
+        crate::notify::vacated(tx, clock, &task, &a, None, false).await?;
         cancelled.push(a.id.to_string());
     }
     draw.status = DrawStatus::Voided;
@@ -741,6 +742,7 @@ pub async fn execute(
         if a.role != AssignmentRole::Primary {
             continue;
         }
+        crate::notify::offered(tx, clock, &x.task, a).await?;
         for (date, half_day) in &slots {
             if let Err(err) = draw_store::insert_booking(tx, a, *date, *half_day).await {
                 if is_unique_violation(&err, BOOKING_INDEX, BOOKING_COLUMNS) {

@@ -37,6 +37,8 @@ pub enum Error {
     AssignmentNotFound(String),
     #[error("report {0} not found")]
     ReportNotFound(String),
+    #[error("notification {0} not found")]
+    NotificationNotFound(String),
     /// A draw step refused; `reason` is the ErrorInfo reason.
     #[error("{message}")]
     DrawRefused { code: Code, reason: &'static str, message: String },
@@ -121,6 +123,11 @@ impl From<Error> for Status {
                 Code::NotFound,
                 message,
                 ErrorDetails::with_resource_info("supervision.dispatch.v1.Report", id, "", ""),
+            ),
+            Error::NotificationNotFound(id) => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("supervision.dispatch.v1.Notification", id, "", ""),
             ),
             Error::DrawRefused { code, reason, .. } => Status::with_error_details(
                 code,

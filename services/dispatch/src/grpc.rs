@@ -13,19 +13,24 @@ use supervision_reference::{Reference, shanghai_today};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    convert,
+    attachments, convert,
     domain::{DrawKind, NewTask, PoolExpert, ReportId, ResponseKind, TaskId, TaskVisibility, Visibility},
     draws::{self, Attempt, ToExecute},
     error::Error,
+    notify,
     registry::{Institution, Registry},
     reports::{self, Review},
     responses::{self, Attempt as Refill},
     submissions,
     tasks::{self, Planned},
+    yearly,
 };
 
 const CREATE_SUBMISSION: &str = "/supervision.dispatch.v1.DispatchService/CreateSubmission";
 const CREATE_TASK: &str = "/supervision.dispatch.v1.DispatchService/CreateTask";
+const UPDATE_TASK: &str = "/supervision.dispatch.v1.DispatchService/UpdateTask";
+const ACKNOWLEDGE_NOTIFICATION: &str = "/supervision.dispatch.v1.DispatchService/AcknowledgeNotification";
+const UPLOAD_ATTACHMENT: &str = "/supervision.dispatch.v1.DispatchService/UploadAttachment";
 const CANCEL_TASK: &str = "/supervision.dispatch.v1.DispatchService/CancelTask";
 const APPROVE_TASK_EXCEPTION: &str = "/supervision.dispatch.v1.DispatchService/ApproveTaskException";
 const PREPARE_DRAW: &str = "/supervision.dispatch.v1.DispatchService/PrepareDraw";
@@ -170,6 +175,156 @@ impl DispatchService for Dispatch {
         let response = pb::CreateTaskResponse { task: Some(convert::task_to_proto(task)) };
         claim.finish(&response).await?;
         Ok(Response::new(response))
+    }
+
+    /// The checks of CreateTask run again on the changed task, before the transaction: the
+    /// editions and the calendar as of today (the lead time unless urgent), then the registry's
+    /// institution and the county scope (D13). A retry of a change that succeeded gets its first
+    /// answer even when they would refuse it now.
+    async fn update_task(
+        &self,
+        request: Request<pb::UpdateTaskRequest>,
+    ) -> Result<Response<pb::UpdateTaskResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, UPDATE_TASK, &message.request_id, &message)?;
+        let (id, paths) = convert::task_update(&message)?;
+        let current = match tasks::get(&self.db, &id, TaskVisibility::of(&caller)).await {
+            Ok(task) if caller.require_bureau(task.bureau()).is_ok() => task,
+            Ok(_) => return self.replay_or(&command, Error::TaskNotFound(id.to_string()).into()).await,
+            Err(e) => return self.replay_or(&command, e.into()).await,
+        };
+        let fields = message.task.as_ref().expect("checked by task_update");
+        let details = match convert::updated_task(&current, fields, &paths) {
+            Ok(details) => details,
+            Err(refusal) => return self.replay_or(&command, refusal).await,
+        };
+        let (planned, _) = match self.check_new_task(&caller, &details).await {
+            Ok(checked) => checked,
+            Err(refusal) => return self.replay_or(&command, refusal).await,
+        };
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let task = tasks::update(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &caller,
+            &command,
+            &current,
+            message.expected_revision,
+            details,
+            planned,
+        )
+        .await?;
+        let response = pb::UpdateTaskResponse { task: Some(convert::task_to_proto(task)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let mut v = supervision_kit::FieldViolations::new();
+        let page = supervision_kit::Page::parse(message.page.as_ref(), "page", notify::is_notification_id, &mut v);
+        let expert_id = (!message.expert_id.is_empty()).then(|| message.expert_id.clone());
+        if expert_id.as_deref().is_some_and(|e| !supervision_kit::vocab::is_prefixed_id(e, "exp_")) {
+            v.add("expert_id", "must be an expert id (exp_...)");
+        }
+        let bureau = match message.bureau {
+            0 => None,
+            raw => {
+                let b = supervision_kit::Bureau::from_proto(raw);
+                if b.is_none() {
+                    v.add("bureau", "must be the city or a county bureau of D13");
+                }
+                b
+            }
+        };
+        v.check()?;
+        let inbox = notify::Inbox::of(&caller, expert_id, bureau)?;
+        let (items, next) = notify::list(&self.db, &inbox, message.unread_only, &page).await?;
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: items.iter().map(notify::to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn acknowledge_notification(
+        &self,
+        request: Request<pb::AcknowledgeNotificationRequest>,
+    ) -> Result<Response<pb::AcknowledgeNotificationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, ACKNOWLEDGE_NOTIFICATION, &message.request_id, &message)?;
+        if !notify::is_notification_id(&message.notification_id) {
+            return Err(supervision_kit::error::invalid_field("notification_id", "is not a notification id (ntf_...)"));
+        }
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let n =
+            notify::acknowledge(claim.tx(), &self.db, &self.clock, &caller, &command, &message.notification_id).await?;
+        let response = pb::AcknowledgeNotificationResponse { notification: Some(notify::to_proto(&n)) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_yearly_acceptances(
+        &self,
+        request: Request<pb::ListYearlyAcceptancesRequest>,
+    ) -> Result<Response<pb::ListYearlyAcceptancesResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let mut v = supervision_kit::FieldViolations::new();
+        let page = supervision_kit::Page::parse(message.page.as_ref(), "page", yearly::is_page_token, &mut v);
+        if !message.expert_id.is_empty() && !supervision_kit::vocab::is_prefixed_id(&message.expert_id, "exp_") {
+            v.add("expert_id", "must be an expert id (exp_...)");
+        }
+        if message.year != 0 && !(2000..=2100).contains(&message.year) {
+            v.add("year", "must be a calendar year (2000-2100), or 0 for every year");
+        }
+        v.check()?;
+        let expert = yearly::scope(&caller, &message.expert_id)?;
+        let year = (message.year != 0).then_some(message.year);
+        let (items, next) = yearly::list(&self.db, expert.as_deref(), year, &page).await?;
+        Ok(Response::new(pb::ListYearlyAcceptancesResponse {
+            acceptances: items.iter().map(yearly::to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    /// The owner is checked before the transaction (visible to the caller, still taking files);
+    /// a retry of an upload that succeeded gets its first answer.
+    async fn upload_attachment(
+        &self,
+        request: Request<pb::UploadAttachmentRequest>,
+    ) -> Result<Response<pb::UploadAttachmentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, UPLOAD_ATTACHMENT, &message.request_id, &message)?;
+        let upload = attachments::upload(message)?;
+        if let Err(refusal) = attachments::check_upload(&self.db, &caller, &upload).await {
+            return self.replay_or(&command, refusal.into()).await;
+        }
+        let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
+        let stored = attachments::store(claim.tx(), &self.db, &self.clock, &caller, &command, upload).await?;
+        let response = pb::UploadAttachmentResponse { attachment: Some(stored.to_proto()) };
+        claim.finish(&response).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_attachment(
+        &self,
+        request: Request<pb::GetAttachmentRequest>,
+    ) -> Result<Response<pb::GetAttachmentResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let id = &request.get_ref().id;
+        if !attachments::is_attachment_id(id) {
+            return Err(supervision_kit::error::invalid_field("id", "is not an attachment id (att_...)"));
+        }
+        let (attachment, content) = attachments::get(&self.db, &caller, id).await?;
+        Ok(Response::new(pb::GetAttachmentResponse { attachment: Some(attachment.to_proto()), content }))
     }
 
     async fn approve_task_exception(

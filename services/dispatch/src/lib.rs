@@ -9,6 +9,7 @@
 //! gRPC.
 
 pub mod app;
+pub mod attachments;
 pub mod convert;
 pub mod domain;
 pub mod draws;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod grpc;
 pub mod letters;
 pub mod metrics;
+pub mod notify;
 pub mod registry;
 pub mod reports;
 pub mod responses;
@@ -23,5 +25,6 @@ pub mod store;
 pub mod submissions;
 pub mod sweep;
 pub mod tasks;
+pub mod yearly;
 
 pub use app::{App, Config};

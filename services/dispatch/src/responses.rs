@@ -497,6 +497,7 @@ pub async fn vacate(
     if vacated_was_primary && filled.replacement.is_none() {
         tracing::info!(task = %task.id, "the order is exhausted: a supplementary draw is needed");
     }
+    crate::notify::vacated(tx, clock, task, a, filled.replacement.as_ref(), vacated_was_primary).await?;
     Ok(Attempt::Done(filled))
 }
 

@@ -341,3 +341,72 @@ pub async fn approve_exception(
     save(tx, db, clock, caller, command, "approve_exception", serde_json::json!({}), &task, after).await?;
     Ok(task)
 }
+
+/// Changes an OPEN task's fields before any draw is prepared for it (UpdateTask). `details` and
+/// `planned` were checked as a creation is (editions, calendar, lead time, D13 county scope)
+/// before the transaction; here the task is re-read, its revision, state and draws checked.
+#[allow(clippy::too_many_arguments, reason = "the change and its audit context")]
+pub async fn update(
+    tx: &mut Transaction<'static, Any>,
+    db: &Db,
+    clock: &SharedClock,
+    caller: &Caller,
+    command: &Command,
+    current: &Task,
+    expected_revision: i64,
+    mut details: NewTask,
+    planned: Planned,
+) -> Result<Task, Error> {
+    let mut task = for_change(tx, caller, &current.id).await?;
+    caller.require_bureau(task.bureau()).map_err(|_| Error::TaskNotFound(current.id.to_string()))?;
+    if task.revision != current.revision || (expected_revision != 0 && task.revision != expected_revision) {
+        return Err(Error::TaskChanged(task.id.to_string()));
+    }
+    if task.status != TaskStatus::Open {
+        return Err(TaskRefused::NotEditable { number: task.number.to_string(), status: task.status.code() }.into());
+    }
+    let draws = crate::store::draws::task_draws(tx, &task.id).await?;
+    if !draws.is_empty() {
+        return Err(TaskRefused::AlreadyDrawn { number: task.number.to_string(), draws: draws.len() }.into());
+    }
+    details.sessions.sort_by_key(Session::slot);
+    let before = describe(&task);
+    task.details = details;
+    task.team_size = planned.team_size;
+    task.backup_count = planned.backup_count;
+    task.edition_number = planned.edition_number;
+    task.revision += 1;
+    task.updated_at = clock.now();
+    if !task_store::update_task_details(tx, &task, task.revision - 1).await? {
+        return Err(Error::TaskChanged(task.id.to_string()));
+    }
+    let change = Change {
+        method: command.method,
+        request_id: &command.request_id,
+        entity_type: "task",
+        entity_id: task.id.as_str(),
+        action: "update",
+        before: Some(before),
+        after: Some(describe(&task)),
+    };
+    audit::append(tx, db.backend(), clock, caller, change).await?;
+    Ok(task)
+}
+
+/// The fields UpdateTask may change, for its audit entry.
+fn describe(task: &Task) -> serde_json::Value {
+    let d = &task.details;
+    serde_json::json!({
+        "title": d.title,
+        "activity": [d.activity.subject.code(), d.activity.kind.code(), d.activity.reference.as_str()],
+        "mode": d.mode.code(),
+        "sessions": d.sessions.iter().map(|s| format!("{} {}", s.date, s.half_day.code())).collect::<Vec<_>>(),
+        "team_size": task.team_size,
+        "backup_count": task.backup_count,
+        "specialties": d.specialties.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>(),
+        "fund_source": d.fund_source.code(),
+        "urgent_reason": d.urgent_reason,
+        "exceptions": d.exceptions.iter().map(|e| (e.kind.code(), e.approval.is_some())).collect::<Vec<_>>(),
+        "edition_number": task.edition_number,
+    })
+}

@@ -72,6 +72,19 @@ impl Registry {
         shanghai_today(&self.clock)
     }
 
+    /// Refuses specialty codes the installed occupational classification rules out (the format is
+    /// checked by the conversion; membership only where the list has that detail,
+    /// docs/registry-rules.md "Specialty codes").
+    fn listed_specialties(&self, specialties: Option<&[crate::domain::Specialty]>) -> Result<(), Status> {
+        let mut v = supervision_kit::FieldViolations::new();
+        for (i, s) in specialties.unwrap_or_default().iter().enumerate() {
+            if let Err(problem) = self.reference.specialties().check(s.code.as_str()) {
+                v.add(format!("profile.specialties[{i}].code"), problem);
+            }
+        }
+        v.check()
+    }
+
     /// An expert as `caller` may see it.
     fn expert_for(&self, caller: &Caller, expert: &crate::domain::Expert) -> pb::Expert {
         cx::expert_to_proto(expert, experts::visibility(caller, &expert.id), self.today())
@@ -260,6 +273,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, CREATE_EXPERT, &message.request_id, &message)?;
         let new = cx::new_expert(&message, self.today())?;
+        self.listed_specialties(Some(&new.profile.specialties))?;
         if message.existing_appointment.is_some() {
             return Err(crate::error::Error::ExistingAppointmentUnsupported.into());
         }
@@ -295,6 +309,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, UPDATE_EXPERT, &message.request_id, &message)?;
         let update = cx::expert_update(&message, self.clock.now(), self.today())?;
+        self.listed_specialties(update.patch.specialties.as_deref())?;
         let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
             Begun::Replay(stored) => {
                 let stored: pb::UpdateExpertResponse = stored;
@@ -406,6 +421,7 @@ impl RegistryService for Registry {
         let message = request.into_inner();
         let command = Command::new(&caller, APPOINT_EXPERT, &message.request_id, &message)?;
         let new = ca::new_appointment(&message, self.today())?;
+        self.listed_specialties(Some(&new.profile.specialties))?;
         let mut claim = match idempotency::begin(&self.db, &self.clock, &command).await? {
             Begun::Replay(stored) => {
                 let stored: pb::AppointExpertResponse = stored;
@@ -1045,30 +1061,56 @@ impl RegistryService for Registry {
         let mut reader = relations::open_pool(&self.db, &self.clock, &self.reference, &caller, &pool).await?;
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
         tokio::spawn(async move {
-            loop {
-                let message = match reader.next_batch().await {
-                    Ok(Some(batch)) => Ok(pb::StreamDrawPoolResponse {
-                        experts: batch.iter().map(cr::pool_expert_to_proto).collect(),
-                        end: None,
+            // A receiver gone (the caller hung up) ends the read.
+            let to = &sender;
+            let read = reader
+                .send_batches(move |batch| {
+                    let experts = batch.iter().map(cr::pool_expert_to_proto).collect();
+                    async move { to.send(Ok(pb::StreamDrawPoolResponse { experts, end: None })).await.is_ok() }
+                })
+                .await;
+            let last = match read {
+                Ok(()) => Ok(pb::StreamDrawPoolResponse {
+                    experts: vec![],
+                    end: Some(pb::DrawPoolEnd {
+                        expert_count: i32::try_from(reader.count).unwrap_or(i32::MAX),
+                        as_of: Some(supervision_kit::convert::timestamp(reader.as_of)),
                     }),
-                    Ok(None) => {
-                        let end = pb::DrawPoolEnd {
-                            expert_count: i32::try_from(reader.count).unwrap_or(i32::MAX),
-                            as_of: Some(supervision_kit::convert::timestamp(reader.as_of)),
-                        };
-                        let _ = sender.send(Ok(pb::StreamDrawPoolResponse { experts: vec![], end: Some(end) })).await;
-                        return;
-                    }
-                    Err(err) => Err(Status::from(err)),
-                };
-                let failed = message.is_err();
-                // A receiver gone (the caller hung up) ends the read.
-                if sender.send(message).await.is_err() || failed {
-                    return;
-                }
-            }
+                }),
+                Err(err) => Err(Status::from(err)),
+            };
+            let _ = sender.send(last).await;
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn list_specialties(
+        &self,
+        request: Request<pb::ListSpecialtiesRequest>,
+    ) -> Result<Response<pb::ListSpecialtiesResponse>, Status> {
+        let r = request.get_ref();
+        let mut v = supervision_kit::FieldViolations::new();
+        let page = supervision_kit::Page::parse(
+            r.page.as_ref(),
+            "page",
+            |t| supervision_kit::SpecialtyCode::parse(t).is_some(),
+            &mut v,
+        );
+        let prefix = r.code_prefix.trim();
+        if !prefix.is_empty() && supervision_kit::SpecialtyCode::parse(prefix).is_none() {
+            v.add("code_prefix", "must be a group or occupation code: D, D-DD, D-DD-DD or D-DD-DD-DD, e.g. 4-07");
+        }
+        v.check()?;
+        let list = self.reference.specialties();
+        let found = list.list(prefix, r.name_contains.trim(), page.after.as_deref(), page.size as usize + 1);
+        let (items, next) = page.finish(found, |(code, _)| (*code).to_owned());
+        Ok(Response::new(pb::ListSpecialtiesResponse {
+            specialties: items
+                .into_iter()
+                .map(|(code, name)| common::SpecialtyCode { code: code.to_owned(), name: name.to_owned() })
+                .collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
     }
 
     async fn get_audit_head(

@@ -207,19 +207,20 @@ pub async fn query(
     Ok(q.page.finish(items, |(e, _)| e.to_string()))
 }
 
-/// One candidate of the draw pool: its row, specialty codes, conflict reasons and a status change
-/// already recorded for a later date.
+/// One candidate of the draw pool: its row (with its specialty codes), conflict reasons and a
+/// status change already recorded for a later date.
 #[derive(Debug, Clone)]
 pub struct PoolCandidate {
     pub row: PoolRow,
-    pub specialties: Vec<String>,
     pub conflicts: Vec<ConflictReason>,
     pub scheduled: Option<StatusChange>,
 }
 
-/// Reads the draw pool in batches from one snapshot: the relation conflicts and scheduled
-/// changes are read once, then experts a page at a time by id with their specialties (two
-/// statements per batch, whatever the pool's size).
+/// Reads the draw pool from one snapshot: the relation conflicts and scheduled changes are read
+/// once, then every candidate by one statement streamed in id order (specialties aggregated in
+/// SQL), cut into batches of [`POOL_BATCH`]; the profile conflicts (employer, represented unit)
+/// are checked against the institution's family in memory as rows arrive. Three statements
+/// whatever the pool's size; no personal data is read or decrypted.
 #[derive(Debug)]
 pub struct PoolReader {
     conn: Transaction<'static, Any>,
@@ -227,8 +228,6 @@ pub struct PoolReader {
     relation_conflicts: HashMap<ExpertId, Vec<ConflictReason>>,
     scheduled: HashMap<ExpertId, StatusChange>,
     first: NaiveDate,
-    after: String,
-    done: bool,
     /// The instant the pool reflects.
     pub as_of: DateTime<Utc>,
     /// Experts read so far.
@@ -279,54 +278,40 @@ pub async fn open_pool(
         // Oldest first: the last one recorded for an expert wins.
         scheduled.insert(change.expert_id.clone(), change);
     }
-    Ok(PoolReader {
-        conn,
-        family,
-        relation_conflicts,
-        scheduled,
-        first,
-        after: String::new(),
-        done: false,
-        as_of,
-        count: 0,
-    })
+    Ok(PoolReader { conn, family, relation_conflicts, scheduled, first, as_of, count: 0 })
 }
 
 impl PoolReader {
-    /// The next batch of up to [`POOL_BATCH`] candidates in id order; `None` after the last.
-    pub async fn next_batch(&mut self) -> Result<Option<Vec<PoolCandidate>>, Error> {
-        if self.done {
-            return Ok(None);
-        }
-        let rows = sql::pool_page(&mut self.conn, &self.after, self.first, POOL_BATCH).await?;
-        if rows.len() < POOL_BATCH as usize {
-            self.done = true;
-        }
-        let Some(last) = rows.last().map(|r| r.expert_id.to_string()) else {
-            return Ok(None);
-        };
-        let mut specialties: HashMap<String, Vec<String>> = HashMap::new();
-        for (expert, code) in sql::specialty_codes_between(&mut self.conn, &self.after, &last).await? {
-            specialties.entry(expert).or_default().push(code);
-        }
-        let batch: Vec<PoolCandidate> = rows
-            .into_iter()
-            .map(|row| {
-                let mut conflicts = self.family.profile_reasons(&row.links);
-                if let Some(more) = self.relation_conflicts.get(&row.expert_id) {
-                    conflicts.extend(more.iter().cloned());
+    /// Hands the pool to `send` in batches of up to [`POOL_BATCH`] candidates, in id order; stops
+    /// early (without error) when `send` answers `false` (the caller hung up). [`Self::count`]
+    /// is the number handed over.
+    pub async fn send_batches<F>(&mut self, mut send: impl FnMut(Vec<PoolCandidate>) -> F) -> Result<(), Error>
+    where
+        F: Future<Output = bool>,
+    {
+        use tokio_stream::StreamExt as _;
+        let Self { conn, family, relation_conflicts, scheduled, first, count, .. } = self;
+        let mut rows = std::pin::pin!(sql::pool_rows(conn, *first));
+        let mut batch = Vec::with_capacity(POOL_BATCH as usize);
+        while let Some(row) = rows.next().await {
+            let row = row?;
+            let mut conflicts = family.profile_reasons(&row.links);
+            if let Some(more) = relation_conflicts.get(&row.expert_id) {
+                conflicts.extend(more.iter().cloned());
+            }
+            batch.push(PoolCandidate { scheduled: scheduled.get(&row.expert_id).cloned(), conflicts, row });
+            if batch.len() == POOL_BATCH as usize {
+                *count += batch.len() as u64;
+                if !send(std::mem::replace(&mut batch, Vec::with_capacity(POOL_BATCH as usize))).await {
+                    return Ok(());
                 }
-                PoolCandidate {
-                    specialties: specialties.remove(row.expert_id.as_str()).unwrap_or_default(),
-                    scheduled: self.scheduled.get(&row.expert_id).cloned(),
-                    conflicts,
-                    row,
-                }
-            })
-            .collect();
-        self.after = last;
-        self.count += batch.len() as u64;
-        Ok(Some(batch))
+            }
+        }
+        if !batch.is_empty() {
+            *count += batch.len() as u64;
+            send(batch).await;
+        }
+        Ok(())
     }
 }
 

@@ -505,6 +505,12 @@ fn expert_row(
             None
         }
     };
+    // Membership of the installed occupational classification, as CreateExpert checks it.
+    for s in new.iter().flat_map(|n| &n.profile.specialties) {
+        if let Err(problem) = reference.specialties().check(s.code.as_str()) {
+            c.bad("specialties", format!("{}: {problem}", s.code.as_str()));
+        }
+    }
     match new {
         Some(new) if c.problems.is_empty() => Ok(ExpertRow { new, term, trained, acceptances }),
         _ => Err(c.problems),

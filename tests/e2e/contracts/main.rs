@@ -132,3 +132,20 @@ async fn every_rpc_admits_and_refuses_each_role_as_docs_rpc_roles_says() {
         service.stop().await;
     }
 }
+
+mod bad_input;
+
+/// Bad input over every RPC on both backends: see `bad_input.rs`.
+mod bad_input_walk {
+    use testkit::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_every_rpc_refuses_bad_input_clearly_and_changes_nothing() {
+        super::bad_input::every_rpc_refuses_bad_input_clearly_and_changes_nothing(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_every_rpc_refuses_bad_input_clearly_and_changes_nothing() {
+        super::bad_input::every_rpc_refuses_bad_input_clearly_and_changes_nothing(Backend::Postgres).await;
+    }
+}

@@ -34,7 +34,7 @@ fn as_expert(service: &RunningService, expert_id: &str) -> DispatchServiceClient
     DispatchServiceClient::new(with_token(&service.channel, Some(&expert_token(expert_id))))
 }
 
-fn tip_off(request_id: &str, expert_id: &str) -> CreateSubmissionRequest {
+pub(crate) fn tip_off(request_id: &str, expert_id: &str) -> CreateSubmissionRequest {
     CreateSubmissionRequest {
         request_id: request_id.into(),
         r#type: SubmissionType::TipOff as i32,

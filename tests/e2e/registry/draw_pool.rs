@@ -83,7 +83,7 @@ async fn the_pool_lists_only_appointed_experts_with_their_conflict_reasons(backe
     let studio = institution(&registry, sub_unit(&parent, "江门市技师学院烹饪工作室")).await;
     let decided = Some(days_from_today(-30));
 
-    // Employed by the parent, with specialties.
+    // Employed by the parent, with specialties (not in code order: the pool keeps the expert's order).
     let mut req = appoint_request("李明", &resident(1), decided);
     let p = req.profile.as_mut().unwrap();
     p.employer.as_mut().unwrap().organisation = Some(Organisation {
@@ -91,7 +91,7 @@ async fn the_pool_lists_only_appointed_experts_with_their_conflict_reasons(backe
         credit_code: PARENT_CODE.into(),
         institution_id: String::new(),
     });
-    p.specialties = ["4-03-02-01", "4-07-05"]
+    p.specialties = ["4-07-05", "4-03-02-01"]
         .iter()
         .map(|c| Specialty {
             code: Some(SpecialtyCode { code: (*c).into(), name: String::new() }),
@@ -150,7 +150,7 @@ async fn the_pool_lists_only_appointed_experts_with_their_conflict_reasons(backe
     assert_eq!(e.term.unwrap().start, decided);
     assert!(!e.trained);
     assert_eq!(e.employer_key, PARENT_CODE);
-    assert_eq!(e.specialties.iter().map(|s| s.code.as_str()).collect::<Vec<_>>(), ["4-03-02-01", "4-07-05"]);
+    assert_eq!(e.specialties.iter().map(|s| s.code.as_str()).collect::<Vec<_>>(), ["4-07-05", "4-03-02-01"]);
     assert!(e.specialties.iter().all(|s| s.name.is_empty()), "codes only");
     assert_eq!(
         e.conflicts.iter().map(|r| (r.relation_type, r.path)).collect::<Vec<_>>(),

@@ -15,4 +15,5 @@ mod lifecycle;
 mod meetings;
 mod reflection;
 mod relations;
+mod specialties;
 mod tls;

@@ -352,6 +352,13 @@ pub enum TaskRefused {
     Cancelled { number: String },
     #[error("the {kind} exception of task {number} is already approved")]
     AlreadyApproved { number: String, kind: &'static str },
+    #[error("task {number} is {status}; only an OPEN task is changed")]
+    NotEditable { number: String, status: &'static str },
+    #[error(
+        "task {number} already has a draw ({draws}); its fields are fixed once a draw is prepared (the frozen \
+         list and the record depend on them): cancel the task and create another"
+    )]
+    AlreadyDrawn { number: String, draws: usize },
 }
 
 impl TaskRefused {
@@ -366,6 +373,8 @@ impl TaskRefused {
             Self::NotCancellable { .. } => "TASK_NOT_CANCELLABLE",
             Self::Cancelled { .. } => "TASK_CANCELLED",
             Self::AlreadyApproved { .. } => "EXCEPTION_ALREADY_APPROVED",
+            Self::NotEditable { .. } => "TASK_NOT_EDITABLE",
+            Self::AlreadyDrawn { .. } => "TASK_ALREADY_DRAWN",
         }
     }
 }

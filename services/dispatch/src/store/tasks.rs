@@ -134,6 +134,61 @@ pub async fn upsert_exception(conn: &mut AnyConnection, task: &TaskId, e: &TaskE
     Ok(())
 }
 
+/// Writes a task's changed fields (UpdateTask, before any draw) with its sessions and exceptions,
+/// only if its revision is still `expected`; whether it was.
+pub async fn update_task_details(conn: &mut AnyConnection, t: &Task, expected: i64) -> Result<bool, StoreError> {
+    let d = &t.details;
+    let specialties: Vec<&str> = d.specialties.iter().map(SpecialtyCode::as_str).collect();
+    let done = sqlx::query(
+        "UPDATE tasks SET title = $1, activity_subject = $2, activity_kind = $3, activity_reference = $4, \
+         activity_description = $5, mode = $6, team_size = $7, backup_count = $8, specialties = $9, \
+         fund_source = $10, urgent_reason = $11, edition_number = $12, first_session_date = $13, revision = $14, \
+         updated_at = $15 WHERE id = $16 AND revision = $17",
+    )
+    .bind(&d.title)
+    .bind(d.activity.subject.code())
+    .bind(d.activity.kind.code())
+    .bind(&d.activity.reference)
+    .bind(&d.activity.description)
+    .bind(d.mode.code())
+    .bind(i64::from(t.team_size))
+    .bind(i64::from(t.backup_count))
+    .bind(serde_json::to_string(&specialties).unwrap_or_default())
+    .bind(d.fund_source.code())
+    .bind(d.urgent_reason.clone().unwrap_or_default())
+    .bind(i64::from(t.edition_number))
+    .bind(d.first_session_date().to_string())
+    .bind(t.revision)
+    .bind(format_instant(t.updated_at))
+    .bind(t.id.as_str())
+    .bind(expected)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM task_sessions WHERE task_id = $1").bind(t.id.as_str()).execute(&mut *conn).await?;
+    for s in &d.sessions {
+        sqlx::query(
+            "INSERT INTO task_sessions (id, task_id, session_date, half_day, planned_start, planned_end) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.id.as_str())
+        .bind(t.id.as_str())
+        .bind(s.date.to_string())
+        .bind(s.half_day.code())
+        .bind(s.planned_start.map(|x| x.format(TIME_FORMAT).to_string()).unwrap_or_default())
+        .bind(s.planned_end.map(|x| x.format(TIME_FORMAT).to_string()).unwrap_or_default())
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("DELETE FROM task_exceptions WHERE task_id = $1").bind(t.id.as_str()).execute(&mut *conn).await?;
+    for e in &d.exceptions {
+        upsert_exception(conn, &t.id, e).await?;
+    }
+    Ok(true)
+}
+
 /// Writes a task's changed state (status, cancel reason, revision, update time), only if its
 /// revision is still `expected`; whether it was.
 pub async fn update_task_state(conn: &mut AnyConnection, t: &Task, expected: i64) -> Result<bool, StoreError> {

@@ -415,6 +415,7 @@ pub fn pool_expert_to_proto(c: &crate::relations::PoolCandidate) -> pb::DrawPool
         term: Some(common::DateRange { start: Some(date(c.row.term_start)), end: Some(date(c.row.term_end)) }),
         trained: c.row.trained,
         specialties: c
+            .row
             .specialties
             .iter()
             .map(|code| common::SpecialtyCode { code: code.clone(), name: String::new() })

@@ -246,32 +246,40 @@ pub struct PoolRow {
     pub links: ProfileLinks,
     pub term_start: NaiveDate,
     pub term_end: NaiveDate,
+    /// Specialty codes in ordinal order.
+    pub specialties: Vec<String>,
 }
 
-/// Up to `limit` experts after `after` (by id) that hold an appointment, are not NOT_APPOINTED,
-/// and whose latest term did not end (early or at its end) before `first_date`, each with that
-/// term.
-pub async fn pool_page(
-    conn: &mut AnyConnection,
-    after: &str,
+/// The whole draw pool in expert id order, read by one statement and streamed row by row: every
+/// expert that holds an appointment, is not NOT_APPOINTED, and whose latest term did not end
+/// (early or at its end) before `first_date`, each with that term and its specialty codes in
+/// ordinal order (aggregated in SQL, so there is no second query per batch).
+///
+/// The latest term is the one no later term of the same expert follows (an anti-join, which
+/// PostgreSQL answers with one merge over the appointments index instead of one lookup per
+/// expert); `string_agg(... ORDER BY ...)` is PostgreSQL's and SQLite's (3.44 and later).
+pub fn pool_rows<'c>(
+    conn: &'c mut AnyConnection,
     first_date: NaiveDate,
-    limit: u32,
-) -> Result<Vec<PoolRow>, StoreError> {
-    let rows = sqlx::query(
+) -> impl tokio_stream::Stream<Item = Result<PoolRow, StoreError>> + Send + 'c {
+    use tokio_stream::StreamExt as _;
+    sqlx::query(
         "SELECT e.id, e.status, e.trained, e.employer_key, e.employer_institution_id, e.represented_name, \
-         e.represented_credit_code, e.represented_institution_id, a.term_start, a.term_end \
-         FROM experts e JOIN appointments a ON a.expert_id = e.id \
-           AND a.term_number = (SELECT MAX(m.term_number) FROM appointments m WHERE m.expert_id = e.id) \
-         WHERE e.id > $1 AND e.status <> 'NOT_APPOINTED' \
-           AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $2 \
-         ORDER BY e.id LIMIT $3",
+         e.represented_credit_code, e.represented_institution_id, a.term_start, a.term_end, \
+         COALESCE(s.codes, '') AS specialty_codes \
+         FROM experts e \
+         JOIN appointments a ON a.expert_id = e.id \
+         LEFT JOIN (SELECT expert_id, string_agg(code, ',' ORDER BY ordinal) AS codes \
+                    FROM expert_specialties GROUP BY expert_id) s ON s.expert_id = e.id \
+         WHERE e.status <> 'NOT_APPOINTED' \
+           AND NOT EXISTS (SELECT 1 FROM appointments n \
+                           WHERE n.expert_id = a.expert_id AND n.term_number > a.term_number) \
+           AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $1 \
+         ORDER BY e.id",
     )
-    .bind(after)
     .bind(first_date.to_string())
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(pool_row).collect()
+    .fetch(conn)
+    .map(|row| pool_row(&row?))
 }
 
 fn pool_row(row: &AnyRow) -> Result<PoolRow, StoreError> {
@@ -303,23 +311,8 @@ fn pool_row(row: &AnyRow) -> Result<PoolRow, StoreError> {
         },
         term_start: day("term_start")?,
         term_end: day("term_end")?,
+        specialties: text("specialty_codes")?.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
     })
-}
-
-/// The specialty codes of the experts with ids in (`after`, `last`], by expert then ordinal.
-pub async fn specialty_codes_between(
-    conn: &mut AnyConnection,
-    after: &str,
-    last: &str,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT expert_id, code FROM expert_specialties WHERE expert_id > $1 AND expert_id <= $2 \
-         ORDER BY expert_id, ordinal",
-    )
-    .bind(after)
-    .bind(last)
-    .fetch_all(&mut *conn)
-    .await
 }
 
 /// Status changes recorded to take effect after `today`, oldest first.

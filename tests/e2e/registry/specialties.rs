@@ -1,0 +1,106 @@
+//! ListSpecialties and the specialty-code rule (docs/registry-rules.md "Specialty codes"): the 8
+//! major groups of the 2022 occupational classification are built in; the bureau installs the
+//! full list as `specialties.csv` in the policy directory; codes are checked for format always and
+//! for membership where the installed list has that detail.
+
+use supervision_proto::{
+    common::{CivilServantStatus, PageRequest, Specialty, SpecialtyCode},
+    registry::{CreateExpertRequest, ListSpecialtiesRequest, registry_service_client::RegistryServiceClient},
+};
+use testkit::{Backend, Role, RunningService, TestDb, on_both_backends, spawn_registry, spawn_registry_with};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::appointments::{admin, id, profile, violated_fields};
+
+on_both_backends!(the_major_groups_are_listed_in_code_order_a_page_at_a_time, an_installed_list_is_served_and_checked,);
+
+fn list_request(size: i32, token: &str, prefix: &str, name: &str) -> ListSpecialtiesRequest {
+    ListSpecialtiesRequest {
+        page: Some(PageRequest { page_size: size, page_token: token.into() }),
+        code_prefix: prefix.into(),
+        name_contains: name.into(),
+    }
+}
+
+/// Every code of a listing, following the pages.
+async fn codes(registry: &RunningService, role: Role, size: i32, prefix: &str, name: &str) -> Vec<String> {
+    let mut client = RegistryServiceClient::new(registry.as_role(role, None));
+    let (mut out, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = client.list_specialties(list_request(size, &token, prefix, name)).await.unwrap().into_inner();
+        assert!(page.specialties.len() <= size as usize);
+        assert!(page.specialties.iter().all(|s| !s.name.is_empty()), "every entry has its name");
+        out.extend(page.specialties.into_iter().map(|s| s.code));
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+fn with_specialties(codes: &[&str]) -> CreateExpertRequest {
+    let mut p = profile("周强", "110101199003074952");
+    p.specialties = codes
+        .iter()
+        .map(|c| Specialty {
+            code: Some(SpecialtyCode { code: (*c).into(), name: String::new() }),
+            ..Default::default()
+        })
+        .collect();
+    CreateExpertRequest {
+        request_id: id(),
+        profile: Some(p),
+        civil_servant_status: CivilServantStatus::None as i32,
+        ..Default::default()
+    }
+}
+
+async fn the_major_groups_are_listed_in_code_order_a_page_at_a_time(backend: Backend) {
+    let registry = spawn_registry(backend).await;
+    let all = codes(&registry, Role::Applicant, 3, "", "").await;
+    assert_eq!(all, ["1", "2", "3", "4", "5", "6", "7", "8"]);
+    assert_eq!(codes(&registry, Role::Expert, 50, "2", "").await, ["2"]);
+    assert_eq!(codes(&registry, Role::CityReviewer, 50, "", "专业技术").await, ["2"]);
+    let mut client = RegistryServiceClient::new(registry.as_role(Role::CityOperator, None));
+    let first = client.list_specialties(list_request(2, "", "", "")).await.unwrap().into_inner();
+    assert_eq!(first.specialties[1].name, "专业技术人员");
+    for (bad, field) in [
+        (list_request(0, "", "4-7", ""), "code_prefix"),
+        (list_request(0, "not-a-code", "", ""), "page.page_token"),
+        (list_request(501, "", "", ""), "page.page_size"),
+    ] {
+        let err = client.list_specialties(bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&err), [field]);
+    }
+    // Without an installed list any well-formed code is taken; a malformed one never is.
+    admin(&registry).create_expert(with_specialties(&["4-07-05-01"])).await.unwrap();
+    let err = admin(&registry).create_expert(with_specialties(&["9-01"])).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["profile.specialties[0].code"]);
+}
+
+async fn an_installed_list_is_served_and_checked(backend: Backend) {
+    // The bureau's file in the shape it installs; the names are test placeholders.
+    let policy = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policy.path().join("specialties.csv"),
+        "code,name\n4-07,测试中类甲\n4-07-05,测试小类甲\n4-07-05-01,测试职业甲\n",
+    )
+    .unwrap();
+    let reference = supervision_reference::ReferenceArgs {
+        calendar_data_dir: None,
+        policy_data_dir: Some(policy.path().to_owned()),
+    };
+    let registry = spawn_registry_with(TestDb::new(backend).await, "127.0.0.1:0", reference).await;
+    assert_eq!(codes(&registry, Role::Service, 2, "4", "").await, ["4", "4-07", "4-07-05", "4-07-05-01"]);
+    assert_eq!(codes(&registry, Role::Auditor, 50, "", "职业甲").await, ["4-07-05-01"]);
+
+    // Group 4 has detail: a middle group the list does not hold is refused, and nothing is stored.
+    let err = admin(&registry).create_expert(with_specialties(&["2-01", "4-08-01"])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["profile.specialties[1].code"]);
+    assert!(err.get_error_details().bad_request().unwrap().field_violations[0].description.contains("4-08"));
+    // Listed codes, and codes under groups the list has no detail for, are taken.
+    admin(&registry).create_expert(with_specialties(&["4-07-05-01", "2-01"])).await.unwrap();
+}
