@@ -24,6 +24,9 @@ use crate::{Caller, Role, redact::redact};
 /// How many callers' buckets are kept before full (idle) ones are dropped.
 const PRUNE_ABOVE: usize = 10_000;
 
+/// The longest wait a refusal reports (a tiny configured rate would otherwise overflow).
+const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How fast each caller may call (`--rate-limit-per-second`, `--rate-limit-burst`).
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitArgs {
@@ -88,7 +91,9 @@ impl Limiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second))
+            // A very small configured rate makes the wait overflow a Duration: cap it at a day.
+            let wait = (1.0 - bucket.tokens) / self.per_second;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(MAX_WAIT).min(MAX_WAIT))
         }
     }
 }
@@ -185,6 +190,16 @@ mod tests {
         assert!(RateLimitArgs::off().layer().limiter.is_none());
         assert!(RateLimitArgs { rate_limit_per_second: 5.0, rate_limit_burst: 0 }.layer().limiter.is_none());
         assert!(RateLimitArgs { rate_limit_per_second: f64::NAN, rate_limit_burst: 5 }.layer().limiter.is_none());
+    }
+
+    #[test]
+    fn a_tiny_rate_reports_a_capped_wait_rather_than_panicking() {
+        let start = Instant::now();
+        for rate in [f64::MIN_POSITIVE, 1e-300, 1e-12] {
+            let tiny = limiter(rate, 1);
+            assert!(tiny.take("a", start).is_ok());
+            assert_eq!(tiny.take("a", start).unwrap_err(), MAX_WAIT, "rate {rate}");
+        }
     }
 
     #[test]

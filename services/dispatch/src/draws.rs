@@ -20,7 +20,7 @@ use supervision_draw::{
     SameEmployerRule, SeedString, ServerSeed, SkipReason, Stage, TeamSize, fill, rank,
 };
 use supervision_kit::{
-    Caller, Db, Page, SharedClock,
+    Bureau, Caller, Db, Page, Role, SharedClock,
     audit::{self, Change},
     idempotency::Command,
     lock::{LockError, LockGuard, Locks},
@@ -337,6 +337,19 @@ pub async fn void(
 ) -> Result<(Draw, Vec<String>), Error> {
     let mut draw = draw_store::get_draw(tx, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
     let task = task_for(tx, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
+    // D8 (docs/rpc-roles.md): CITY_ADMIN, or an operator of the dispatching bureau. A city
+    // operator sees every bureau's draws but acts only for the city bureau's tasks.
+    if caller.role == Role::CityOperator && task.bureau() != Bureau::City {
+        return Err(Error::draw_refused(
+            Code::PermissionDenied,
+            "NOT_DISPATCHING_BUREAU",
+            format!(
+                "draw {} belongs to bureau {}; a city operator voids only the city bureau's draws, CITY_ADMIN any",
+                draw.id,
+                task.bureau().division_code()
+            ),
+        ));
+    }
     let by = caller.actor();
     if by.subject == draw.operator.subject {
         return Err(Error::draw_refused(
@@ -357,6 +370,24 @@ pub async fn void(
             Code::FailedPrecondition,
             "TASK_NOT_VOIDABLE",
             format!("task {} is {}; its draw can no longer be voided", task.number, task.status.code()),
+        ));
+    }
+    // Voiding reopens the task for a new draw: only when this is the task's one standing draw.
+    // With another draw prepared, witnessed or executed (a supplementary one, or the draw it
+    // supplements) that draw would stand on a reopened task.
+    let others = draw_store::task_draws(tx, &task.id).await?;
+    if let Some(other) = others.iter().find(|d| {
+        d.id != draw.id && matches!(d.status, DrawStatus::Prepared | DrawStatus::Witnessed | DrawStatus::Executed)
+    }) {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "OTHER_DRAW_STANDS",
+            format!(
+                "draw {} of task {} is {}; abandon or void it first, or cancel single assignments instead",
+                other.id,
+                task.number,
+                other.status.code()
+            ),
         ));
     }
     let assignments = draw_store::draw_assignments(tx, &draw.id).await?;
@@ -670,6 +701,10 @@ pub async fn execute(
     let mut draw =
         draw_store::get_draw(tx, &x.draw.id).await?.ok_or_else(|| Error::DrawNotFound(x.draw.id.to_string()))?;
     check_executable(&draw)?;
+    // The task as it stands now: another draw executed, a void or a cancellation since prepare
+    // (or since this request's first reads) means this draw no longer applies.
+    let task = task_store::get_task(tx, &x.task.id).await?.ok_or_else(|| Error::TaskNotFound(x.task.id.to_string()))?;
+    check_drawable(&task, draw.kind)?;
     let (slots, dates) = slots(&x.task);
     let booked = draw_store::booked_experts(tx, &slots).await?;
     let team = team_of_draw(&draw);

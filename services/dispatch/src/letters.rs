@@ -80,10 +80,14 @@ pub async fn issue(
     if existing.is_some() {
         return Ok(());
     }
-    let issued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM letters WHERE task_id = $1")
-        .bind(task.id.as_str())
-        .fetch_one(&mut **tx)
-        .await?;
+    // The task's counter, bumped in this transaction: a concurrent accept on the same task waits
+    // for this row and then reads the next number, so two letters never share one.
+    let issued: i64 = sqlx::query_scalar(
+        "UPDATE tasks SET letters_issued = letters_issued + 1 WHERE id = $1 RETURNING letters_issued",
+    )
+    .bind(task.id.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
     let mut code = new_code();
     while code.len() < CODE_LEN {
         code = new_code();
@@ -93,7 +97,7 @@ pub async fn issue(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(LetterId::generate().as_str())
-    .bind(format!("{}-{:02}", task.number, issued + 1))
+    .bind(format!("{}-{:02}", task.number, issued))
     .bind(a.id.as_str())
     .bind(task.id.as_str())
     .bind(&a.expert_id)

@@ -38,7 +38,7 @@ use crate::{
     draws::{self, order_of, skip_code, slots, stage_code, team_of_draw},
     error::Error,
     store::{
-        draws::{self as draw_store, BOOKING_COLUMNS, BOOKING_INDEX},
+        draws::{self as draw_store, BOOKING_COLUMNS, BOOKING_INDEX, DRAW_EXPERT_COLUMNS, DRAW_EXPERT_KEY},
         tasks as task_store,
     },
 };
@@ -377,6 +377,7 @@ pub async fn vacate(
     let mut draw =
         draw_store::get_draw(tx, &a.draw_id).await?.ok_or_else(|| Error::DrawNotFound(a.draw_id.to_string()))?;
     let order = order_of(&draw)?;
+    let read_next = draw.next_position;
     let all = draw_store::draw_assignments(tx, &draw.id).await?;
     let holders: Vec<&Assignment> = all.iter().filter(|h| h.status.holds_place() || h.id == a.id).collect();
     let mut fill = rebuild(&draw, order.len(), &holders, fresh)?;
@@ -410,7 +411,10 @@ pub async fn vacate(
             held.status = AssignmentStatus::Cancelled;
             held.cancel_reason = DROPPED.into();
             held.updated_at = now;
-            draw_store::update_assignment(tx, &held, expected).await?;
+            if !draw_store::update_assignment(tx, &held, expected).await? {
+                // A concurrent vacancy changed that backup meanwhile: start over from fresh reads.
+                return Ok(Attempt::Again);
+            }
         }
     }
 
@@ -441,7 +445,9 @@ pub async fn vacate(
                     a.id.to_string(),
                     now,
                 );
-                draw_store::insert_assignment(tx, &new).await?;
+                if !inserted(tx, &new).await? {
+                    return Ok(Attempt::Again);
+                }
                 (new, p.stage)
             }
         };
@@ -457,6 +463,52 @@ pub async fn vacate(
         draw.walk.push(pick(p.position, &promoted, Outcome::Primary, stage, now));
         a.replaced_by = promoted.id.to_string();
         filled.replacement = Some(promoted);
+    } else if vacated_was_primary {
+        // This draw's order and reserve are spent. A later draw of the task (a supplementary one)
+        // may still hold backups: its first one free and active takes the place, so the vacancy
+        // is not left waiting for a supplementary draw that its exhausted-order rule refuses.
+        let mut later: Vec<Draw> = draw_store::task_draws(tx, &task.id)
+            .await?
+            .into_iter()
+            .filter(|d| d.id != draw.id && d.status == crate::domain::DrawStatus::Executed)
+            .collect();
+        later.sort_by_key(|d| std::cmp::Reverse(d.executed_at));
+        'draws: for other in &later {
+            let mut reserve: Vec<Assignment> = draw_store::draw_assignments(tx, &other.id)
+                .await?
+                .into_iter()
+                .filter(|b| b.role == AssignmentRole::Backup && b.status == AssignmentStatus::Reserved)
+                .collect();
+            reserve.sort_by_key(|b| b.position);
+            for backup in reserve {
+                let now_facts = facts(&expert_id(&backup.expert_id)?);
+                if !(now_facts.free_on_every_session && now_facts.active) {
+                    continue;
+                }
+                let mut promoted = backup;
+                let expected = promoted.updated_at;
+                promoted.role = AssignmentRole::Primary;
+                promoted.status = AssignmentStatus::Notified;
+                promoted.notified_at = Some(now);
+                promoted.replaces = a.id.to_string();
+                promoted.updated_at = now;
+                if !draw_store::update_assignment(tx, &promoted, expected).await? {
+                    return Ok(Attempt::Again);
+                }
+                for (date, half_day) in &task_slots {
+                    if let Err(err) = draw_store::insert_booking(tx, &promoted, *date, *half_day).await {
+                        if is_unique_violation(&err, BOOKING_INDEX, BOOKING_COLUMNS) {
+                            tracing::info!("a promoted expert's half-day went to a concurrent draw; trying again");
+                            return Ok(Attempt::Again);
+                        }
+                        return Err(err.into());
+                    }
+                }
+                a.replaced_by = promoted.id.to_string();
+                filled.replacement = Some(promoted);
+                break 'draws;
+            }
+        }
     }
     for p in &vacancy.added_backups {
         let trained = fresh.get(p.id.as_str()).is_some_and(|e| e.trained);
@@ -470,7 +522,9 @@ pub async fn vacate(
             String::new(),
             now,
         );
-        draw_store::insert_assignment(tx, &new).await?;
+        if !inserted(tx, &new).await? {
+            return Ok(Attempt::Again);
+        }
         draw.walk.push(pick(p.position, &new, Outcome::Backup, p.stage, now));
         filled.topped_up.push(new);
     }
@@ -487,7 +541,14 @@ pub async fn vacate(
         });
     }
     draw.next_position = fill.next_position;
-    if !draw_store::record_vacancy(tx, &draw).await? {
+    if !draw_store::record_vacancy(tx, &draw, read_next).await? {
+        let now_executed =
+            draw_store::get_draw(tx, &draw.id).await?.is_some_and(|d| d.status == crate::domain::DrawStatus::Executed);
+        if now_executed {
+            // Another vacancy on this draw moved its walk meanwhile: recompute from fresh reads.
+            tracing::info!(draw = %draw.id, "a concurrent vacancy moved the draw's walk; trying again");
+            return Ok(Attempt::Again);
+        }
         return Err(refused(
             Code::FailedPrecondition,
             "DRAW_NOT_EXECUTED",
@@ -499,6 +560,19 @@ pub async fn vacate(
     }
     crate::notify::vacated(tx, clock, task, a, filled.replacement.as_ref(), vacated_was_primary).await?;
     Ok(Attempt::Done(filled))
+}
+
+/// Inserts `new`; `false` when a concurrent vacancy on the same draw already placed its expert
+/// (UNIQUE (draw_id, expert_id)), which the caller answers by trying again from fresh reads.
+async fn inserted(tx: &mut Transaction<'static, Any>, new: &Assignment) -> Result<bool, Error> {
+    match draw_store::insert_assignment(tx, new).await {
+        Ok(()) => Ok(true),
+        Err(err) if is_unique_violation(&err, DRAW_EXPERT_KEY, DRAW_EXPERT_COLUMNS) => {
+            tracing::info!(draw = %new.draw_id, "a concurrent vacancy placed the same expert; trying again");
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn pick(position: usize, a: &Assignment, outcome: Outcome, stage: Stage, at: DateTime<Utc>) -> Pick {
@@ -837,14 +911,24 @@ pub async fn no_show(
         Delivery { destination: "registry", method: RECORD_INCIDENT, idempotency_key: &key, actor: &caller.actor() };
     outbox::enqueue(tx, clock, delivery, &request).await?;
 
-    let team = draw_store::draw_assignments(tx, &a.draw_id).await?;
-    let present = team
-        .iter()
-        .filter(|m| m.role == AssignmentRole::Primary)
-        .filter(|m| matches!(m.status, AssignmentStatus::Accepted | AssignmentStatus::Completed))
-        .count();
-    let draw = draw_store::get_draw(tx, &a.draw_id).await?.ok_or_else(|| Error::DrawNotFound(a.draw_id.to_string()))?;
-    let may_proceed = present >= (draw.team_size as usize).min(2);
+    // The team is every executed draw's (an initial draw and its supplementary ones), against the
+    // task's N: the largest team among them, as restaff counts it.
+    let executed: Vec<_> = draw_store::task_draws(tx, &task.id)
+        .await?
+        .into_iter()
+        .filter(|d| d.status == crate::domain::DrawStatus::Executed)
+        .collect();
+    let mut present = 0;
+    for d in &executed {
+        present += draw_store::draw_assignments(tx, &d.id)
+            .await?
+            .iter()
+            .filter(|m| m.role == AssignmentRole::Primary)
+            .filter(|m| matches!(m.status, AssignmentStatus::Accepted | AssignmentStatus::Completed))
+            .count();
+    }
+    let team_size = executed.iter().map(|d| d.team_size).max().unwrap_or(task.team_size) as usize;
+    let may_proceed = present >= team_size.min(2);
     let mut task = task;
     if !may_proceed && !matches!(task.status, TaskStatus::Cancelled | TaskStatus::Completed | TaskStatus::Blocked) {
         let expected = task.revision;

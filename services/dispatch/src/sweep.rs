@@ -21,7 +21,7 @@ use supervision_proto::dispatch as pb;
 use supervision_reference::{Reference, ReferenceError};
 
 use crate::{
-    domain::{Assignment, AssignmentStatus, PoolExpert, Task},
+    domain::{Assignment, AssignmentStatus, PoolExpert, Task, TaskStatus},
     error::Error,
     registry::Registry,
     responses::{self, Attempt},
@@ -64,7 +64,21 @@ pub fn response_deadline(
     let before_decline = at(calendar
         .add_working_days(first, -i32::try_from(rules.decline_notice_working_days + 1).unwrap_or(i32::MAX))
         .map_err(ReferenceError::from)?);
-    Ok(if before_decline > notified_at { answer_by.min(before_decline) } else { answer_by })
+    let deadline = if before_decline > notified_at { answer_by.min(before_decline) } else { answer_by };
+    // Never later than the start of the first session's day: by then the answer is moot.
+    let first_day = first
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_local_timezone(shanghai())
+        .single()
+        .expect("a fixed offset maps every local time once")
+        .with_timezone(&Utc);
+    Ok(deadline.min(first_day))
+}
+
+/// Whether the sweep may still act on a task in `status`: only while it is being staffed.
+fn sweepable(status: TaskStatus) -> bool {
+    matches!(status, TaskStatus::Staffing | TaskStatus::Staffed | TaskStatus::Understaffed)
 }
 
 /// What one pass did.
@@ -74,7 +88,8 @@ pub struct SweepReport {
     pub no_response: Vec<String>,
     /// The assignments promoted in their place.
     pub replacements: Vec<String>,
-    /// Overdue assignments left for the next pass (the registry or the calendar could not answer).
+    /// Overdue assignments left for the next pass (the registry or the calendar could not answer,
+    /// or refilling failed).
     pub deferred: usize,
 }
 
@@ -104,7 +119,14 @@ pub async fn run_pass(
             tasks.insert(a.task_id.to_string(), task);
         }
         let task = &tasks[a.task_id.as_str()];
+        if !sweepable(task.status) {
+            continue;
+        }
         let Some(first) = task.details.sessions.iter().map(|s| s.date).min() else { continue };
+        // Once the first session's day has come the task is under way: nothing waits for an answer.
+        if first <= now.with_timezone(&shanghai()).date_naive() {
+            continue;
+        }
         let deadline = match response_deadline(reference, notified_at, first) {
             Ok(deadline) => deadline,
             Err(err) => {
@@ -130,12 +152,17 @@ pub async fn run_pass(
             report.deferred += 1;
             continue;
         };
-        match expire(db, clock, &caller, task, &a, deadline, fresh).await? {
-            Some((expired, replacement)) => {
+        match expire(db, clock, &caller, task, &a, deadline, fresh).await {
+            Ok(Some((expired, replacement))) => {
                 report.no_response.push(expired.id.to_string());
                 report.replacements.extend(replacement.map(|r| r.id.to_string()));
             }
-            None => report.deferred += 1,
+            Ok(None) => report.deferred += 1,
+            Err(err) => {
+                // One assignment's failure must not end the pass for every other one.
+                tracing::warn!(assignment = %a.id, task = %task.id, error = %supervision_kit::redact(&err.to_string()), "no-response refill failed; next pass");
+                report.deferred += 1;
+            }
         }
     }
     Ok(report)

@@ -19,6 +19,7 @@ use supervision_kit::{
     audit::{self, Change},
     auth::{ACTOR_HEADER, AUTHORIZATION, Actor, encode_actor},
     convert::{date, timestamp},
+    redact::redact,
     storage::{format_instant, parse_instant},
     telemetry::PropagateTrace,
     vocab::is_prefixed_id,
@@ -199,6 +200,15 @@ struct Delivered {
     actor_json: String,
 }
 
+fn delivered(row: &AnyRow, decision_id: &str) -> Result<Delivered, Error> {
+    Ok(Delivered {
+        decision_id: decision_id.to_owned(),
+        application_id: text(row, "application_id")?,
+        payload: row.try_get("payload")?,
+        actor_json: text(row, "actor_json")?,
+    })
+}
+
 impl Confirmer {
     pub fn new(
         db: Db,
@@ -227,65 +237,126 @@ impl Confirmer {
         });
     }
 
-    /// One pass: every PENDING decision whose AppointExpert the relay has delivered.
+    /// One pass: every PENDING decision and renewal whose call the relay has delivered.
+    ///
+    /// Each row is tried on its own: a row that fails (a registry refusal, a corrupt payload) is
+    /// logged and skipped, and the pass goes on through every due row in keyset pages, so a row
+    /// that keeps failing never hides the ones after it. Renewals failing do not stop decisions.
     pub async fn confirm_delivered(&self) -> Result<usize, Error> {
-        let rows = sqlx::query(
-            "SELECT d.id, d.application_id, o.payload, o.actor_json FROM appointment_decisions d \
-             JOIN kit_outbox o ON o.destination = 'registry' AND o.method = $1 AND o.idempotency_key = d.application_id \
-             WHERE d.delivery = 'PENDING' AND o.delivered_at IS NOT NULL ORDER BY d.id LIMIT $2",
-        )
-        .bind(APPOINT_EXPERT)
-        .bind(BATCH)
-        .fetch_all(self.db.pool())
-        .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for row in &rows {
-            due.push(Delivered {
-                decision_id: text(row, "id")?,
-                application_id: text(row, "application_id")?,
-                payload: row.try_get("payload")?,
-                actor_json: text(row, "actor_json")?,
-            });
-        }
-        let mut confirmed = self.confirm_renewals().await?;
-        for d in due {
-            match self.confirm_one(&d).await {
-                Ok(true) => confirmed += 1,
-                Ok(false) => {}
-                Err(err) => tracing::warn!(decision = %d.decision_id, error = %err, "not confirmed yet"),
+        let renewals = self.confirm_renewals().await;
+        let decisions = self.confirm_decisions().await;
+        match (renewals, decisions) {
+            (Ok(r), Ok(d)) => Ok(r + d),
+            (Err(err), Ok(d)) => {
+                tracing::warn!(error = %redact(&err.to_string()), "renewal confirmation pass failed");
+                Ok(d)
+            }
+            (Ok(r), Err(err)) => {
+                if r > 0 {
+                    tracing::info!(confirmed = r, "renewals confirmed by the registry");
+                }
+                Err(err)
+            }
+            (Err(err), Err(other)) => {
+                tracing::warn!(error = %redact(&err.to_string()), "renewal confirmation pass failed");
+                Err(other)
             }
         }
-        Ok(confirmed)
+    }
+
+    async fn confirm_decisions(&self) -> Result<usize, Error> {
+        let mut confirmed = 0;
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(
+                "SELECT d.id, d.application_id, o.payload, o.actor_json FROM appointment_decisions d \
+                 JOIN kit_outbox o ON o.destination = 'registry' AND o.method = $1 \
+                 AND o.idempotency_key = d.application_id \
+                 WHERE d.delivery = 'PENDING' AND o.delivered_at IS NOT NULL AND d.id > $2 ORDER BY d.id LIMIT $3",
+            )
+            .bind(APPOINT_EXPERT)
+            .bind(&after)
+            .bind(BATCH)
+            .fetch_all(self.db.pool())
+            .await?;
+            let full = rows.len() as i64 >= BATCH;
+            for row in &rows {
+                let decision_id = match text(row, "id") {
+                    Ok(id) => id,
+                    Err(err) => {
+                        // Without its id the page cannot go on past it safely: stop here.
+                        tracing::warn!(error = %redact(&err.to_string()), "a delivered decision cannot be read");
+                        return Ok(confirmed);
+                    }
+                };
+                after.clone_from(&decision_id);
+                let outcome = match delivered(row, &decision_id) {
+                    Ok(due) => self.confirm_one(&due).await,
+                    Err(err) => Err(err),
+                };
+                match outcome {
+                    Ok(true) => confirmed += 1,
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(
+                        decision = %decision_id, error = %redact(&err.to_string()), "not confirmed yet"
+                    ),
+                }
+            }
+            if !full {
+                return Ok(confirmed);
+            }
+        }
     }
 
     /// Renewals whose RenewTerm was delivered: the same request again gives the registry's
     /// stored answer, the new term and certificate, recorded on the renewal.
     async fn confirm_renewals(&self) -> Result<usize, Error> {
         let mut confirmed = 0;
-        for (id, payload, actor_json) in crate::renewals::delivered_pending(&self.db, BATCH).await? {
-            let message = rpb::RenewTermRequest::decode(payload.as_slice())
-                .map_err(|e| corrupt(&id, format!("outbox payload: {e}")))?;
-            let actor: Actor = serde_json::from_str(&actor_json).map_err(|e| corrupt(&id, format!("actor: {e}")))?;
-            let mut request = tonic::Request::new(message);
-            let bearer = MetadataValue::try_from(format!("Bearer {}", self.service_token))
-                .map_err(|_| corrupt(&id, "the service token is not a header value"))?;
-            request.metadata_mut().insert(AUTHORIZATION, bearer);
-            request.metadata_mut().insert_bin(ACTOR_HEADER, MetadataValue::from_bytes(&encode_actor(&actor)));
-            let mut client = RegistryServiceClient::with_interceptor(self.registry.clone(), PropagateTrace);
-            let answer = match client.renew_term(request).await {
-                Ok(a) => a.into_inner(),
-                Err(s) => {
-                    tracing::warn!(renewal = %id, code = ?s.code(), message = s.message(), "renewal not confirmed yet");
-                    continue;
+        let mut after = String::new();
+        loop {
+            let page = crate::renewals::delivered_pending(&self.db, &after, BATCH).await?;
+            let full = page.len() as i64 >= BATCH;
+            for row in page {
+                let (id, payload, actor_json) = match row {
+                    Ok(row) => row,
+                    Err(err) => {
+                        tracing::warn!(error = %redact(&err.to_string()), "a delivered renewal cannot be read");
+                        return Ok(confirmed);
+                    }
+                };
+                after.clone_from(&id);
+                match self.confirm_renewal(&id, &payload, &actor_json).await {
+                    Ok(true) => confirmed += 1,
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(
+                        renewal = %id, error = %redact(&err.to_string()), "renewal not confirmed yet"
+                    ),
                 }
-            };
-            match crate::renewals::record_delivery(&self.db, &self.clock, &id, &caller_of(&actor), &answer).await {
-                Ok(true) => confirmed += 1,
-                Ok(false) => {}
-                Err(s) => tracing::warn!(renewal = %id, message = s.message(), "renewal answer not recorded"),
+            }
+            if !full {
+                return Ok(confirmed);
             }
         }
-        Ok(confirmed)
+    }
+
+    async fn confirm_renewal(&self, id: &str, payload: &[u8], actor_json: &str) -> Result<bool, Error> {
+        let message =
+            rpb::RenewTermRequest::decode(payload).map_err(|e| corrupt(id, format!("outbox payload: {e}")))?;
+        let actor: Actor = serde_json::from_str(actor_json).map_err(|e| corrupt(id, format!("actor: {e}")))?;
+        let mut request = tonic::Request::new(message);
+        let bearer = MetadataValue::try_from(format!("Bearer {}", self.service_token))
+            .map_err(|_| corrupt(id, "the service token is not a header value"))?;
+        request.metadata_mut().insert(AUTHORIZATION, bearer);
+        request.metadata_mut().insert_bin(ACTOR_HEADER, MetadataValue::from_bytes(&encode_actor(&actor)));
+        let mut client = RegistryServiceClient::with_interceptor(self.registry.clone(), PropagateTrace);
+        let answer = client
+            .renew_term(request)
+            .await
+            .map_err(|s| Error::Registry(format!("{:?}: {}", s.code(), s.message())))?
+            .into_inner();
+        crate::renewals::record_delivery(&self.db, &self.clock, id, &caller_of(&actor), &answer)
+            .await
+            .map_err(|s| Error::Registry(format!("the answer was not recorded: {:?}: {}", s.code(), s.message())))
     }
 
     async fn confirm_one(&self, d: &Delivered) -> Result<bool, Error> {

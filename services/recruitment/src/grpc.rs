@@ -351,7 +351,20 @@ impl RecruitmentService for Recruitment {
         let command = Command::new(&caller, SUBMIT_APPLICATION, &message.request_id, &message)?;
         let (id, version, on_behalf) =
             ca::submission(&message, applications::is_staff_entry(&caller), self.clock.now())?;
-        // D21: the registry is asked before the transaction opens.
+        // D21: the registry is asked before the transaction opens. A retry of a submission that
+        // already committed replays its answer first, so it does not depend on the registry.
+        if self.registry.is_some() {
+            match idempotency::begin(&self.db, &self.clock, &command).await? {
+                Begun::Replay(stored) => {
+                    let stored: pb::SubmitApplicationResponse = stored;
+                    let application = self.replayed(&caller, stored.application).await?;
+                    return Ok(Response::new(pb::SubmitApplicationResponse { application: Some(application) }));
+                }
+                // Not run before: give the key back (the claim rolls back) while the registry
+                // is asked; it is claimed again below.
+                Begun::Fresh(claim) => drop(claim),
+            }
+        }
         let check = match &self.registry {
             Some(peer) => {
                 let draft = applications::get(&self.db, &self.key, &caller, &id).await?;

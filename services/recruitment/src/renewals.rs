@@ -22,7 +22,7 @@ use supervision_kit::{
     convert::{date, optional_date, timestamp},
     idempotency::Command,
     outbox::{self, Delivery},
-    storage::format_instant,
+    storage::{format_instant, is_unique_violation},
     telemetry::PropagateTrace,
     vocab::{is_prefixed_id, new_prefixed_id},
 };
@@ -133,6 +133,18 @@ async fn load(conn: &mut AnyConnection, id: &str) -> Result<pb::Renewal, Status>
     let body = body.ok_or_else(|| not_found(id))?;
     let bytes = hex::decode(&body).map_err(|e| corrupt(id, e))?;
     Ok(pb::Renewal::decode(bytes.as_slice()).map_err(|e| corrupt(id, e))?)
+}
+
+/// The renewal under its row lock, for a write path: a no-op update takes the lock on both
+/// backends, so two transactions cannot both act on the same state (one waits, then reads the
+/// other's result).
+async fn load_locked(tx: &mut Transaction<'static, Any>, id: &str) -> Result<pb::Renewal, Status> {
+    sqlx::query("UPDATE renewals SET status = status WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(Error::from)?;
+    load(tx, id).await
 }
 
 async fn save(tx: &mut Transaction<'static, Any>, r: &pb::Renewal) -> Result<(), Error> {
@@ -319,7 +331,14 @@ pub async fn start(
     .bind(format_instant(now))
     .execute(&mut **tx)
     .await
-    .map_err(Error::from)?;
+    .map_err(|e| {
+        // A concurrent start of the same term committed first.
+        if is_unique_violation(&e, "renewals_appointment_id_key", "renewals.appointment_id") {
+            Status::already_exists(format!("the term {} already has a renewal", term.id))
+        } else {
+            Status::from(Error::from(e))
+        }
+    })?;
     audit_change(tx, db, clock, caller, command, &renewal, "start", None).await?;
     Ok(renewal)
 }
@@ -336,7 +355,7 @@ pub async fn confirm(
     today: NaiveDate,
 ) -> Result<pb::Renewal, Status> {
     let id = renewal_id(&req.renewal_id, "renewal_id")?;
-    let mut r = as_of(load(tx, &id).await?, today);
+    let mut r = as_of(load_locked(tx, &id).await?, today);
     let now = clock.now();
     let mut v = FieldViolations::new();
     for_the_expert(caller, &r.expert_id, req.on_behalf.as_ref(), now, &mut v)?;
@@ -405,7 +424,7 @@ pub async fn record_check(
         v.add("check.note", format!("must be at most {MAX_NOTE_CHARS} characters"));
     }
     v.check()?;
-    let mut r = as_of(load(tx, &id).await?, today);
+    let mut r = as_of(load_locked(tx, &id).await?, today);
     if r.status != pb::RenewalStatus::AwaitingCheck as i32 && r.status != pb::RenewalStatus::AwaitingDecision as i32 {
         return Err(Status::failed_precondition(format!(
             "renewal {id} is {}; the re-check is recorded once the expert is willing and before the decision",
@@ -459,7 +478,7 @@ pub async fn decide(
         v.add("decision_date", "must not be in the future");
     }
     v.check()?;
-    let mut r = as_of(load(tx, &id).await?, today);
+    let mut r = as_of(load_locked(tx, &id).await?, today);
     if r.status != pb::RenewalStatus::AwaitingDecision as i32 {
         return Err(Status::failed_precondition(format!(
             "renewal {id} is {}; a decision needs the expert's willingness and the 6(四) re-check first",
@@ -581,21 +600,31 @@ pub async fn list(
 }
 
 /// The renewals whose RenewTerm the relay delivered and whose answer is not recorded yet:
-/// `(renewal id, payload, actor_json)`.
-pub async fn delivered_pending(db: &Db, limit: i64) -> Result<Vec<(String, Vec<u8>, String)>, Error> {
+/// `(renewal id, payload, actor_json)`, a page of up to `limit` after the id `after` (keyset
+/// order, so a row that keeps failing does not hide the ones after it). A row whose columns
+/// cannot be read is an `Err` of its own, so the others are still returned.
+pub async fn delivered_pending(
+    db: &Db,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Result<(String, Vec<u8>, String), Error>>, Error> {
     let rows = sqlx::query(
         "SELECT r.id, o.payload, o.actor_json FROM renewals r JOIN kit_outbox o ON o.destination = 'registry' \
          AND o.method = $1 AND o.idempotency_key = r.id WHERE r.delivery = 'PENDING' AND o.delivered_at IS NOT NULL \
-         ORDER BY r.id LIMIT $2",
+         AND r.id > $2 ORDER BY r.id LIMIT $3",
     )
     .bind(RENEW_TERM)
+    .bind(after)
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("id")?, row.try_get("payload")?, row.try_get("actor_json")?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(Error::from)
+    Ok(rows
+        .iter()
+        .map(|row| {
+            Ok((row.try_get("id")?, row.try_get("payload")?, row.try_get("actor_json")?))
+                .map_err(|e: sqlx::Error| Error::from(e))
+        })
+        .collect())
 }
 
 /// Records the registry's answer to a delivered renewal, fenced on it still being PENDING.
@@ -610,7 +639,7 @@ pub async fn record_delivery(
         return Err(Status::unavailable("the registry's answer has no appointment"));
     };
     let mut tx = db.begin_write().await.map_err(Error::from)?;
-    let mut r = load(&mut tx, id).await?;
+    let mut r = load_locked(&mut tx, id).await?;
     if r.delivery != pb::DeliveryStatus::Pending as i32 {
         return Ok(false);
     }

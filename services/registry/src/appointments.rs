@@ -20,7 +20,7 @@ use supervision_kit::{
     personal::PersonalDataKey,
 };
 use supervision_proto::dispatch as dispatch_pb;
-use supervision_reference::{Reference, ReferenceError};
+use supervision_reference::{Reference, ReferenceError, shanghai_today};
 
 use crate::{
     convert::{
@@ -348,14 +348,30 @@ pub struct ExistingTerm {
     pub term_number: i32,
 }
 
-/// The year and sequence of a certificate number this registry would issue (`JMSE-2022-00017`).
+/// The year and sequence of a certificate number this registry would issue (`JMSE-2022-00017`):
+/// exactly the pattern of [`certificate_number`] with a 5-digit sequence from 1. Anything else
+/// (`JMSE-2022-17`, a sequence of more digits) is a foreign number that says nothing about this
+/// registry's counter.
 pub fn certificate_sequence(number: &str) -> Option<(i32, i64)> {
     let rest = number.strip_prefix("JMSE-")?;
     let (year, sequence) = rest.split_once('-')?;
-    if year.len() != 4 || sequence.is_empty() || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((year.parse().ok()?, sequence.parse().ok()?))
+    if sequence.len() != 5 || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, sequence): (i32, i64) = (year.parse().ok()?, sequence.parse().ok()?);
+    if sequence < 1 || certificate_number(year, sequence) != number {
+        return None;
+    }
+    Some((year, sequence))
+}
+
+/// The counter an imported certificate number raises: one of this registry's own pattern
+/// ([`certificate_sequence`]) of a year not after `today`'s; a future year is foreign too.
+pub fn imported_certificate_sequence(number: &str, today: NaiveDate) -> Option<(i32, i64)> {
+    certificate_sequence(number).filter(|(year, _)| *year <= today.year())
 }
 
 /// Records an existing term of a freshly created expert inside `tx`: the term (kind IMPORTED,
@@ -377,7 +393,7 @@ pub async fn record_existing_term(
     let editions = reference.editions();
     let decided_under = editions.edition_in_force(term.decision_date).map_err(ReferenceError::from)?;
     let starts_under = editions.edition_in_force(term.term_start).map_err(ReferenceError::from)?;
-    if let Some((year, sequence)) = certificate_sequence(&term.certificate_number) {
+    if let Some((year, sequence)) = imported_certificate_sequence(&term.certificate_number, shanghai_today(clock)) {
         sql::raise_certificate_sequence(tx, year, sequence).await?;
     }
     let appointment = Appointment {
@@ -747,7 +763,33 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use chrono::NaiveDate;
+
+    use super::{escape, imported_certificate_sequence as certificate_sequence};
+
+    #[test]
+    fn only_the_registrys_own_certificate_pattern_moves_the_counter() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        assert_eq!(certificate_sequence("JMSE-2022-00017", today), Some((2022, 17)));
+        assert_eq!(certificate_sequence("JMSE-2026-99999", today), Some((2026, 99_999)));
+        for foreign in [
+            "JMSE-2026-9223372036854775807",
+            "JMSE-2026-99999999999999999999",
+            "JMSE-2026-1",
+            "JMSE-2026-0001",
+            "JMSE-2026-000001",
+            "JMSE-2026-00000",
+            "JMSE-2026-+0001",
+            "JMSE-2027-00001",
+            "JMSE-+202-00001",
+            "JMSE-0999-00001x",
+            "JMSE-2026-00001 ",
+            "jmse-2026-00001",
+            "江门监督2022第17号",
+        ] {
+            assert_eq!(certificate_sequence(foreign, today), None, "{foreign}");
+        }
+    }
 
     #[test]
     fn certificate_text_is_escaped() {

@@ -25,6 +25,8 @@ pub async fn create(
     new: NewInstitution,
 ) -> Result<Institution, Error> {
     if let LegalStanding::SubUnitOf(parent_id) = &new.standing {
+        // Under the parent's lock, so it cannot become a sub-unit itself meanwhile.
+        lock(tx, &[parent_id]).await?;
         let parent = store::get_institution(&mut **tx, parent_id)
             .await?
             .ok_or_else(|| Error::ParentNotFound(parent_id.to_string()))?;
@@ -64,6 +66,27 @@ pub async fn create(
     Ok(institution)
 }
 
+/// Takes the row locks of `ids`, in the order given (a no-op update locks on both backends).
+async fn lock(tx: &mut Transaction<'static, Any>, ids: &[&InstitutionId]) -> Result<(), Error> {
+    for id in ids {
+        sqlx::query("UPDATE institutions SET status = status WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(Error::from)?;
+    }
+    Ok(())
+}
+
+/// The parent `update` would give `current`, if the result is a valid sub-unit.
+fn new_parent(current: &Institution, update: &crate::convert::InstitutionUpdate) -> Option<InstitutionId> {
+    let merged = crate::convert::merged_institution(&crate::convert::institution_to_proto(current.clone()), update);
+    match crate::convert::new_institution(merged).ok()?.standing {
+        LegalStanding::SubUnitOf(parent) => Some(parent),
+        LegalStanding::LegalEntity(_) => None,
+    }
+}
+
 pub async fn get(db: &Db, id: &InstitutionId) -> Result<Institution, Error> {
     store::get_institution(db.pool(), id).await?.ok_or_else(|| Error::InstitutionNotFound(id.to_string()))
 }
@@ -92,6 +115,18 @@ pub async fn update(
     command: &Command,
     update: crate::convert::InstitutionUpdate,
 ) -> Result<Institution, tonic::Status> {
+    // The institution and its new parent are locked (in id order, so two updates never wait on
+    // each other) before the checks, so no concurrent update makes a cycle or a sub-unit's
+    // sub-unit between the checks and the write.
+    let peek = store::get_institution(&mut **tx, &update.id)
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| Error::InstitutionNotFound(update.id.to_string()))?;
+    let planned = new_parent(&peek, &update);
+    let mut locked: Vec<&InstitutionId> = std::iter::once(&update.id).chain(planned.as_ref()).collect();
+    locked.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    locked.dedup();
+    lock(tx, &locked).await?;
     let current = store::get_institution(&mut **tx, &update.id)
         .await
         .map_err(Error::from)?
@@ -101,6 +136,10 @@ pub async fn update(
     let new = crate::convert::new_institution(merged)?;
     caller.require_bureau(new.county)?;
     if let LegalStanding::SubUnitOf(parent_id) = &new.standing {
+        if planned.as_ref() != Some(parent_id) && *parent_id != current.id {
+            // The institution changed before its lock was taken: lock the parent it has now.
+            lock(tx, &[parent_id]).await?;
+        }
         if *parent_id == current.id {
             return Err(Error::Invalid(vec![(
                 "institution.parent_id".into(),

@@ -14,6 +14,11 @@ use tonic::Status;
 
 /// An import may be up to 32 MiB (ImportExpertsRequest).
 pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
+/// The most an XLSX file's parts may hold uncompressed, each and together: a larger workbook
+/// (or a zip bomb, a few kilobytes that inflate to gigabytes) is refused before it is read.
+pub const MAX_XLSX_UNCOMPRESSED_BYTES: u64 = 200 * 1024 * 1024;
+/// The most rows (header included) an import file may hold.
+pub const MAX_IMPORT_ROWS: usize = 100_000;
 /// An export is sent in chunks of up to 1 MiB.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -44,9 +49,15 @@ pub fn read(format: FileFormat, content: &[u8]) -> Result<Sheet, Status> {
         return Err(invalid_field("content", "is empty"));
     }
     let rows = match format {
-        FileFormat::Xlsx => read_xlsx(content)?,
+        FileFormat::Xlsx => {
+            check_zip_sizes(content, MAX_XLSX_UNCOMPRESSED_BYTES)?;
+            read_xlsx(content)?
+        }
         _ => read_csv(&decode_text(content)?)?,
     };
+    if rows.len() > MAX_IMPORT_ROWS {
+        return Err(invalid_field("content", format!("holds more than {MAX_IMPORT_ROWS} rows; split the file")));
+    }
     let mut rows = rows.into_iter().enumerate().map(|(i, cells)| (i32::try_from(i + 1).unwrap_or(i32::MAX), cells));
     let Some((_, header)) = rows.next() else {
         return Err(invalid_field("content", "holds no header row"));
@@ -70,6 +81,32 @@ pub fn decode_text(content: &[u8]) -> Result<String, Status> {
         return Err(invalid_field("content", "is neither UTF-8 nor GB18030 text"));
     }
     Ok(text.into_owned())
+}
+
+/// Refuses an XLSX (zip) file whose parts inflate to more than `limit` bytes, each or together.
+/// Each part is inflated into nothing and counted, stopping past the limit, so a part whose
+/// central directory understates its size is caught as well.
+fn check_zip_sizes(content: &[u8], limit: u64) -> Result<(), Status> {
+    let too_large = || invalid_field("content", format!("the workbook inflates to more than {} MiB", limit >> 20));
+    let mut archive = zip::ZipArchive::new(Cursor::new(content))
+        .map_err(|err| invalid_field("content", format!("is not a readable XLSX workbook: {err}")))?;
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let part = archive
+            .by_index(i)
+            .map_err(|err| invalid_field("content", format!("is not a readable XLSX workbook: {err}")))?;
+        if part.size() > limit || total.saturating_add(part.size()) > limit {
+            return Err(too_large());
+        }
+        let room = limit - total;
+        let inflated = std::io::copy(&mut std::io::Read::take(part, room + 1), &mut std::io::sink())
+            .map_err(|err| invalid_field("content", format!("is not a readable XLSX workbook: {err}")))?;
+        if inflated > room {
+            return Err(too_large());
+        }
+        total += inflated;
+    }
+    Ok(())
 }
 
 fn read_csv(text: &str) -> Result<Vec<Vec<String>>, Status> {
@@ -258,6 +295,42 @@ mod tests {
             assert_eq!(sheet.rows[0].1[..2], rows[0][..], "{format:?}");
             assert_eq!(sheet.rows[1].1[0], "王芳", "{format:?}");
         }
+    }
+
+    fn zip_of(parts: &[(&str, usize)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, size) in parts {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(&vec![b'a'; *size]).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_workbook_that_inflates_past_the_limit_is_refused() {
+        let small = zip_of(&[("a.xml", 400), ("b.xml", 500)]);
+        assert!(check_zip_sizes(&small, 1000).is_ok());
+        // A part past the limit, and parts that together pass it, each compressing to little.
+        for parts in [&[("a.xml", 1001)][..], &[("a.xml", 600), ("b.xml", 600)][..]] {
+            let bomb = zip_of(parts);
+            assert!(bomb.len() < 1000, "compresses well");
+            let err = check_zip_sizes(&bomb, 1000).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{parts:?}");
+        }
+        // Through read: a real workbook passes; something that is no zip is INVALID_ARGUMENT.
+        let workbook = write(FileFormat::Xlsx, &["a"], &[vec!["1".into()]]).unwrap();
+        assert!(read(FileFormat::Xlsx, &workbook).is_ok());
+        assert_eq!(read(FileFormat::Xlsx, b"not a zip").unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn an_import_of_too_many_rows_is_refused() {
+        let text = "a\n".repeat(MAX_IMPORT_ROWS + 1);
+        let err = read(FileFormat::CsvUtf8, text.as_bytes()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(read(FileFormat::CsvUtf8, "a\n".repeat(MAX_IMPORT_ROWS).as_bytes()).is_ok());
     }
 
     #[test]

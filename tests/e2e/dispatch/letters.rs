@@ -24,6 +24,7 @@ use crate::{
 on_both_backends!(
     an_accepted_assignment_gets_a_letter_the_institution_can_verify,
     sealed_roster_reads_by_staff_are_audited,
+    concurrent_accepts_on_one_task_get_distinct_letter_numbers,
 );
 
 fn by_assignment(id: &str, format: FileFormat) -> GetDispatchLetterRequest {
@@ -120,6 +121,35 @@ async fn an_accepted_assignment_gets_a_letter_the_institution_can_verify(backend
     assert_eq!(revoked.status, DispatchLetterStatus::Revoked as i32);
     assert_eq!(revoked.revoke_reason, "assignment CANCELLED");
     assert!(!checker.verify_dispatch_letter(check(&letter.verification_code)).await.unwrap().into_inner().valid);
+}
+
+async fn concurrent_accepts_on_one_task_get_distinct_letter_numbers(backend: Backend) {
+    let d = drawn(backend).await;
+    let (a, b) = (&d.primaries[0], &d.primaries[1]);
+    let mut a_client = expert(&d.dispatch, &a.expert_id);
+    let mut b_client = expert(&d.dispatch, &b.expert_id);
+    // Both accept at once: each gets a letter, and the two numbers differ.
+    let (ra, rb) = tokio::join!(
+        a_client.respond_to_assignment(accept("acc-a", &a.id)),
+        b_client.respond_to_assignment(accept("acc-b", &b.id)),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    let number = |r: tonic::Response<supervision_proto::dispatch::GetDispatchLetterResponse>| {
+        r.into_inner().letter.unwrap().letter_number
+    };
+    let na = number(a_client.get_dispatch_letter(by_assignment(&a.id, FileFormat::Unspecified)).await.unwrap());
+    let nb = number(b_client.get_dispatch_letter(by_assignment(&b.id, FileFormat::Unspecified)).await.unwrap());
+    let task = user(&d.dispatch, "operator-a")
+        .get_task(GetTaskRequest { id: d.task_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let mut numbers = vec![na, nb];
+    numbers.sort();
+    assert_eq!(numbers, [format!("{}-01", task.task_number), format!("{}-02", task.task_number)]);
 }
 
 async fn sealed_roster_reads_by_staff_are_audited(backend: Backend) {

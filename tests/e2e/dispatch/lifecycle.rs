@@ -27,6 +27,9 @@ on_both_backends!(
     an_abandoned_draw_stays_visible_and_the_task_is_drawn_again,
     a_second_person_voids_an_executed_draw_and_its_experts_are_freed,
     an_exhausted_order_is_supplemented_without_the_experts_already_contacted,
+    a_city_operator_voids_only_the_city_bureaus_draws,
+    a_no_show_counts_the_team_across_the_tasks_draws,
+    a_vacancy_in_an_exhausted_draw_takes_a_later_draws_backup,
 );
 
 /// Creates a task at `school` on 2026-06-`day` `half_day` wanting `codes`, with N and B.
@@ -312,6 +315,150 @@ async fn an_exhausted_order_is_supplemented_without_the_experts_already_contacte
     assert_eq!(task.status, TaskStatus::Staffing as i32, "two primaries hold places again");
     let verdict = operator.verify_draw(VerifyDrawRequest { draw_id: executed.id.clone() }).await.unwrap().into_inner();
     assert!(verdict.verified, "{verdict:?}");
+
+    // While the supplementary draw stands, voiding the initial one (which would reopen the task
+    // under it) is refused, and the other way round; nothing changes.
+    for (n, id) in [&initial.id, &executed.id].into_iter().enumerate() {
+        let void =
+            VoidDrawRequest {
+                request_id: format!("void-other-{n}"), draw_id: id.clone(), reason: "录入错误".into()
+            };
+        let err = colleague.void_draw(void).await.unwrap_err();
+        assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "OTHER_DRAW_STANDS"), "{id}");
+    }
+    let task = operator.get_task(GetTaskRequest { id: task_id.clone() }).await.unwrap().into_inner().task.unwrap();
+    assert_eq!(task.status, TaskStatus::Staffing as i32);
+    registry.stop().await;
+    dispatch.stop().await;
+}
+
+async fn a_city_operator_voids_only_the_city_bureaus_draws(backend: Backend) {
+    let d = crate::responses::drawn(backend).await;
+    let void = |request_id: &str| VoidDrawRequest {
+        request_id: request_id.into(),
+        draw_id: d.draw_id.clone(),
+        reason: "任务日期录入错误".into(),
+    };
+    // The task is Pengjiang's: a city operator sees the draw but may not void it (D8).
+    let mut city_operator =
+        DispatchServiceClient::new(d.dispatch.as_user("city-op", testkit::Role::CityOperator, None));
+    let err = city_operator.void_draw(void("void-city-op")).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::PermissionDenied, "NOT_DISPATCHING_BUREAU"));
+    let roster = crate::responses::roster(&d.dispatch, &d.task_id).await;
+    assert!(roster.iter().all(|a| a.status != AssignmentStatus::Cancelled as i32), "nothing changed");
+    // CITY_ADMIN may.
+    let mut admin = DispatchServiceClient::new(d.dispatch.as_user("city-admin", testkit::Role::CityAdmin, None));
+    let voided = admin.void_draw(void("void-admin")).await.unwrap().into_inner();
+    assert_eq!(voided.draw.unwrap().status, DrawStatus::Voided as i32);
+}
+
+/// A task of three whose order ran out, topped up by a supplementary draw of one: the team is
+/// supplementary and initial primaries together.
+async fn supplemented_team_of_three(
+    backend: Backend,
+) -> (testkit::RunningService, testkit::RunningService, String, Vec<supervision_proto::dispatch::Assignment>) {
+    let (registry, dispatch) = spawn_dispatch_with_registry(backend).await;
+    set_clock(&dispatch);
+    let school = school(&registry).await;
+    independents(&registry, 1, 5).await;
+    let mut operator = user(&dispatch, "operator-a");
+    let mut colleague = user(&dispatch, "operator-b");
+    let task_id = task_with(&mut operator, &school, 8, HalfDay::Am, &[], (3, 1)).await;
+    let (_, assignments) = draw_for(&mut operator, &mut colleague, &task_id).await;
+    assert_eq!(assignments.len(), 4, "the whole pool is drawn: the order is exhausted");
+    // Two primaries leave: the backup takes the first place, nobody the second.
+    let mut primaries = assignments.iter().filter(|a| a.role == AssignmentRole::Primary as i32);
+    for (n, a) in [primaries.next().unwrap(), primaries.next().unwrap()].into_iter().enumerate() {
+        let cancel = CancelAssignmentRequest {
+            request_id: format!("cancel-{n}"),
+            assignment_id: a.id.clone(),
+            reason: "bureau decision".into(),
+        };
+        operator.cancel_assignment(cancel).await.unwrap();
+    }
+    independents(&registry, 5, 7).await;
+    let supplementary = PrepareDrawRequest {
+        request_id: "supp".into(),
+        task_id: task_id.clone(),
+        kind: DrawKind::Supplementary as i32,
+    };
+    let prepared = operator.prepare_draw(supplementary).await.unwrap().into_inner().draw.unwrap();
+    witness(&mut colleague, "wit-supp", &prepared.id, "").await;
+    execute(&mut operator, "exec-supp", &prepared.id).await;
+    let roster = crate::responses::roster(&dispatch, &task_id).await;
+    (registry, dispatch, task_id, roster)
+}
+
+async fn a_no_show_counts_the_team_across_the_tasks_draws(backend: Backend) {
+    let (registry, dispatch, task_id, roster) = supplemented_team_of_three(backend).await;
+    let primaries: Vec<_> = roster
+        .iter()
+        .filter(|a| a.role == AssignmentRole::Primary as i32 && a.status == AssignmentStatus::Notified as i32)
+        .collect();
+    assert_eq!(primaries.len(), 3, "{roster:#?}");
+    for (n, a) in primaries.iter().enumerate() {
+        crate::responses::expert(&dispatch, &a.expert_id)
+            .respond_to_assignment(crate::responses::accept(&format!("acc-{n}"), &a.id))
+            .await
+            .unwrap();
+    }
+    let mut operator = user(&dispatch, "operator-a");
+    let task = operator.get_task(GetTaskRequest { id: task_id.clone() }).await.unwrap().into_inner().task.unwrap();
+    assert_eq!(task.status, TaskStatus::Staffed as i32);
+    // The supplementary draw's one primary does not come; the initial draw's two do: two members
+    // may proceed (D7), whatever the supplementary draw's own team of one.
+    let supplementary_draw = primaries
+        .iter()
+        .map(|a| a.draw_id.clone())
+        .find(|id| primaries.iter().filter(|a| &a.draw_id == id).count() == 1);
+    let absent = primaries.iter().find(|a| Some(&a.draw_id) == supplementary_draw.as_ref()).unwrap();
+    crate::responses::clock_at(&dispatch, (2026, 6, 8, 1, 30));
+    let recorded = operator
+        .record_no_show(supervision_proto::dispatch::RecordNoShowRequest {
+            request_id: "ns-1".into(),
+            assignment_id: absent.id.clone(),
+            session_id: task.sessions[0].id.clone(),
+            note: "未到场".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(recorded.assignment.unwrap().status, AssignmentStatus::NoShow as i32);
+    assert_ne!(recorded.task.unwrap().status, TaskStatus::Blocked as i32, "two members remain");
+    registry.stop().await;
+    dispatch.stop().await;
+}
+
+async fn a_vacancy_in_an_exhausted_draw_takes_a_later_draws_backup(backend: Backend) {
+    let (registry, dispatch, task_id, roster) = supplemented_team_of_three(backend).await;
+    let reserve: Vec<_> = roster.iter().filter(|a| a.status == AssignmentStatus::Reserved as i32).collect();
+    assert_eq!(reserve.len(), 1, "the supplementary draw's backup: {roster:#?}");
+    let backup = reserve[0];
+    let initial = roster
+        .iter()
+        .find(|a| {
+            a.role == AssignmentRole::Primary as i32
+                && a.status == AssignmentStatus::Notified as i32
+                && a.draw_id != backup.draw_id
+        })
+        .unwrap();
+    // The initial draw's order and reserve are spent: its vacancy goes to the later draw's backup.
+    let mut operator = user(&dispatch, "operator-a");
+    let cancel = CancelAssignmentRequest {
+        request_id: "cancel-late".into(),
+        assignment_id: initial.id.clone(),
+        reason: "调整".into(),
+    };
+    let done = operator.cancel_assignment(cancel).await.unwrap().into_inner();
+    let replacement = done.replacement.expect("the supplementary draw's backup is promoted");
+    assert_eq!(replacement.id, backup.id);
+    assert_eq!(
+        (replacement.role, replacement.status),
+        (AssignmentRole::Primary as i32, AssignmentStatus::Notified as i32)
+    );
+    assert_eq!(replacement.replaces_assignment_id, initial.id);
+    let task = operator.get_task(GetTaskRequest { id: task_id.clone() }).await.unwrap().into_inner().task.unwrap();
+    assert_eq!(task.status, TaskStatus::Staffing as i32, "three primaries hold places again");
     registry.stop().await;
     dispatch.stop().await;
 }

@@ -33,6 +33,7 @@ on_both_backends!(
     experts_hear_of_assignments_and_operators_of_declines_and_replacements,
     only_the_recipient_acknowledges_and_inboxes_stay_apart,
     a_channel_that_keeps_refusing_leaves_the_notification_failed,
+    the_city_admin_acknowledges_the_city_bureaus_notices,
 );
 
 pub(crate) async fn deliver(dispatch: &RunningService) {
@@ -242,4 +243,49 @@ async fn a_channel_that_keeps_refusing_leaves_the_notification_failed(backend: B
     assert!(theirs.iter().all(|n| n.kind != "UNDERSTAFFED"));
     db.close().await;
     drop(kept);
+}
+
+async fn the_city_admin_acknowledges_the_city_bureaus_notices(backend: Backend) {
+    let d = drawn(backend).await;
+    let db = Db::connect(d.dispatch.database_url(), &MIGRATIONS).await.unwrap();
+    let clock: SharedClock = Arc::new(ManualClock::at(Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0).unwrap()));
+    let task = {
+        let mut conn = db.pool().acquire().await.unwrap();
+        task_store::get_task(&mut conn, &TaskId::parse(&d.task_id).unwrap()).await.unwrap().unwrap()
+    };
+    for (recipient, title) in [(Bureau::City, "city"), (Bureau::Pengjiang, "county")] {
+        let mut tx = db.pool().begin().await.unwrap();
+        notify::enqueue(
+            &mut tx,
+            &clock,
+            Kind::Understaffed,
+            Recipient::Bureau(recipient),
+            &task,
+            "",
+            title.into(),
+            "b".into(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    db.close().await;
+    deliver(&d.dispatch).await;
+    let mut admin = DispatchServiceClient::new(d.dispatch.as_role(Role::CityAdmin, None));
+    let all = inbox(&mut admin, ListNotificationsRequest::default()).await;
+    let id_of = |title: &str| all.iter().find(|n| n.title == title).unwrap().id.clone();
+    let ack = |request_id: &str, id: String| AcknowledgeNotificationRequest {
+        request_id: request_id.into(),
+        notification_id: id,
+    };
+    // The city bureau's notice: CITY_ADMIN acknowledges it as the city's operators would.
+    let read = admin.acknowledge_notification(ack("ack-city", id_of("city"))).await.unwrap().into_inner();
+    let read = read.notification.unwrap();
+    assert_eq!(read.state, NotificationState::Read as i32);
+    assert!(read.read_time.is_some());
+    // Not a county bureau's notice, nor an expert's.
+    let err = admin.acknowledge_notification(ack("ack-county", id_of("county"))).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let offered = all.iter().find(|n| !n.recipient_expert_id.is_empty()).unwrap().id.clone();
+    assert_eq!(admin.acknowledge_notification(ack("ack-expert", offered)).await.unwrap_err().code(), Code::NotFound);
 }

@@ -34,6 +34,8 @@ on_both_backends!(
     a_cancelled_assignment_is_refilled_and_listed_as_a_replacement,
     a_no_show_writes_an_incident_and_blocks_a_team_of_one,
     no_answer_by_the_response_deadline_counts_as_a_decline,
+    the_sweep_leaves_a_task_alone_once_its_first_session_day_has_come,
+    concurrent_vacancies_on_one_draw_promote_different_backups,
 );
 
 const RECORD_INCIDENT: &str = "/supervision.registry.v1.RegistryService/RecordIncident";
@@ -172,6 +174,58 @@ async fn no_answer_by_the_response_deadline_counts_as_a_decline(backend: Backend
         .into_inner()
         .replacements;
     assert_eq!(listed[0].reason, VacancyReason::NoResponse as i32);
+}
+
+async fn the_sweep_leaves_a_task_alone_once_its_first_session_day_has_come(backend: Backend) {
+    let d = drawn(backend).await;
+    // Nobody answered. On the session's day (Monday 06-08, 10:00 in Jiangmen) and after it, the
+    // task is under way: no NOTIFIED assignment becomes NO_RESPONSE and no backup is promoted.
+    for at in [Utc.with_ymd_and_hms(2026, 6, 8, 2, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 6, 9, 2, 0, 0).unwrap()] {
+        let report = sweep_at(&d, at).await;
+        assert!(report.no_response.is_empty() && report.replacements.is_empty(), "{report:?}");
+    }
+    let roster = roster(&d.dispatch, &d.task_id).await;
+    for p in &d.primaries {
+        assert_eq!(roster.iter().find(|a| a.id == p.id).unwrap().status, AssignmentStatus::Notified as i32);
+    }
+    // The day before, the same assignments are overdue and expire.
+    let before = sweep_at(&d, Utc.with_ymd_and_hms(2026, 6, 7, 2, 0, 0).unwrap()).await;
+    assert_eq!(before.no_response.len(), d.primaries.len(), "{before:?}");
+}
+
+async fn concurrent_vacancies_on_one_draw_promote_different_backups(backend: Backend) {
+    let d = drawn(backend).await;
+    let mut first = user(&d.dispatch, "operator-a");
+    let mut second = user(&d.dispatch, "operator-a");
+    let request = |id: &str| CancelAssignmentRequest {
+        request_id: format!("cancel-{id}"),
+        assignment_id: id.into(),
+        reason: "专家临时调整".into(),
+    };
+    // Both primaries leave at once: each vacancy is filled, by a different backup.
+    let (a, b) = tokio::join!(
+        first.cancel_assignment(request(&d.primaries[0].id)),
+        second.cancel_assignment(request(&d.primaries[1].id)),
+    );
+    let (a, b) = (a.unwrap().into_inner(), b.unwrap().into_inner());
+    let (ra, rb) = (a.replacement.expect("a replacement"), b.replacement.expect("a replacement"));
+    assert_ne!(ra.id, rb.id);
+    assert_ne!(ra.expert_id, rb.expert_id);
+    let roster = roster(&d.dispatch, &d.task_id).await;
+    let notified: Vec<_> = roster
+        .iter()
+        .filter(|a| {
+            a.status == AssignmentStatus::Notified as i32
+                && a.role == supervision_proto::dispatch::AssignmentRole::Primary as i32
+        })
+        .collect();
+    assert_eq!(notified.len(), 2, "{roster:?}");
+    // No expert holds two places in the draw.
+    let mut experts: Vec<&str> = roster.iter().map(|a| a.expert_id.as_str()).collect();
+    let all = experts.len();
+    experts.sort_unstable();
+    experts.dedup();
+    assert_eq!(experts.len(), all, "{roster:?}");
 }
 
 fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::DateTime<Utc> {

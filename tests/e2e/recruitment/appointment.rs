@@ -37,6 +37,7 @@ on_both_backends!(
     a_former_expert_terminated_for_false_materials_is_a_warning_the_reviewer_acknowledges,
     a_term_is_renewed_from_90_days_before_it_ends_with_the_experts_word_and_the_6_4_check,
     a_new_unit_representative_replaces_the_serving_one_on_appointment,
+    a_committed_submission_replays_while_the_registry_is_down,
 );
 
 const ADMIN: &str = "city-admin-zhang";
@@ -367,6 +368,32 @@ async fn the_six_steps_end_to_end_on_the_test_clock(backend: Backend) {
     registry_service.stop().await;
 }
 
+async fn a_committed_submission_replays_while_the_registry_is_down(backend: Backend) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let registry_service = testkit::spawn_registry_on(testkit::TestDb::new(backend).await, &listen).await;
+    let service = spawn_recruitment_calling(backend, Some(format!("http://{listen}"))).await;
+    let mut staff = recruitment(&service, ADMIN, Role::CityAdmin);
+    let call_id = published_call(&mut staff, -1, 14).await;
+    let mut me = recruitment(&service, "applicant-li", Role::Applicant);
+    let draft = create(&mut me, &call_id, profile("李明", ID_A, MOBILE_A)).await;
+    me.upload_material(upload(&draft.id, MaterialKind::CategoryEvidence, b"%PDF li".to_vec())).await.unwrap();
+    let request = submit(&draft.id);
+    let first = me.submit_application(request.clone()).await.unwrap().into_inner().application.unwrap();
+    assert_eq!(first.status, ApplicationStatus::Submitted as i32);
+    let _registry_db = registry_service.stop_keeping_database().await;
+    // The retry of the committed submission is its stored answer, not UNAVAILABLE.
+    let replay = me.submit_application(request).await.unwrap().into_inner().application.unwrap();
+    assert_eq!(replay.id, first.id);
+    assert_eq!(replay.status, ApplicationStatus::Submitted as i32);
+    // A new submission still needs the registry's answer (D21).
+    let mut wang = recruitment(&service, "applicant-wang", Role::Applicant);
+    let other = create(&mut wang, &call_id, profile("王芳", ID_B, MOBILE_A)).await;
+    let err = wang.submit_application(submit(&other.id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+    service.stop().await;
+}
+
 async fn an_appointment_decided_while_the_registry_is_down_is_made_once(backend: Backend) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
@@ -591,7 +618,17 @@ async fn a_term_is_renewed_from_90_days_before_it_ends_with_the_experts_word_and
     assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
     let opened = shanghai_midnight(term_end - Duration::days(89)) + Duration::hours(10);
     set_clocks(&[&service, &registry_service], opened);
-    let renewal = staff.start_renewal(start(RenewalInitiator::Bureau)).await.unwrap().into_inner().renewal.unwrap();
+    // Two starts at once: one renewal, the other start ALREADY_EXISTS (not INTERNAL).
+    let (mut one, mut two) = (staff.clone(), staff.clone());
+    let (a, b) = tokio::join!(
+        one.start_renewal(start(RenewalInitiator::Bureau)),
+        two.start_renewal(start(RenewalInitiator::Bureau)),
+    );
+    let (renewal, lost) = match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won.into_inner().renewal.unwrap(), lost),
+        other => panic!("exactly one concurrent start succeeds: {other:?}"),
+    };
+    assert_eq!(lost.code(), Code::AlreadyExists, "{}", lost.message());
     assert_eq!(renewal.status, RenewalStatus::AwaitingExpert as i32);
     assert_eq!(renewal.term_end, Some(pdate(term_end)));
     let err = staff.start_renewal(start(RenewalInitiator::Bureau)).await.unwrap_err();
@@ -616,7 +653,18 @@ async fn a_term_is_renewed_from_90_days_before_it_ends_with_the_experts_word_and
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "another expert does not answer");
-    let willing = expert_client(&service, &first.expert_id).confirm_renewal(confirm).await.unwrap().into_inner();
+    // Two answers at once (a double click): the renewal's lock lets exactly one act.
+    let mut expert = expert_client(&service, &first.expert_id);
+    let again = ConfirmRenewalRequest { request_id: rid(), ..confirm.clone() };
+    let mut twin = expert.clone();
+    let (a, b) = tokio::join!(twin.confirm_renewal(confirm), expert.confirm_renewal(again));
+    let willing = match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => {
+            assert_eq!(lost.code(), Code::FailedPrecondition, "{}", lost.message());
+            won.into_inner()
+        }
+        other => panic!("exactly one concurrent answer is recorded: {other:?}"),
+    };
     assert_eq!(willing.renewal.unwrap().status, RenewalStatus::AwaitingCheck as i32);
 
     let today = (opened + Duration::hours(8)).date_naive();

@@ -21,6 +21,7 @@ on_both_backends!(
     listing_filters_by_county_type_and_name,
     an_unknown_or_malformed_id_is_answered_precisely,
     an_update_changes_the_named_fields_and_keeps_the_change_in_the_audit_chain,
+    two_institutions_made_each_others_sub_unit_at_once_make_no_cycle,
 );
 
 /// Valid credit codes (check characters computed per GB 32100), one per test institution.
@@ -326,4 +327,44 @@ async fn an_update_changes_the_named_fields_and_keeps_the_change_in_the_audit_ch
     assert_eq!(err.code(), Code::PermissionDenied);
     let ok = pengjiang.update_institution(update(&b.id, renamed, &["name"], "简称")).await.unwrap().into_inner();
     assert_eq!(ok.institution.unwrap().name, "乙");
+}
+
+async fn two_institutions_made_each_others_sub_unit_at_once_make_no_cycle(backend: Backend) {
+    let registry = spawn_registry(backend).await;
+    let mut c = client(&registry);
+    let mut made = Vec::new();
+    for (code, name) in [(CODES[0], "开平技工学校"), (CODES[1], "台山职业培训学校")] {
+        made.push(
+            c.create_institution(school(code, BureauCode::Kaiping, name))
+                .await
+                .unwrap()
+                .into_inner()
+                .institution
+                .unwrap(),
+        );
+    }
+    let (a, b) = (&made[0], &made[1]);
+    let under = |parent: &str| Institution { parent_id: parent.into(), ..Default::default() };
+    let (mut one, mut two) = (c.clone(), c.clone());
+    let (first, second) = tokio::join!(
+        one.update_institution(update(&a.id, under(&b.id), &["credit_code", "parent_id"], "并入")),
+        two.update_institution(update(&b.id, under(&a.id), &["credit_code", "parent_id"], "并入")),
+    );
+    let lost = match (first, second) {
+        (Ok(_), Err(lost)) | (Err(lost), Ok(_)) => lost,
+        other => panic!("exactly one of the crossing updates succeeds: {other:?}"),
+    };
+    assert!(
+        matches!(lost.code(), Code::FailedPrecondition | Code::InvalidArgument),
+        "{:?}: {}",
+        lost.code(),
+        lost.message()
+    );
+    let mut parents = Vec::new();
+    for id in [&a.id, &b.id] {
+        let got = c.get_institution(GetInstitutionRequest { id: id.clone() }).await.unwrap().into_inner();
+        parents.push(got.institution.unwrap().parent_id);
+    }
+    assert_eq!(parents.iter().filter(|p| !p.is_empty()).count(), 1, "one sub-unit, no cycle: {parents:?}");
+    registry.stop().await;
 }

@@ -21,6 +21,10 @@ use crate::domain::{
 pub const BOOKING_INDEX: &str = "bookings_slot_key";
 /// What SQLite names instead of the index.
 pub const BOOKING_COLUMNS: &str = "bookings.expert_id, bookings.session_date, bookings.half_day";
+/// The constraint that keeps an expert to one assignment per draw (PostgreSQL's name for it).
+pub const DRAW_EXPERT_KEY: &str = "assignments_draw_id_expert_id_key";
+/// What SQLite names instead of the constraint.
+pub const DRAW_EXPERT_COLUMNS: &str = "assignments.draw_id, assignments.expert_id";
 
 macro_rules! draw_columns {
     () => {
@@ -548,13 +552,18 @@ pub async fn delete_bookings(conn: &mut AnyConnection, assignment: &AssignmentId
 }
 
 /// Records a vacancy's promotion and continued walk on an executed draw.
-pub async fn record_vacancy(conn: &mut AnyConnection, d: &Draw) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE draws SET walk = $1, next_position = $2 WHERE id = $3 AND status = 'EXECUTED'")
-        .bind(serde_json::to_string(&d.walk).unwrap_or_default())
-        .bind(count(d.next_position))
-        .bind(d.id.as_str())
-        .execute(&mut *conn)
-        .await?;
+/// `expected_next` is the `next_position` the vacancy was computed from: a concurrent vacancy
+/// that moved it meanwhile makes this update change nothing (the caller tries again).
+pub async fn record_vacancy(conn: &mut AnyConnection, d: &Draw, expected_next: usize) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE draws SET walk = $1, next_position = $2 WHERE id = $3 AND status = 'EXECUTED' AND next_position = $4",
+    )
+    .bind(serde_json::to_string(&d.walk).unwrap_or_default())
+    .bind(count(d.next_position))
+    .bind(d.id.as_str())
+    .bind(count(expected_next))
+    .execute(&mut *conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -26,8 +26,13 @@ impl Cell {
         Self::Text(s.into())
     }
 
+    /// The cell as CSV text. Text that a spreadsheet would read as a formula (starting with `=`,
+    /// `+`, `-`, `@`, or a tab or carriage return before one) gets a leading `'`, so a name or
+    /// note from the registry never runs as a formula when the file is opened in Excel. Amounts
+    /// and counts are numbers, never prefixed.
     fn as_text(&self) -> String {
         match self {
+            Self::Text(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
             Self::Text(s) => s.clone(),
             Self::Int(n) => n.to_string(),
             Self::Money(fen) => yuan(*fen),
@@ -181,6 +186,38 @@ mod tests {
             "姓名,账号,金额(元)\r\n李明,6222021234567890123,1120.00\r\n\"王, 芳\",6222,0.05\r\n合计,,1120.05\r\n"
         );
         assert!(!csv.starts_with('\u{feff}'), "FILE_FORMAT_CSV_UTF8 writes no byte-order mark");
+    }
+
+    #[test]
+    fn csv_text_that_looks_like_a_formula_is_quoted_and_numbers_are_not() {
+        let t = Table {
+            title: "t".into(),
+            dated: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
+            header: vec!["a", "b", "c", "d", "e", "f", "g"],
+            rows: vec![vec![
+                Cell::text("=HYPERLINK(\"http://x\")"),
+                Cell::text("+1"),
+                Cell::text("-2+3"),
+                Cell::text("@SUM(A1)"),
+                Cell::text("李=明"),
+                Cell::Money(-500),
+                Cell::Int(-3),
+            ]],
+            totals: vec![
+                Cell::text("\t=1"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+            ],
+        };
+        let csv = String::from_utf8(t.to_csv(FileEncoding::Utf8)).unwrap();
+        assert_eq!(
+            csv,
+            "a,b,c,d,e,f,g\r\n\"'=HYPERLINK(\"\"http://x\"\")\",'+1,'-2+3,'@SUM(A1),李=明,-5.00,-3\r\n'\t=1,,,,,,\r\n"
+        );
     }
 
     #[test]
