@@ -407,13 +407,7 @@ pub async fn void(
         a.status = AssignmentStatus::Cancelled;
         a.cancel_reason = format!("draw voided: {reason}");
         a.updated_at = now;
-        if !draw_store::update_assignment(tx, &a, expected).await? {
-            return Err(Error::draw_refused(
-                Code::Aborted,
-                "ASSIGNMENT_CHANGED",
-                format!("assignment {} changed; try again", a.id),
-            ));
-        }
+        crate::responses::save_assignment(tx, &a, expected).await?;
         crate::notify::vacated(tx, clock, &task, &a, None, false).await?;
         cancelled.push(a.id.to_string());
     }

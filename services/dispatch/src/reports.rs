@@ -93,9 +93,7 @@ pub async fn record_sessions(
     let expected = a.updated_at;
     a.worked_sessions = sessions;
     a.updated_at = clock.now();
-    if !draw_store::update_assignment(tx, &a, expected).await? {
-        return Err(refused(Code::Aborted, "ASSIGNMENT_CHANGED", format!("assignment {} changed", a.id)));
-    }
+    crate::responses::save_assignment(tx, &a, expected).await?;
     let change = Change {
         method: command.method,
         request_id: &command.request_id,
@@ -188,9 +186,7 @@ pub async fn submit(
             let expected = a.updated_at;
             a.report_id = report.id.to_string();
             a.updated_at = now;
-            if !draw_store::update_assignment(tx, &a, expected).await? {
-                return Err(refused(Code::Aborted, "ASSIGNMENT_CHANGED", format!("assignment {} changed", a.id)));
-            }
+            crate::responses::save_assignment(tx, &a, expected).await?;
             report
         }
     };
@@ -337,9 +333,7 @@ pub async fn review(
             a.status = AssignmentStatus::Completed;
         }
         a.updated_at = now;
-        if !draw_store::update_assignment(tx, &a, expected).await? {
-            return Err(refused(Code::Aborted, "ASSIGNMENT_CHANGED", format!("assignment {} changed", a.id)));
-        }
+        crate::responses::save_assignment(tx, &a, expected).await?;
     }
     audit_report(tx, db, clock, caller, command, &report, action, Some(before), &accept_note).await?;
     Ok(report)

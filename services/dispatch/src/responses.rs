@@ -89,6 +89,20 @@ fn refused(code: Code, reason: &'static str, message: impl Into<String>) -> Erro
     Error::draw_refused(code, reason, message)
 }
 
+/// Writes `a` over the row last read at `expected`, or refuses with ABORTED when another request
+/// changed it since (the caller reads it again).
+pub(crate) async fn save_assignment(
+    conn: &mut sqlx::AnyConnection,
+    a: &crate::domain::Assignment,
+    expected: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    if draw_store::update_assignment(conn, a, expected).await? {
+        Ok(())
+    } else {
+        Err(refused(Code::Aborted, "ASSIGNMENT_CHANGED", format!("assignment {} changed; read it again", a.id)))
+    }
+}
+
 /// The assignment and its task, visible to `caller` as the one who may answer for it: the expert
 /// themself (no `on_behalf`), or staff of the dispatching bureau with `on_behalf` (D16).
 pub async fn answerable(
@@ -251,13 +265,7 @@ pub async fn respond(
             Attempt::Done(filled) => filled,
         },
     };
-    if !draw_store::update_assignment(tx, &a, expected).await? {
-        return Err(refused(
-            Code::Aborted,
-            "ASSIGNMENT_CHANGED",
-            format!("assignment {} changed; read it again", a.id),
-        ));
-    }
+    save_assignment(tx, &a, expected).await?;
     restaff(tx, clock, &task).await?;
     let change = Change {
         method: command.method,
@@ -811,13 +819,7 @@ pub async fn cancel(
         Attempt::Again => return Ok(Attempt::Again),
         Attempt::Done(filled) => filled,
     };
-    if !draw_store::update_assignment(tx, &a, expected).await? {
-        return Err(refused(
-            Code::Aborted,
-            "ASSIGNMENT_CHANGED",
-            format!("assignment {} changed; read it again", a.id),
-        ));
-    }
+    save_assignment(tx, &a, expected).await?;
     restaff(tx, clock, &task).await?;
     let change = Change {
         method: command.method,
@@ -881,13 +883,7 @@ pub async fn no_show(
     a.status = AssignmentStatus::NoShow;
     a.cancel_reason = note.to_owned();
     a.updated_at = now;
-    if !draw_store::update_assignment(tx, &a, expected).await? {
-        return Err(refused(
-            Code::Aborted,
-            "ASSIGNMENT_CHANGED",
-            format!("assignment {} changed; read it again", a.id),
-        ));
-    }
+    save_assignment(tx, &a, expected).await?;
     let key = format!("{}:no_show", a.id);
     let request = rpb::RecordIncidentRequest {
         request_id: key.clone(),
