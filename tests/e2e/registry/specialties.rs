@@ -4,8 +4,11 @@
 //! for membership where the installed list has that detail.
 
 use supervision_proto::{
-    common::{CivilServantStatus, PageRequest, Specialty, SpecialtyCode},
-    registry::{CreateExpertRequest, ListSpecialtiesRequest, registry_service_client::RegistryServiceClient},
+    common::{CivilServantStatus, EntryChannel, OnBehalf, PageRequest, Specialty, SpecialtyCode},
+    registry::{
+        CreateExpertRequest, GetExpertRequest, ListSpecialtiesRequest, UpdateExpertRequest,
+        registry_service_client::RegistryServiceClient,
+    },
 };
 use testkit::{Backend, Role, RunningService, TestDb, on_both_backends, spawn_registry, spawn_registry_with};
 use tonic::Code;
@@ -102,5 +105,38 @@ async fn an_installed_list_is_served_and_checked(backend: Backend) {
     assert_eq!(violated_fields(&err), ["profile.specialties[1].code"]);
     assert!(err.get_error_details().bad_request().unwrap().field_violations[0].description.contains("4-08"));
     // Listed codes, and codes under groups the list has no detail for, are taken.
-    admin(&registry).create_expert(with_specialties(&["4-07-05-01", "2-01"])).await.unwrap();
+    let created = admin(&registry)
+        .create_expert(with_specialties(&["4-07-05-01", "2-01"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .expert
+        .unwrap();
+
+    // An update is checked against the same list, and a refused one changes nothing.
+    let changed = with_specialties(&["4-08-01"]).profile.unwrap();
+    let update = UpdateExpertRequest {
+        request_id: id(),
+        id: created.id.clone(),
+        profile: Some(changed),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["specialties".into()] }),
+        expected_revision: created.revision,
+        reason: "专业变更".into(),
+        on_behalf: Some(OnBehalf {
+            channel: EntryChannel::Phone as i32,
+            received_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() - 60, nanos: 0 }),
+            note: "本人来电".into(),
+        }),
+    };
+    let err = admin(&registry).update_expert(update).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(violated_fields(&err).iter().any(|f| f.contains("specialties")), "{:?}", violated_fields(&err));
+    let again = admin(&registry)
+        .get_expert(GetExpertRequest { id: created.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .expert
+        .unwrap();
+    assert_eq!(again.revision, created.revision, "a refused update writes nothing");
 }
