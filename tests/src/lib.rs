@@ -8,8 +8,12 @@
 //! test fails and says how to start it; nothing is skipped.
 
 mod backend;
+pub mod idempotency;
 pub mod identity;
+pub mod private_pg;
+pub mod process;
 mod scaleout;
+pub mod scenario;
 mod services;
 
 pub use backend::{Backend, TestDb, TestRedis};

@@ -346,6 +346,8 @@ where
         .connect()
         .await
         .expect("the service accepts connections");
+    // Behind the idempotency checker when SUPERVISION_IDEMPOTENCY_SWEEP names a log.
+    let channel = crate::idempotency::swept(channel).await;
     RunningService { addr, channel, clock_file, shutdown, task: Some(task), _db: Some(db) }
 }
 

@@ -389,11 +389,31 @@ async fn run_backend(args: &RunArgs, pools: &[u32], storage: &Storage, report: &
     }
     report.line("\nThe services' own time per call during those draws (mean ms, from their request histograms):\n");
     for (size, d, r) in &server_side {
+        let calls: Vec<metrics::MethodTime> = d.iter().filter(|row| !row.0.starts_with("stage ")).cloned().collect();
         report.line(format!(
             "- {b}, pool {size}: dispatch: {}; registry: {}",
-            metrics::describe(d),
+            metrics::describe(&calls),
             metrics::describe(r)
         ));
+    }
+    report.line(
+        "\nDispatch's own time by stage of a draw (mean ms per occurrence, from supervision_draw_stage_seconds; recheck: registry reads of the order's head, with reads per draw):\n",
+    );
+    report.line(format!("| backend | pool | {} |", metrics::STAGES.join(" | ")));
+    report.line(format!("|---|---:|{}", "---:|".repeat(metrics::STAGES.len())));
+    for ((size, d, _), (_, run, _, _)) in server_side.iter().zip(&breakdown) {
+        let draws = run.outcome.hist.count().max(1);
+        let cells: Vec<String> = metrics::STAGES
+            .iter()
+            .map(|stage| match d.iter().find(|row| row.0 == metrics::stage_row(stage)) {
+                Some((_, mean, n)) if *stage == "recheck" => {
+                    format!("{mean:.2} ({:.1}/draw)", *n as f64 / draws as f64)
+                }
+                Some((_, mean, _)) => format!("{mean:.2}"),
+                None => "-".to_owned(),
+            })
+            .collect();
+        report.line(format!("| {b} | {size} | {} |", cells.join(" | ")));
     }
     dispatch.stop().await;
     registry.stop().await;

@@ -2,7 +2,8 @@
 //! (`supervision_grpc_request_duration_seconds`, docs/operations.md): scraped before and after a
 //! scenario, the difference of `_sum` over the difference of `_count` is the mean time the
 //! service spent per call, from receiving the request to its answer. Set beside the client's
-//! latency, it tells the service's own work from the transport's.
+//! latency, it tells the service's own work from the transport's. Dispatch's
+//! `supervision_draw_stage_seconds` gives the same by stage of a draw ([`STAGES`]).
 
 use std::{collections::BTreeMap, net::SocketAddr};
 
@@ -10,7 +11,20 @@ use std::{collections::BTreeMap, net::SocketAddr};
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot(BTreeMap<(String, String), (f64, u64)>);
 
-const SERIES: [&str; 2] = ["supervision_grpc_request_duration_seconds", "supervision_draw_execution_seconds"];
+const SERIES: [&str; 3] =
+    ["supervision_grpc_request_duration_seconds", "supervision_draw_execution_seconds", STAGE_SERIES];
+
+/// Dispatch's time per stage of a draw, labelled `stage`.
+const STAGE_SERIES: &str = "supervision_draw_stage_seconds";
+
+/// The stages of [`STAGE_SERIES`] in a draw's order (services/dispatch/src/metrics.rs).
+pub const STAGES: [&str; 7] =
+    ["pool_stream", "exclusions", "prepare_record", "ranking", "recheck", "fence", "execute_record"];
+
+/// The name [`between`] gives a stage's row.
+pub fn stage_row(stage: &str) -> String {
+    format!("stage {stage}")
+}
 
 pub async fn scrape(addr: Option<SocketAddr>) -> Snapshot {
     let Some(addr) = addr else { return Snapshot::default() };
@@ -29,8 +43,9 @@ pub async fn scrape(addr: Option<SocketAddr>) -> Snapshot {
                 Some(pair) => pair,
                 None => continue,
             };
+            let label = if series == STAGE_SERIES { "stage=\"" } else { "method=\"" };
             let method = labels
-                .split("method=\"")
+                .split(label)
                 .nth(1)
                 .and_then(|m| m.split('"').next())
                 .unwrap_or("")
@@ -61,7 +76,9 @@ pub fn between(before: &Snapshot, after: &Snapshot) -> Vec<MethodTime> {
         if n == 0 || method.starts_with("Check") {
             continue;
         }
-        let name = if series.starts_with("supervision_draw") {
+        let name = if series == STAGE_SERIES {
+            stage_row(method)
+        } else if series.starts_with("supervision_draw") {
             "draw execution (dispatch's own timer)".to_owned()
         } else {
             method.clone()

@@ -128,6 +128,9 @@ impl Deployment {
             .env("REGISTRY_ENDPOINT", format!("http://{}", self.addrs["registry"]))
             .env("DISPATCH_ENDPOINT", format!("http://{}", self.addrs["dispatch"]))
             .env("FINANCE_ENDPOINT", format!("http://{}", self.addrs["finance"]))
+            // The load below is one user calling as fast as it can: the per-user rate limit would
+            // turn it into RESOURCE_EXHAUSTED and measure the limiter, not the service.
+            .env("RATE_LIMIT_PER_SECOND", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::from(std::fs::File::create(self.dir.path().join(format!("{name}.out")))?))
             .stderr(Stdio::from(std::fs::File::create(self.dir.path().join(format!("{name}.log")))?));

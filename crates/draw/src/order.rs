@@ -45,6 +45,16 @@ pub fn sampling_order(a: &RankedCandidate, b: &RankedCandidate) -> Ordering {
 }
 
 impl DrawOrder {
+    /// An order given rather than drawn: `ids` at their index, first first, under no seed and
+    /// with empty tickets. The dispatch service gives it to a non-random designation (D15), whose
+    /// experts are named rather than ranked, so that its fill (every place taken, the walk at the
+    /// end of the order) is rebuilt like a draw's when one of them leaves. It is never ranked,
+    /// exported or verified.
+    pub fn given(ids: Vec<ExpertId>) -> Self {
+        let ranked = ids.into_iter().map(|id| RankedCandidate { id, ticket: Ticket::none() }).collect();
+        Self { seed_sha256_hex: String::new(), ranked }
+    }
+
     /// Candidates from first drawn to last.
     pub fn candidates(&self) -> &[RankedCandidate] {
         &self.ranked

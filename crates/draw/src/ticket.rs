@@ -24,6 +24,12 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// No ticket: the place of a candidate in an order that was given, not drawn
+    /// ([`crate::DrawOrder::given`]).
+    pub(crate) fn none() -> Self {
+        Self { digits: String::new() }
+    }
+
     /// The first-generation ticket of `id` under a seed whose SHA-256 hex is `seed_sha256_hex`.
     pub(crate) fn first_generation(seed_sha256_hex: &str, id: &str) -> Self {
         let mut hasher = Sha256::new();

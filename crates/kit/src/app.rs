@@ -6,13 +6,14 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use tonic::{
     service::Routes,
-    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 
 use crate::{
     Db, GrpcServer, Migrations, SharedClock, Shutdown,
     access::AuthLayer,
     bootstrap::{RequestLayers, ServeError},
+    client::{CONNECT_TIMEOUT, PeerTimeouts},
     config::{AuthArgs, ClockArgs, ConfigError, TlsArgs},
     lock::Locks,
     metrics::Metrics,
@@ -95,16 +96,37 @@ pub struct PeerArgs {
     /// This service's own SERVICE token (issued with `supctl token issue --role SERVICE`).
     #[arg(long, env = "SERVICE_TOKEN_FILE")]
     pub service_token_file: Option<PathBuf>,
+    /// Deadline in seconds of one unary call to another service (default 10).
+    #[arg(long, env = "PEER_TIMEOUT_SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub peer_timeout_seconds: Option<u64>,
+    /// Deadline in seconds of a whole streamed answer from another service, every message
+    /// included, such as the draw pool (default 60).
+    #[arg(long, env = "PEER_STREAM_TIMEOUT_SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub peer_stream_timeout_seconds: Option<u64>,
 }
 
 impl PeerArgs {
-    /// Channels to the configured peers, by service name (connected lazily, per call).
-    pub fn channels(&self) -> Result<HashMap<String, Channel>, ConfigError> {
-        let ca = match &self.peer_ca_file {
-            Some(path) => {
-                Some(std::fs::read(path).map_err(|source| ConfigError::ReadKey { path: path.clone(), source })?)
-            }
-            None => None,
+    /// The deadlines of calls to other services (`--peer-timeout-seconds`,
+    /// `--peer-stream-timeout-seconds`).
+    pub fn timeouts(&self) -> PeerTimeouts {
+        let default = PeerTimeouts::default();
+        PeerTimeouts {
+            call: self.peer_timeout_seconds.map_or(default.call, Duration::from_secs),
+            stream: self.peer_stream_timeout_seconds.map_or(default.stream, Duration::from_secs),
+        }
+    }
+
+    /// Channels to the configured peers, by service name (connected lazily, per call). An
+    /// `https://` peer is verified with `PEER_CA_FILE` (no other roots are trusted), and when this
+    /// service has a certificate of its own (`tls`: `TLS_CERT_FILE`/`TLS_KEY_FILE`) it presents it,
+    /// so peers that require client certificates (`TLS_CLIENT_CA_FILE`) admit it.
+    pub fn channels(&self, tls: &TlsArgs) -> Result<HashMap<String, Channel>, ConfigError> {
+        let read =
+            |path: &PathBuf| std::fs::read(path).map_err(|source| ConfigError::ReadKey { path: path.clone(), source });
+        let ca = self.peer_ca_file.as_ref().map(read).transpose()?;
+        let identity = match (&tls.tls_cert_file, &tls.tls_key_file) {
+            (Some(cert), Some(key)) => Some(Identity::from_pem(read(cert)?, read(key)?)),
+            _ => None,
         };
         let mut channels = HashMap::new();
         for (name, endpoint) in [
@@ -117,12 +139,17 @@ impl PeerArgs {
             let bad = |problem: String| ConfigError::Endpoint { name, problem };
             let mut endpoint = Endpoint::from_shared(url.clone())
                 .map_err(|e| bad(e.to_string()))?
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(10));
+                .connect_timeout(CONNECT_TIMEOUT)
+                // A ceiling on every call's answer headers; each call sets its own, shorter
+                // deadline (`grpc-timeout`) and bounds its whole answer (`client::deadline`).
+                .timeout(self.timeouts().longest());
             if url.starts_with("https://") {
                 let mut tls = ClientTlsConfig::new();
                 if let Some(ca) = &ca {
                     tls = tls.ca_certificate(Certificate::from_pem(ca));
+                }
+                if let Some(identity) = &identity {
+                    tls = tls.identity(identity.clone());
                 }
                 endpoint = endpoint.tls_config(tls).map_err(|e| bad(e.to_string()))?;
             }
@@ -197,7 +224,7 @@ impl Foundation {
         let metrics = Metrics::new();
         metrics.register(crate::metrics::storage_probe(db.clone(), clock.clone())).await;
         let locks = Locks::connect(common.redis_url.as_deref(), &common.redis_key_prefix).await?.with_metrics(&metrics);
-        let peers = common.peers.channels()?;
+        let peers = common.peers.channels(&common.tls)?;
         // Without a SERVICE token this service cannot call others; rows wait in the outbox.
         let relay = match common.peers.service_token()? {
             Some(token) => Some(Relay::new(db.clone(), clock.clone(), peers.clone(), token).with_metrics(&metrics)),

@@ -330,17 +330,17 @@ pub mod api {
     use tonic::Status;
 
     use super::{AuditEntry, AuditHead, entries_after, head};
-    use crate::{Bureau, Db, FieldViolations, Page, internal, storage::parse_instant};
+    use crate::{Bureau, Db, FieldViolations, Page, error::database, storage::parse_instant};
 
     /// The head of `service`'s chain.
     pub async fn get_head(db: &Db, service: &str) -> Result<pb::AuditHead, Status> {
-        let head = head(db.pool()).await.map_err(internal)?;
+        let head = head(db.pool()).await.map_err(|e| database(&e))?;
         let time = if head.seq == 0 {
             None
         } else {
             super::entries_after(db.pool(), head.seq - 1, 1)
                 .await
-                .map_err(internal)?
+                .map_err(|e| database(&e))?
                 .first()
                 .and_then(|e| timestamp(&e.at))
         };
@@ -375,7 +375,7 @@ pub mod api {
         let mut out = Vec::with_capacity(limit);
         // Filters are applied while scanning so a page holds up to `limit` matching entries.
         loop {
-            let batch = entries_after(db.pool(), after, 500).await.map_err(internal)?;
+            let batch = entries_after(db.pool(), after, 500).await.map_err(|e| database(&e))?;
             let Some(last) = batch.last() else { return Ok((out, String::new())) };
             let last_seq = last.seq;
             for entry in batch {
@@ -385,7 +385,7 @@ pub mod api {
                 if matches {
                     out.push(to_proto(&entry));
                     if out.len() == limit {
-                        let more = !entries_after(db.pool(), after, 1).await.map_err(internal)?.is_empty();
+                        let more = !entries_after(db.pool(), after, 1).await.map_err(|e| database(&e))?.is_empty();
                         return Ok((out, if more { after.to_string() } else { String::new() }));
                     }
                 }

@@ -204,6 +204,7 @@ impl GrpcServer {
         let observe = ObserveLayer::new(&layers.metrics, layers.auth.table().clone());
         let server = builder
             .layer(observe)
+            .layer(MalformedRequestLayer)
             .layer(layers.auth)
             .layer(layers.rate_limit)
             .add_routes(routes)
@@ -286,4 +287,85 @@ fn reflection_builder(served: &[&str]) -> tonic_reflection::server::Builder<'sta
 /// client's delayed acknowledgement, about 40 ms a call (measured in docs/performance.md).
 fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// A request body that is not a protobuf message of the RPC's input type is the caller's
+/// mistake, but tonic answers it `INTERNAL` ("failed to decode Protobuf message: ...") before any
+/// handler runs. This layer answers such a refusal as `INVALID_ARGUMENT`, with tonic's message,
+/// so clients do not retry it and `INTERNAL` stays the mark of a server fault (found by the
+/// fuzzing in `tests/e2e/reliability/fuzz.rs`). Only the status of a refusal carrying that
+/// message in its headers (tonic refuses undecodable requests before sending any message) changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MalformedRequestLayer;
+
+impl<S> tower::Layer<S> for MalformedRequestLayer {
+    type Service = MalformedRequest<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MalformedRequest(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MalformedRequest<S>(S);
+
+impl<S, B, R> tower::Service<http::Request<B>> for MalformedRequest<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let answer = self.0.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            relabel_malformed_request(response.headers_mut());
+            Ok(response)
+        })
+    }
+}
+
+/// `INTERNAL` with tonic's decoding message becomes `INVALID_ARGUMENT`.
+fn relabel_malformed_request(headers: &mut http::HeaderMap) {
+    let internal = headers.get("grpc-status").is_some_and(|s| s.as_bytes() == b"13");
+    let undecodable = headers.get("grpc-message").is_some_and(|m| {
+        let m = m.as_bytes();
+        m.starts_with(b"failed%20to%20decode%20Protobuf%20message")
+            || m.starts_with(b"failed to decode Protobuf message")
+    });
+    if internal && undecodable {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+}
+
+#[cfg(test)]
+mod malformed_request_tests {
+    use super::relabel_malformed_request;
+
+    fn headers(status: &'static str, message: &'static str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static(status));
+        h.insert("grpc-message", http::HeaderValue::from_static(message));
+        h
+    }
+
+    #[test]
+    fn an_undecodable_request_is_invalid_argument_and_other_answers_are_kept() {
+        let mut h = headers("13", "failed%20to%20decode%20Protobuf%20message:%20invalid%20wire%20type%20value:%207");
+        relabel_malformed_request(&mut h);
+        assert_eq!(h["grpc-status"], "3");
+        for (status, message) in [("13", "database%20unavailable"), ("3", "failed%20to%20decode%20Protobuf%20message")]
+        {
+            let mut h = headers(status, message);
+            relabel_malformed_request(&mut h);
+            assert_eq!(h["grpc-status"], status);
+        }
+    }
 }

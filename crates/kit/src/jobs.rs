@@ -50,8 +50,69 @@ pub async fn release_lease(db: &Db, name: &str, holder: &str) -> Result<(), sqlx
     Ok(())
 }
 
+/// How long run records are kept in `kit_job_runs`.
+const RUN_RECORDS_KEPT: chrono::Duration = chrono::Duration::days(30);
+
+/// Jobs that tick at least this far apart are periodic passes (lifecycle, sweeps, purges): each
+/// run is recorded and a period's pass runs once, even across a replica's restart. Faster jobs are
+/// pollers (notification delivery, confirmations): running them again early is their purpose, and
+/// a row per poll would only be noise.
+pub const RECORDED_FROM: Duration = Duration::from_secs(60);
+
+/// Starts a run of `name` by `holder` if the job's last completed run started at least `every`
+/// ago: records the start (pruning records older than [`RUN_RECORDS_KEPT`]) and answers the run's
+/// id, or `None` when this period's pass is already done. Call it only while holding the lease.
+pub async fn record_run_start(
+    db: &Db,
+    clock: &SharedClock,
+    name: &str,
+    holder: &str,
+    every: Duration,
+) -> Result<Option<String>, sqlx::Error> {
+    let now = clock.now();
+    let period = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(1));
+    let last: Option<String> =
+        sqlx::query_scalar("SELECT MAX(started) FROM kit_job_runs WHERE name = $1 AND outcome = 'done'")
+            .bind(name)
+            .fetch_one(db.pool())
+            .await?;
+    if let Some(last) = last.as_deref().and_then(|t| crate::storage::parse_instant(t).ok())
+        && now < last + period
+    {
+        return Ok(None);
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    sqlx::query("INSERT INTO kit_job_runs (id, name, holder, started) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(name)
+        .bind(holder)
+        .bind(format_instant(now))
+        .execute(db.pool())
+        .await?;
+    sqlx::query("DELETE FROM kit_job_runs WHERE name = $1 AND started < $2")
+        .bind(name)
+        .bind(format_instant(now - RUN_RECORDS_KEPT))
+        .execute(db.pool())
+        .await?;
+    Ok(Some(id))
+}
+
+/// Records how the run `id` ended (`done` or `lost-lease`).
+pub async fn record_run_end(db: &Db, clock: &SharedClock, id: &str, outcome: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE kit_job_runs SET finished = $1, outcome = $2 WHERE id = $3")
+        .bind(format_instant(clock.now()))
+        .bind(outcome)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// Runs `run` every `every` while this process holds the job's lease, until shutdown. Each run
-/// is the root span `job <name>` and is counted (with its duration) in `metrics`.
+/// is the root span `job <name>` and is counted (with its duration) in `metrics`. A periodic pass
+/// (`every` at least [`RECORDED_FROM`]) leaves a row in `kit_job_runs` (holder, start, end,
+/// outcome) and is skipped when the period's pass is already done, so a replica restarted
+/// mid-period does not run it again; a run whose start cannot be recorded does not start.
 pub fn spawn<F, Fut>(
     db: Db,
     clock: SharedClock,
@@ -80,6 +141,28 @@ pub fn spawn<F, Fut>(
         loop {
             match try_lease(&db, &clock, name, &holder, ttl).await {
                 Ok(true) => {
+                    let record = if every >= RECORDED_FROM {
+                        match record_run_start(&db, &clock, name, &holder, every).await {
+                            Ok(Some(id)) => Some(id),
+                            // This period's pass is done (by this replica before a restart, or
+                            // by another before it gave the lease up).
+                            Ok(None) => None,
+                            Err(err) => {
+                                lease_errors.inc(&[("job", name)]);
+                                tracing::warn!(job = name, error = %err, "cannot record the job's run; it waits for the next tick");
+                                None
+                            }
+                        }
+                    } else {
+                        Some(String::new())
+                    };
+                    let Some(record) = record else {
+                        tokio::select! {
+                            () = shutdown.wait() => break,
+                            () = tokio::time::sleep(every) => {}
+                        }
+                        continue;
+                    };
                     let span = tracing::info_span!(parent: None, "job", otel.name = %format!("job {name}"), job = name);
                     let started = Instant::now();
                     // The lease is renewed while the run lasts; if it cannot be, another replica
@@ -92,15 +175,22 @@ pub fn spawn<F, Fut>(
                             }
                         }
                     };
-                    tokio::select! {
+                    let outcome = tokio::select! {
                         () = run().instrument(span) => {
                             runs.inc(&[("job", name)]);
                             durations.observe(&[("job", name)], started.elapsed().as_secs_f64());
+                            "done"
                         }
                         () = heartbeat => {
                             lease_errors.inc(&[("job", name)]);
                             tracing::error!(job = name, "lost the job lease during a run; the run was stopped");
+                            "lost-lease"
                         }
+                    };
+                    if record.is_empty() {
+                        // A poller: not recorded.
+                    } else if let Err(err) = record_run_end(&db, &clock, &record, outcome).await {
+                        tracing::warn!(job = name, error = %err, "cannot record the end of the job's run");
                     }
                 }
                 Ok(false) => {}

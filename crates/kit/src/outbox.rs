@@ -5,7 +5,10 @@
 //! callee's idempotency key inside it, so redelivery after a crash or a lost answer has one
 //! effect. The relay leases due rows by pushing their next attempt into the future in a short
 //! transaction, delivers outside any transaction, then marks them delivered or reschedules
-//! them with exponential backoff and jitter; several replicas may run relays side by side.
+//! them with exponential backoff and jitter; several replicas may run relays side by side. The
+//! lease is short ([`LEASE`]) and renewed row by row while a batch is delivered, so the rows of
+//! a relay that died mid-delivery are delivered by another (or the restarted) relay half a
+//! minute later, not ten.
 //!
 //! The trace context of the change that enqueued a row is stored with it, and each delivery is a
 //! span in that trace whose context goes with the call: one trace runs from the cause, through
@@ -35,12 +38,28 @@ use crate::{
 
 /// The longest a relay waits between attempts at one row.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// How long a leased row is left alone by other relays while one delivers it.
-const LEASE: Duration = Duration::from_secs(600);
-/// The deadline of one delivery.
+/// How long a leased row is left alone by other relays while one delivers it: what a relay
+/// killed mid-delivery (a crash, SIGKILL, a node lost) delays its rows by, since nothing gives
+/// its leases up.
+///
+/// Short, and renewed: a pass claims up to [`BATCH`] rows for `LEASE`, then renews each row's
+/// lease for another `LEASE` right before delivering it, so the lease only has to cover one
+/// delivery, which the relay itself cuts off after [`DELIVERY_TIMEOUT`] (connecting included),
+/// a third of it. The renewal is fenced by the attempt count: a row whose lease ran out while
+/// earlier rows of the batch were slow, and that another relay claimed meanwhile, is left to
+/// that relay instead of being delivered twice.
+///
+/// The lease only saves work; it does not guard against double effects. A relay stalled past
+/// its lease (a long pause, a service clock running fast in tests) may deliver a row another
+/// relay delivers too: every delivery carries the callee's idempotency key, so the callee replays
+/// the second one, and every outcome write is fenced by the attempt count, so only the latest
+/// claim's outcome is recorded.
+const LEASE: Duration = Duration::from_secs(30);
+/// The deadline of one delivery, connecting included (sent to the callee as `grpc-timeout` and
+/// enforced here too).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Rows per pass. A pass lasts at most BATCH x (connect + DELIVERY_TIMEOUT) = 16 x 15 s, well
-/// inside LEASE, so no row's lease runs out while this relay still means to deliver it.
+/// Rows per pass. Each row's lease is renewed right before its delivery (see [`LEASE`]), so the
+/// length of a pass (at most BATCH x DELIVERY_TIMEOUT) is not bounded by the lease.
 const BATCH: i64 = 16;
 
 /// A call to make later.
@@ -169,6 +188,10 @@ impl Relay {
                 rpc.grpc.status_code = tracing::field::Empty,
             );
             let _ = span.set_parent(telemetry::stored_trace_context(&due.trace_context));
+            if !self.renew_lease(&due).await? {
+                tracing::debug!(id = due.id, "outbox row claimed by another relay meanwhile; left to it");
+                continue;
+            }
             if self.deliver_one(&due).instrument(span).await? {
                 delivered += 1;
             }
@@ -233,9 +256,26 @@ impl Relay {
         }
     }
 
+    /// Extends the lease of a row this pass claimed by [`LEASE`] from now, right before its
+    /// delivery. False when the claim is no longer this relay's: the lease ran out and another
+    /// relay claimed the row (its attempt count moved), or already settled it.
+    async fn renew_lease(&self, due: &Due) -> Result<bool, sqlx::Error> {
+        let until = self.clock.now() + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
+        let renewed = sqlx::query(
+            "UPDATE kit_outbox SET next_attempt_at = $1 \
+             WHERE id = $2 AND attempts = $3 AND delivered_at IS NULL AND parked_at IS NULL",
+        )
+        .bind(format_instant(until))
+        .bind(due.id)
+        .bind(due.attempts)
+        .execute(self.db.pool())
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
     async fn lease_due(&self) -> Result<Vec<Due>, sqlx::Error> {
         let now = self.clock.now();
-        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
+        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
         let mut tx = self.db.begin_write().await?;
         let lock = match self.db.backend() {
             // Replicas skip each other's rows instead of queueing behind them.
@@ -270,7 +310,15 @@ impl Relay {
         Ok(due)
     }
 
+    /// One delivery, cut off after [`DELIVERY_TIMEOUT`] however long connecting takes, so that
+    /// it ends well inside the row's lease.
     async fn deliver(&self, due: &Due) -> Result<(), Status> {
+        tokio::time::timeout(DELIVERY_TIMEOUT, self.call(due))
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded(format!("no answer within {DELIVERY_TIMEOUT:?}"))))
+    }
+
+    async fn call(&self, due: &Due) -> Result<(), Status> {
         let channel = self
             .destinations
             .get(&due.destination)
@@ -290,7 +338,8 @@ impl Relay {
         telemetry::inject_current(metadata);
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        grpc.unary(request, path, RawCodec).await.map(|_| ())
+        // The whole answer, not only its headers, within the delivery's deadline.
+        crate::client::deadline(DELIVERY_TIMEOUT, &due.method, grpc.unary(request, path, RawCodec)).await.map(|_| ())
     }
 }
 
@@ -300,13 +349,11 @@ fn is_permanent(code: tonic::Code) -> bool {
     matches!(code, tonic::Code::InvalidArgument | tonic::Code::Unimplemented | tonic::Code::PermissionDenied)
 }
 
-/// Exponential backoff from 1 s, doubled per attempt up to [`MAX_BACKOFF`], with ±25 % jitter
-/// so replicas and rows do not retry in lockstep.
+/// Exponential backoff from 1 s, doubled per attempt up to [`MAX_BACKOFF`], with full jitter
+/// ([`crate::client::Backoff`]) so replicas and rows do not retry in lockstep, never past the cap.
 fn backoff(attempts: i64) -> Duration {
-    let exponent = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    let base = Duration::from_secs(1).saturating_mul(2u32.saturating_pow(exponent)).min(MAX_BACKOFF);
-    let jitter: f64 = rand::random_range(0.75..1.25);
-    base.mul_f64(jitter)
+    let attempt = u32::try_from(attempts.clamp(1, 32)).unwrap_or(1);
+    crate::client::Backoff::new(Duration::from_secs(1), MAX_BACKOFF).delay(attempt)
 }
 
 /// Passes already-encoded messages through untouched.
@@ -355,8 +402,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= Duration::from_millis(1250));
-        assert!(backoff(4) >= Duration::from_secs(6) && backoff(4) <= Duration::from_secs(10));
-        assert!(backoff(60) <= MAX_BACKOFF.mul_f64(1.25));
+        assert!(backoff(1) <= Duration::from_secs(1));
+        assert!(backoff(4) <= Duration::from_secs(8));
+        assert!((0..100).all(|_| backoff(60) <= MAX_BACKOFF));
+        let mean = |attempts| (0..200).map(|_| backoff(attempts)).sum::<Duration>() / 200;
+        assert!(mean(8) > mean(2), "the wait grows with the attempts");
     }
 }

@@ -40,15 +40,28 @@ enum Command {
     /// Training and evaluation institutions (article 3).
     #[command(subcommand)]
     Institution(commands::institution::InstitutionCommand),
-    /// Draws (抽取): show, export for re-running with the PyPI package, verify client-side.
+    /// Draws (抽取): prepare, witness, execute, abandon, void, designate; show, export for
+    /// re-running with the PyPI package, verify client-side.
     #[command(subcommand)]
     Draw(commands::draw::DrawCommand),
-    /// Supervision tasks (监督评估任务).
+    /// Supervision tasks (监督评估任务): create, update, cancel, approve an exception, get, list.
     #[command(subcommand)]
     Task(commands::task::TaskCommand),
     /// Dispatch letters (派遣函): show an assignment's letter, verify a number and code.
     #[command(subcommand)]
     Letter(commands::letter::LetterCommand),
+    /// Assignments (委派): roster, answers entered for experts (D16), cancel, no-show, replacements.
+    #[command(subcommand)]
+    Assignment(commands::assignment::AssignmentCommand),
+    /// Sessions an expert worked on an assignment (D1, D2).
+    #[command(subcommand)]
+    Session(commands::session::SessionCommand),
+    /// Reports (article 8): submit, return, accept, correct, void, list, attachments.
+    #[command(subcommand)]
+    Report(commands::report::ReportCommand),
+    /// Submissions outside tasks (article 8(二)(三), D21): create, assign, answer, close.
+    #[command(subcommand)]
+    Submission(commands::submission::SubmissionCommand),
     /// Experts, masked as the registry returns them.
     #[command(subcommand)]
     Expert(commands::expert::ExpertCommand),
@@ -179,6 +192,22 @@ async fn main() -> ExitCode {
         },
         Command::Letter(cmd) => match settings::Settings::resolve(&cli.global) {
             Ok(s) => commands::letter::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Assignment(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::assignment::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Session(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::session::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Report(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::report::run(cmd, &s, &out).await,
+            Err(e) => Err(e),
+        },
+        Command::Submission(cmd) => match settings::Settings::resolve(&cli.global) {
+            Ok(s) => commands::submission::run(cmd, &s, &out).await,
             Err(e) => Err(e),
         },
         Command::Expert(cmd) => match settings::Settings::resolve(&cli.global) {

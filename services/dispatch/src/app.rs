@@ -69,7 +69,8 @@ impl App {
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
         crate::metrics::register(&foundation.db, &foundation.metrics);
-        let registry = Registry::new(foundation.peers.get("registry").cloned(), config.common.peers.service_token()?);
+        let registry = Registry::new(foundation.peers.get("registry").cloned(), config.common.peers.service_token()?)
+            .with_timeouts(config.common.peers.timeouts());
         Ok(Self { foundation, reference, registry })
     }
 

@@ -276,3 +276,58 @@ pub async fn get(db: &Db, caller: &Caller, id: &str) -> Result<(Attachment, Vec<
     }
     Ok((attachment, content))
 }
+
+/// What the files named by a report or a submission may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// A report's: files uploaded for its assignment.
+    Report(&'a AssignmentId),
+    /// A submission's: files whose report or submission the caller may see.
+    Submission,
+}
+
+/// Checks the attachments a report or a submission names, as `(field, id)` pairs: each must be an
+/// uploaded file within `scope`. An unknown file and one out of scope get the same field
+/// violation, so the answer tells nothing about files the caller may not see.
+pub async fn check_named(db: &Db, caller: &Caller, scope: Scope<'_>, named: &[(String, String)]) -> Result<(), Status> {
+    let mut v = FieldViolations::new();
+    for (field, id) in named {
+        if !is_attachment_id(id) {
+            v.add(field.clone(), "is not an attachment id (att_...)");
+            continue;
+        }
+        let row = {
+            let mut conn = db.pool().acquire().await.map_err(Error::from)?;
+            sqlx::query("SELECT assignment_id, submission_id FROM attachments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Error::from)?
+        };
+        let owner = match row {
+            None => None,
+            Some(row) => {
+                let assignment: String = row.try_get("assignment_id").map_err(Error::from)?;
+                let submission: String = row.try_get("submission_id").map_err(Error::from)?;
+                if assignment.is_empty() {
+                    SubmissionId::parse(&submission).map(Owner::Submission)
+                } else {
+                    AssignmentId::parse(&assignment).map(Owner::Assignment)
+                }
+            }
+        };
+        let allowed = match (scope, owner) {
+            (_, None) => false,
+            (Scope::Report(assignment), Some(owner)) => owner == Owner::Assignment(assignment.clone()),
+            (Scope::Submission, Some(owner)) => check_visible(db, caller, &owner).await.is_ok(),
+        };
+        if !allowed {
+            let what = match scope {
+                Scope::Report(assignment) => format!("names no file uploaded for assignment {assignment}"),
+                Scope::Submission => "names no uploaded file you may attach".to_owned(),
+            };
+            v.add(field.clone(), what);
+        }
+    }
+    v.check()
+}

@@ -73,13 +73,62 @@ pub fn new_submission(req: pb::CreateSubmissionRequest, now: DateTime<Utc>) -> R
     }
     let subject = required_text(&req.subject, "subject", MAX_SUBJECT_CHARS, &mut v);
     let content = long_text(&req.content, "content", MAX_CONTENT_CHARS, true, &mut v);
-    for (i, _) in req.attachment_ids.iter().enumerate() {
-        // Attachments are uploaded with UploadAttachment (issue 7); until then none exists.
-        v.add(format!("attachment_ids[{i}]"), "names no uploaded attachment");
-    }
+    // The form here; that each is an uploaded file the caller may attach is checked against the
+    // store (`attachments::check_named`).
+    attachment_ids(&submission_attachments(&req), &mut v);
     v.check()?;
     let (Some(kind), Some(submitter)) = (kind, submitter) else { unreachable!("recorded as violations") };
-    Ok(NewSubmission { kind, submitter, source_party, institution_id: req.institution_id, subject, content })
+    Ok(NewSubmission {
+        kind,
+        submitter,
+        source_party,
+        institution_id: req.institution_id,
+        subject,
+        content,
+        attachment_ids: req.attachment_ids,
+    })
+}
+
+const MAX_ATTACHMENTS: usize = 50;
+
+/// The form of attachment ids named as `(field, id)`: `att_...`, at most 50 (a file may support
+/// more than one finding).
+fn attachment_ids(named: &[(String, String)], v: &mut FieldViolations) {
+    if named.len() > MAX_ATTACHMENTS {
+        v.add(named[MAX_ATTACHMENTS].0.clone(), format!("at most {MAX_ATTACHMENTS} attachments"));
+    }
+    for (field, id) in named {
+        if !crate::attachments::is_attachment_id(id) {
+            v.add(field.clone(), "is not an attachment id (att_...)");
+        }
+    }
+}
+
+/// The attachments a CreateSubmission names, as `(field, id)`.
+pub fn submission_attachments(req: &pb::CreateSubmissionRequest) -> Vec<(String, String)> {
+    req.attachment_ids.iter().enumerate().map(|(i, id)| (format!("attachment_ids[{i}]"), id.clone())).collect()
+}
+
+/// The attachments a report's content names, as `(field, id)`: its own and each finding's.
+pub fn report_attachments(content: Option<&pb::ReportContent>, field: &str) -> Vec<(String, String)> {
+    let Some(content) = content else { return Vec::new() };
+    let items = |list: &[pb::ReportItem], name: &str| -> Vec<(String, String)> {
+        list.iter()
+            .enumerate()
+            .flat_map(|(i, item)| {
+                item.attachment_ids
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, id)| (format!("{field}.{name}[{i}].attachment_ids[{j}]"), id.clone()))
+            })
+            .collect()
+    };
+    let mut named = items(&content.violations, "violations");
+    named.extend(items(&content.policy_problems, "policy_problems"));
+    named.extend(
+        content.attachment_ids.iter().enumerate().map(|(i, id)| (format!("{field}.attachment_ids[{i}]"), id.clone())),
+    );
+    named
 }
 
 pub fn submission_id(raw: &str, field: &str) -> Result<SubmissionId, Status> {
@@ -174,7 +223,7 @@ pub fn submission_to_proto(s: Submission) -> pb::Submission {
         institution_id: d.institution_id,
         subject: d.subject,
         content: d.content,
-        attachment_ids: Vec::new(),
+        attachment_ids: d.attachment_ids,
         status: status_to_proto(s.status) as i32,
         copied_bureaus: Vec::new(),
         handler: s.handling.handler,
@@ -853,7 +902,11 @@ fn exclusion_reason(r: ExclusionReason) -> i32 {
 }
 
 pub fn draw_to_proto(d: &Draw) -> pb::Draw {
-    let final_stage = if d.relaxations.is_empty() { "WALK" } else { "RELAXED_WALK" };
+    let final_stage = match (d.kind, d.relaxations.is_empty()) {
+        (crate::domain::DrawKind::Designation, _) => crate::designate::STAGE,
+        (_, true) => "WALK",
+        (_, false) => "RELAXED_WALK",
+    };
     let untrained: std::collections::HashSet<&str> = d.untrained.iter().map(String::as_str).collect();
     let mut picks: Vec<&Pick> = d.walk.iter().filter(|p| p.stage == final_stage).collect();
     picks.sort_by_key(|p| p.position);
@@ -931,7 +984,7 @@ pub fn draw_to_proto(d: &Draw) -> pb::Draw {
             voided_by: Some(v.by.to_proto()),
             void_time: Some(timestamp(v.at)),
         }),
-        designation_reason: String::new(),
+        designation_reason: d.designation.as_ref().map(|x| x.reason.clone()).unwrap_or_default(),
         edition_number: i32::try_from(d.edition_number).unwrap_or_default(),
     }
 }
@@ -1067,9 +1120,9 @@ pub fn report_content(raw: Option<&pb::ReportContent>, field: &str, v: &mut Fiel
     };
     long_text(&content.findings, &format!("{field}.findings"), MAX_CONTENT_CHARS, true, v);
     long_text(&content.suggestions, &format!("{field}.suggestions"), MAX_CONTENT_CHARS, false, v);
-    for (i, _) in content.attachment_ids.iter().enumerate() {
-        v.add(format!("{field}.attachment_ids[{i}]"), "names no uploaded attachment");
-    }
+    // The form here; that each is a file uploaded for the assignment is checked against the store
+    // (`attachments::check_named`).
+    attachment_ids(&report_attachments(Some(content), field), v);
     prost::Message::encode_to_vec(content)
 }
 
@@ -1281,7 +1334,28 @@ pub fn assignment_to_proto(a: &Assignment) -> pb::Assignment {
         notify_time: a.notified_at.map(timestamp),
         create_time: Some(timestamp(a.created_at)),
         update_time: Some(timestamp(a.updated_at)),
-        ..Default::default()
+        // What the row keeps of a no-show: the note and when it was recorded. The session missed
+        // and who recorded it are kept in the audit entry only (responses::no_show).
+        no_show: (a.status == AssignmentStatus::NoShow).then(|| pb::NoShow {
+            session_id: String::new(),
+            note: a.cancel_reason.clone(),
+            recorded_by: None,
+            record_time: Some(timestamp(a.updated_at)),
+        }),
+        // Kept by the draw, the letter and the task: see `assignment_in_context`.
+        designated: false,
+        response_deadline: None,
+        dispatch_letter_id: String::new(),
+    }
+}
+
+/// An assignment with what its draw, letter and task say about it (GetAssignment).
+pub fn assignment_in_context(a: &Assignment, context: &crate::assignment_view::Context) -> pb::Assignment {
+    pb::Assignment {
+        designated: context.designated,
+        dispatch_letter_id: context.dispatch_letter_id.clone(),
+        response_deadline: context.response_deadline.map(timestamp),
+        ..assignment_to_proto(a)
     }
 }
 
@@ -1312,11 +1386,13 @@ pub fn draw_listing(req: &pb::ListDrawsRequest, visibility: TaskVisibility) -> R
             b
         }
     };
-    if req.kind != 0 && req.kind != pb::DrawKind::Initial as i32 {
-        v.add("kind", "only INITIAL draws exist so far");
-    }
+    // DESIGNATION lists the non-random designations (D15); INITIAL and SUPPLEMENTARY the draws.
+    let kind = match req.kind {
+        0 => None,
+        value => from_pb!(value, pb::DrawKind, "DRAW_KIND_", crate::domain::DrawKind, "kind", "a draw kind", &mut v),
+    };
     v.check()?;
-    Ok((DrawFilter { visibility, task_id, status, bureau }, page))
+    Ok((DrawFilter { visibility, task_id, status, kind, bureau }, page))
 }
 
 pub fn assignment_listing(

@@ -57,7 +57,7 @@ pub fn slots(task: &Task) -> (Vec<(NaiveDate, HalfDay)>, Vec<NaiveDate>) {
 }
 
 /// N for a draw: the task's team, or the reduced team the city approved (D15).
-fn team_of(task: &Task) -> TeamSize {
+pub(crate) fn team_of(task: &Task) -> TeamSize {
     let primaries = task
         .exception(ExceptionKind::ReducedTeam)
         .filter(|e| e.approval.is_some())
@@ -66,7 +66,11 @@ fn team_of(task: &Task) -> TeamSize {
 }
 
 /// The task a draw step acts on: visible to the caller, of a bureau they act for.
-async fn task_for(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &crate::domain::TaskId) -> Result<Task, Error> {
+pub(crate) async fn task_for(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    id: &crate::domain::TaskId,
+) -> Result<Task, Error> {
     task_store::get_task(conn, id)
         .await?
         .filter(|t| TaskVisibility::of(caller).allows(t) && caller.require_bureau(t.bureau()).is_ok())
@@ -81,7 +85,9 @@ pub async fn task_to_draw(db: &Db, caller: &Caller, id: &crate::domain::TaskId, 
     Ok(task)
 }
 
-fn check_drawable(task: &Task, kind: DrawKind) -> Result<(), Error> {
+/// OPEN (UNDERSTAFFED for a supplementary draw), with every exception approved. A designation
+/// (D15) takes the initial draw's place and is checked as one.
+pub(crate) fn check_drawable(task: &Task, kind: DrawKind) -> Result<(), Error> {
     if kind == DrawKind::Supplementary {
         if task.status != TaskStatus::Understaffed {
             return Err(Error::draw_refused(
@@ -181,11 +187,18 @@ pub async fn prepare(
     rules: &supervision_policy::ExclusionRules,
     kind: DrawKind,
 ) -> Result<Draw, Error> {
+    let started = std::time::Instant::now();
     let task = task_for(tx, caller, task_id).await?;
     check_drawable(&task, kind)?;
     let (team, supplements, contacted) = match kind {
         DrawKind::Initial => (team_of(&task), String::new(), HashSet::new()),
         DrawKind::Supplementary => supplementary_plan(tx, &task).await?,
+        DrawKind::Designation => {
+            return Err(Error::InvalidField {
+                field: "kind".into(),
+                problem: "a designation is not prepared; DesignateExperts records it (D15)".into(),
+            });
+        }
     };
     // A supplementary draw leaves out every expert already contacted for the task.
     let pool: Vec<PoolExpert> = pool.iter().filter(|e| !contacted.contains(&e.id)).cloned().collect();
@@ -204,6 +217,8 @@ pub async fn prepare(
         .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
     let seed = ServerSeed::generate()
         .map_err(|e| Error::draw_refused(Code::Internal, "NO_RANDOMNESS", format!("no server seed: {e}")))?;
+    crate::metrics::stage(db, crate::metrics::STAGE_EXCLUSIONS, started);
+    let started = std::time::Instant::now();
     let now = clock.now();
     let draw = Draw {
         id: DrawId::generate(),
@@ -237,6 +252,7 @@ pub async fn prepare(
         executed_at: None,
         abandon_reason: String::new(),
         void: None,
+        designation: None,
     };
     if let Err(err) = draw_store::insert_draw(tx, &draw).await {
         if is_unique_violation(&err, "draws_live_key_key", "draws.live_key") {
@@ -277,6 +293,7 @@ pub async fn prepare(
         })),
     };
     audit::append(tx, db.backend(), clock, caller, change).await?;
+    crate::metrics::stage(db, crate::metrics::STAGE_PREPARE_RECORD, started);
     crate::metrics::prepared(db, &draw);
     Ok(draw)
 }
@@ -557,11 +574,13 @@ pub struct ToExecute {
 
 /// Reads a draw to execute and computes its order (nothing is revealed until it commits).
 pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId) -> Result<ToExecute, Error> {
+    let started = std::time::Instant::now();
     let mut conn = db.pool().acquire().await?;
     let draw = draw_store::get_draw(&mut conn, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
     let task = task_for(&mut conn, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
     check_executable(&draw)?;
     let order = order_of(&draw)?;
+    crate::metrics::stage(db, crate::metrics::STAGE_RANKING, started);
     Ok(ToExecute { draw, task, order, started: std::time::Instant::now() })
 }
 
@@ -576,7 +595,12 @@ fn check_executable(draw: &Draw) -> Result<(), Error> {
     Ok(())
 }
 
+/// The draw's order. A designation (D15) has none: its designated experts, as named, stand in
+/// for one whose walk is already at the end, so a vacancy there promotes and continues nothing.
 pub(crate) fn order_of(draw: &Draw) -> Result<DrawOrder, Error> {
+    if draw.kind == DrawKind::Designation {
+        return crate::designate::order_of(draw);
+    }
     let corrupt =
         |problem: String| Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem });
     let list = FrozenList::parse(draw.frozen_list.as_bytes()).map_err(|e| corrupt(format!("frozen list: {e}")))?;
@@ -589,29 +613,33 @@ pub(crate) fn order_of(draw: &Draw) -> Result<DrawOrder, Error> {
     Ok(rank(&list, &SeedString::new(&seed, dice.as_ref())))
 }
 
-/// Step 5's walk with the facts as `booked` and `fresh` (the registry's pool now) give them.
+/// Step 5's walk with the facts as `booked` and `fresh` (the registry's answer now) give them;
+/// `None` when it looked at a candidate `fresh` did not ask about (its facts are unknown).
 fn walk(
     order: &DrawOrder,
     team: TeamSize,
     dates: &[NaiveDate],
     booked: &HashSet<String>,
-    fresh: &HashMap<String, PoolExpert>,
-) -> Fill {
-    fill(order, team, |id: &ExpertId| {
+    fresh: &Recheck,
+) -> Option<Fill> {
+    let mut beyond = false;
+    let f = fill(order, team, |id: &ExpertId| {
+        beyond |= !fresh.asked_ids.contains(id.as_str());
         let e = fresh.get(id.as_str());
         CandidateFacts {
             free_on_every_session: !booked.contains(id.as_str()),
             active: e.is_some_and(|e| e.active_through(dates) && e.in_term(dates)),
             employer: e.filter(|e| !e.employer_key.is_empty()).map(|e| EmployerKey::new(e.employer_key.clone())),
         }
-    })
+    });
+    (!beyond).then_some(f)
 }
 
 fn placed(f: &Fill) -> Vec<String> {
     f.primaries.iter().chain(&f.backups).map(|p| p.id.as_str().to_owned()).collect()
 }
 
-fn lock_keys(experts: &[String], slots: &[(NaiveDate, HalfDay)]) -> Vec<String> {
+pub(crate) fn lock_keys(experts: &[String], slots: &[(NaiveDate, HalfDay)]) -> Vec<String> {
     experts.iter().flat_map(|e| slots.iter().map(move |(d, h)| format!("dispatch:slot:{e}:{d}:{}", h.code()))).collect()
 }
 
@@ -660,18 +688,81 @@ pub async fn unfence(locks: &Locks, guard: Option<LockGuard>) {
     }
 }
 
-/// The fence keys of the walk `x` would make now, outside any transaction.
-pub async fn plan_fence(db: &Db, x: &ToExecute, fresh: &HashMap<String, PoolExpert>) -> Result<Vec<String>, Error> {
+/// The registry's facts now about the head of a draw's order, for execution's re-check (step 5):
+/// the walk looks only at the first candidates of the order until the team is full, so only
+/// those are asked about, a window at a time ([`widen`]). A candidate asked about and absent from
+/// the answer is not in the pool now, exactly as if the whole pool had been read; a walk that
+/// reaches a candidate not yet asked about is not used ([`walk`] answers `None`) and the window
+/// grows instead, so the outcome is the one the whole pool would give.
+#[derive(Debug, Default)]
+pub struct Recheck {
+    /// How many candidates of the order, from its head, were asked about.
+    asked: usize,
+    /// Their ids.
+    asked_ids: HashSet<String>,
+    /// What the registry answered about them.
+    experts: HashMap<String, PoolExpert>,
+}
+
+impl Recheck {
+    /// The registry's facts about `id`, if it was asked about and the pool holds it.
+    pub fn get(&self, id: &str) -> Option<&PoolExpert> {
+        self.experts.get(id)
+    }
+
+    /// Candidates of the order asked about so far.
+    pub fn asked(&self) -> usize {
+        self.asked
+    }
+}
+
+/// The first window of the re-check: four times the team and its backups, at least 16.
+pub fn first_window(team: TeamSize) -> usize {
+    (4 * team.total()).max(16)
+}
+
+/// Asks the registry about the next window of `x`'s order: the first [`first_window`]
+/// candidates, then as many more as were asked so far (the window doubles). `false` when the
+/// whole order was already asked about (nothing to ask).
+#[tracing::instrument(name = "draw.recheck", skip_all, fields(from = fresh.asked, to = tracing::field::Empty))]
+pub async fn widen(
+    db: &Db,
+    registry: &crate::registry::Registry,
+    x: &ToExecute,
+    fresh: &mut Recheck,
+    actor: &supervision_kit::auth::Actor,
+) -> Result<bool, Error> {
+    let candidates = x.order.candidates();
+    let from = fresh.asked.min(candidates.len());
+    let to = if from == 0 { first_window(team_of_draw(&x.draw)) } else { 2 * from }.min(candidates.len());
+    if to <= from {
+        return Ok(false);
+    }
+    tracing::Span::current().record("to", to);
+    let ids: Vec<String> = candidates[from..to].iter().map(|c| c.id.as_str().to_owned()).collect();
+    let (_, dates) = slots(&x.task);
+    let started = std::time::Instant::now();
+    let found = registry.pool_experts(&x.task.details.institution_id, &dates, x.task.id.as_str(), &ids, actor).await?;
+    crate::metrics::stage(db, crate::metrics::STAGE_RECHECK, started);
+    fresh.experts.extend(found.into_iter().map(|e| (e.id.clone(), e)));
+    fresh.asked_ids.extend(ids);
+    fresh.asked = to;
+    Ok(true)
+}
+
+/// The fence keys of the walk `x` would make now, outside any transaction; `None` when the walk
+/// reaches candidates `fresh` has not asked the registry about yet ([`widen`] first).
+pub async fn plan_fence(db: &Db, x: &ToExecute, fresh: &Recheck) -> Result<Option<Vec<String>>, Error> {
     let (slots, dates) = slots(&x.task);
     let mut conn = db.pool().acquire().await?;
     let booked = draw_store::booked_experts(&mut conn, &slots).await?;
     let team = team_of_draw(&x.draw);
-    let f = walk(&x.order, team, &dates, &booked, fresh);
+    let Some(f) = walk(&x.order, team, &dates, &booked, fresh) else { return Ok(None) };
     if f.primaries.len() < team.primaries {
         crate::metrics::team_short(db);
         return Err(short(&f, team.total()));
     }
-    Ok(lock_keys(&placed(&f), &slots))
+    Ok(Some(lock_keys(&placed(&f), &slots)))
 }
 
 pub(crate) fn team_of_draw(d: &Draw) -> TeamSize {
@@ -689,7 +780,7 @@ pub async fn execute(
     caller: &Caller,
     command: &Command,
     x: &ToExecute,
-    fresh: &HashMap<String, PoolExpert>,
+    fresh: &Recheck,
     fenced: &[String],
 ) -> Result<Attempt, Error> {
     let mut draw =
@@ -702,7 +793,9 @@ pub async fn execute(
     let (slots, dates) = slots(&x.task);
     let booked = draw_store::booked_experts(tx, &slots).await?;
     let team = team_of_draw(&draw);
-    let f = walk(&x.order, team, &dates, &booked, fresh);
+    // Bookings made since the fence was planned may push the walk past the candidates asked
+    // about: walk again, the plan then widens the re-check first.
+    let Some(f) = walk(&x.order, team, &dates, &booked, fresh) else { return Ok(Attempt::Again) };
     if f.primaries.len() < team.primaries {
         return Err(short(&f, team.total()));
     }
@@ -919,9 +1012,22 @@ fn initial_stage(stage: &str) -> bool {
 }
 
 /// An executed (or voided) draw, for ExportDraw and VerifyDraw: before execution the seed is
-/// secret and there is no order to export or verify.
+/// secret and there is no order to export or verify. A designation (D15) is not a random draw:
+/// it has no frozen list, seed or order, so it is neither exported for re-running nor verified
+/// (FAILED_PRECONDITION `NOT_A_RANDOM_DRAW`); GetDraw shows its experts, reason and operator.
 pub async fn executed(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Error> {
     let draw = get(db, caller, id).await?;
+    if draw.kind == DrawKind::Designation {
+        return Err(Error::draw_refused(
+            Code::FailedPrecondition,
+            "NOT_A_RANDOM_DRAW",
+            format!(
+                "draw {} is a non-random DESIGNATION (D15), not a random draw: its experts were designated with a \
+                 reason under the city's approval, and it has no frozen list, seed or order to export or verify",
+                draw.id
+            ),
+        ));
+    }
     if !matches!(draw.status, DrawStatus::Executed | DrawStatus::Voided) {
         return Err(Error::draw_refused(
             Code::FailedPrecondition,
@@ -974,4 +1080,71 @@ pub fn export_json(draw: &Draw) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "next_position": draw.next_position,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A re-check of the first `asked` candidates of `order`, answered from `pool`.
+    fn recheck(order: &DrawOrder, asked: usize, pool: &HashMap<String, PoolExpert>) -> Recheck {
+        let ids: Vec<String> = order.candidates()[..asked].iter().map(|c| c.id.as_str().to_owned()).collect();
+        Recheck {
+            asked,
+            experts: ids.iter().filter_map(|id| pool.get(id).map(|e| (id.clone(), e.clone()))).collect(),
+            asked_ids: ids.into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn the_windowed_walk_is_the_walk_over_the_whole_pool() {
+        let dates: Vec<NaiveDate> = vec!["2026-06-08".parse().unwrap()];
+        let ids: Vec<String> = (0..300u32).map(|n| format!("exp_{n:032x}")).collect();
+        let list = FrozenList::freeze_strs(&ids).unwrap();
+        // Some inactive, some gone from the pool, some sharing an employer, some booked.
+        let pool: HashMap<String, PoolExpert> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 0)
+            .map(|(i, id)| {
+                let e = PoolExpert {
+                    id: id.clone(),
+                    active: i % 3 != 0,
+                    term: Some(("2025-06-01".parse().unwrap(), "2027-05-31".parse().unwrap())),
+                    trained: i % 2 == 0,
+                    employer_key: if i % 4 == 0 { format!("emp{}", i % 5) } else { String::new() },
+                    conflicted: false,
+                    employed_by_institution: false,
+                    leaves_on: None,
+                    specialties: Vec::new(),
+                };
+                (id.clone(), e)
+            })
+            .collect();
+        let booked: HashSet<String> =
+            ids.iter().enumerate().filter(|(i, _)| i % 5 == 0).map(|(_, id)| id.clone()).collect();
+        let (mut widened, mut relaxed) = (0, 0);
+        for s in 0..30u32 {
+            let seed = ServerSeed::from_hex(&format!("{:064x}", u64::from(s) * 0x9e37_79b9 + 1)).unwrap();
+            let order = rank(&list, &SeedString::new(&seed, None));
+            for team in [(2, 2), (5, 3), (20, 20), (60, 40), (100, 50)] {
+                let team = TeamSize { primaries: team.0, backups: team.1 };
+                let whole = walk(&order, team, &dates, &booked, &recheck(&order, order.len(), &pool)).unwrap();
+                let mut asked = first_window(team).min(order.len());
+                let windowed = loop {
+                    match walk(&order, team, &dates, &booked, &recheck(&order, asked, &pool)) {
+                        Some(f) => break f,
+                        None => {
+                            assert!(asked < order.len(), "a walk over the whole order knows every candidate");
+                            asked = (2 * asked).min(order.len());
+                            widened += 1;
+                        }
+                    }
+                };
+                assert_eq!(windowed, whole, "seed {s}, team {team:?}, window {asked}");
+                relaxed += usize::from(whole.rule == SameEmployerRule::Relaxed);
+            }
+        }
+        assert!(widened > 0 && relaxed > 0, "the cases cover widening ({widened}) and relaxation ({relaxed})");
+    }
 }

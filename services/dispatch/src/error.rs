@@ -47,6 +47,10 @@ pub enum Error {
     PoolTooSmall { eligible: usize, needed: usize, counts: Vec<(&'static str, usize)> },
     #[error("the draw could not fence its experts' half-days now; nothing was recorded; retry: {0}")]
     Busy(String),
+    /// DesignateExperts refused: each expert kept out, with every reason code (D14's hard
+    /// exclusions and the same-employer rule, `designate.rs`).
+    #[error("the designation is refused, nothing was recorded: {}", refusals(.0))]
+    ExpertsRefused(Vec<(String, Vec<String>)>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,6 +59,10 @@ impl Error {
     pub fn draw_refused(code: Code, reason: &'static str, message: impl Into<String>) -> Self {
         Self::DrawRefused { code, reason, message: message.into() }
     }
+}
+
+fn refusals(refused: &[(String, Vec<String>)]) -> String {
+    refused.iter().map(|(id, reasons)| format!("{id} {}", reasons.join(", "))).collect::<Vec<_>>().join("; ")
 }
 
 impl From<sqlx::Error> for Error {
@@ -146,6 +154,17 @@ impl From<Error> for Status {
                 )
             }
             Error::Busy(_) => Status::unavailable(message),
+            Error::ExpertsRefused(refused) => {
+                let metadata: std::collections::HashMap<String, String> =
+                    refused.into_iter().map(|(id, reasons)| (id, reasons.join(","))).collect();
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    message,
+                    ErrorDetails::with_error_info("EXPERTS_REFUSED", "supervision.dispatch.v1", metadata),
+                )
+            }
+            // A database that does not answer (or is restarting) is UNAVAILABLE: retry later.
+            Error::Store(StoreError::Sql(err)) => supervision_kit::error::database(&err),
             Error::Store(err) => supervision_kit::internal(err),
         }
     }

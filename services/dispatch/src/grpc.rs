@@ -93,7 +93,11 @@ impl Dispatch {
     async fn pool_for(&self, caller: &Caller, task_id: &TaskId, kind: DrawKind) -> Result<Vec<PoolExpert>, Error> {
         let task = draws::task_to_draw(&self.db, caller, task_id, kind).await?;
         let (_, dates) = draws::slots(&task);
-        self.registry.draw_pool(&task.details.institution_id, &dates, task.id.as_str(), &caller.actor()).await
+        let started = std::time::Instant::now();
+        let pool =
+            self.registry.draw_pool(&task.details.institution_id, &dates, task.id.as_str(), &caller.actor()).await;
+        crate::metrics::stage(&self.db, crate::metrics::STAGE_POOL_STREAM, started);
+        pool
     }
 
     /// One attempt at execution under the fence on `keys`: the response, or `None` to walk
@@ -103,7 +107,7 @@ impl Dispatch {
         caller: &Caller,
         command: &Command,
         x: &ToExecute,
-        fresh: &HashMap<String, PoolExpert>,
+        fresh: &draws::Recheck,
         keys: &[String],
     ) -> Result<Option<pb::ExecuteDrawResponse>, Status> {
         let mut claim = match idempotency::begin(&self.db, &self.clock, command).await? {
@@ -386,7 +390,9 @@ impl DispatchService for Dispatch {
         let caller = Caller::of(&request)?.clone();
         let message = request.into_inner();
         let command = Command::new(&caller, CREATE_SUBMISSION, &message.request_id, &message)?;
+        let named = convert::submission_attachments(&message);
         let details = convert::new_submission(message, self.clock.now())?;
+        attachments::check_named(&self.db, &caller, attachments::Scope::Submission, &named).await?;
         let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let submission = submissions::create(claim.tx(), &self.db, &self.clock, &caller, &command, details).await?;
         let response = pb::CreateSubmissionResponse { submission: Some(convert::submission_to_proto(submission)) };
@@ -464,10 +470,11 @@ impl DispatchService for Dispatch {
         Ok(Response::new(response))
     }
 
-    /// Steps 4-6: the order computed and the registry asked again (status, term, employer) before
-    /// any transaction; then, under the fence's locks, the walk with the bookings as they stand,
-    /// the assignments and bookings, and the record, in one transaction. A booking lost to a
-    /// concurrent draw walks again; a retry of an execution that succeeded gets its first answer.
+    /// Steps 4-6: the order computed and the registry asked again (status, term, employer) about
+    /// the head of the order before any transaction, a window at a time as far as the walk goes;
+    /// then, under the fence's locks, the walk with the bookings as they stand, the assignments
+    /// and bookings, and the record, in one transaction. A booking lost to a concurrent draw
+    /// walks again; a retry of an execution that succeeded gets its first answer.
     async fn execute_draw(
         &self,
         request: Request<pb::ExecuteDrawRequest>,
@@ -480,29 +487,39 @@ impl DispatchService for Dispatch {
             Ok(x) => x,
             Err(refusal) => return self.replay_or(&command, refusal.into()).await,
         };
-        let (_, dates) = draws::slots(&x.task);
-        let fresh: HashMap<String, PoolExpert> = match self
-            .registry
-            .draw_pool(&x.task.details.institution_id, &dates, x.task.id.as_str(), &caller.actor())
-            .await
-        {
-            Ok(pool) => pool.into_iter().map(|e| (e.id.clone(), e)).collect(),
-            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
-        };
-        for _ in 0..draws::attempts() {
+        let mut fresh = draws::Recheck::default();
+        if let Err(refusal) = draws::widen(&self.db, &self.registry, &x, &mut fresh, &caller.actor()).await {
+            return self.replay_or(&command, refusal.into()).await;
+        }
+        let mut attempts = 0;
+        while attempts < draws::attempts() {
+            let started = std::time::Instant::now();
             let keys = match draws::plan_fence(&self.db, &x, &fresh).await {
-                Ok(keys) => keys,
+                Ok(Some(keys)) => keys,
+                // The walk reaches candidates not asked about yet: ask about the next window.
+                Ok(None) => match draws::widen(&self.db, &self.registry, &x, &mut fresh, &caller.actor()).await {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        attempts += 1;
+                        continue;
+                    }
+                    Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+                },
                 Err(refusal) => return self.replay_or(&command, refusal.into()).await,
             };
             let guard = match draws::fence(&self.locks, &keys).await {
                 Ok(guard) => guard,
                 Err(refusal) => return self.replay_or(&command, refusal.into()).await,
             };
+            crate::metrics::stage(&self.db, crate::metrics::STAGE_FENCE, started);
+            let started = std::time::Instant::now();
             let outcome = self.execute_once(&caller, &command, &x, &fresh, &keys).await;
+            crate::metrics::stage(&self.db, crate::metrics::STAGE_EXECUTE_RECORD, started);
             draws::unfence(&self.locks, guard).await;
             if let Some(response) = outcome? {
                 return Ok(Response::new(response));
             }
+            attempts += 1;
         }
         Err(Error::Busy("concurrent draws kept taking these experts' half-days".into()).into())
     }
@@ -533,6 +550,32 @@ impl DispatchService for Dispatch {
             pb::VoidDrawResponse { draw: Some(convert::draw_to_proto(&draw)), cancelled_assignment_ids: cancelled };
         claim.finish(&response).await?;
         Ok(Response::new(response))
+    }
+
+    /// D15's non-random designation (`designate.rs`): the request's fields, the task with its
+    /// approved NON_RANDOM_DESIGNATION and the registry's pool before any transaction; then, under
+    /// the fence on the experts' half-days, the hard exclusions against the bookings as they stand,
+    /// the record, the assignments and bookings in one transaction. A retry of a designation that
+    /// succeeded gets its first answer.
+    async fn designate_experts(
+        &self,
+        request: Request<pb::DesignateExpertsRequest>,
+    ) -> Result<Response<pb::DesignateExpertsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let message = request.into_inner();
+        let command = Command::new(&caller, crate::designate::METHOD, &message.request_id, &message)?;
+        let asked = crate::designate::asked(&message)?;
+        let plan = match crate::designate::plan(&self.db, &self.registry, &caller, &asked).await {
+            Ok(plan) => plan,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        let guard = match draws::fence(&self.locks, &plan.keys).await {
+            Ok(guard) => guard,
+            Err(refusal) => return self.replay_or(&command, refusal.into()).await,
+        };
+        let outcome = crate::designate::record(&self.db, &self.clock, &caller, &command, &asked, &plan).await;
+        draws::unfence(&self.locks, guard).await;
+        outcome
     }
 
     async fn get_dispatch_letter(
@@ -703,7 +746,7 @@ impl DispatchService for Dispatch {
         let (items, next) = draws::assignments(&self.db, &caller, filter, &page).await?;
         crate::letters::audit_sealed_reads(&self.db, &self.clock, &caller, LIST_ASSIGNMENTS, &items).await?;
         Ok(Response::new(pb::ListAssignmentsResponse {
-            assignments: items.iter().map(convert::assignment_to_proto).collect(),
+            assignments: crate::assignment_view::list_to_proto(&self.db, &items).await?,
             next_page_token: next.unwrap_or_default(),
         }))
     }
@@ -747,10 +790,14 @@ impl DispatchService for Dispatch {
             )
             .await?;
             if let Refill::Done((assignment, replacement)) = outcome {
-                let response = pb::RespondToAssignmentResponse {
-                    assignment: Some(convert::assignment_to_proto(&assignment)),
-                    replacement: replacement.as_ref().map(convert::assignment_to_proto),
+                // As GetAssignment shows them: with the letter just issued on an acceptance.
+                let conn = &mut **claim.tx();
+                let assignment = crate::assignment_view::to_proto(conn, &self.reference, &assignment).await?;
+                let replacement = match replacement {
+                    Some(r) => Some(crate::assignment_view::to_proto(conn, &self.reference, &r).await?),
+                    None => None,
                 };
+                let response = pb::RespondToAssignmentResponse { assignment: Some(assignment), replacement };
                 claim.finish(&response).await?;
                 return Ok(Response::new(response));
             }
@@ -894,6 +941,8 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, SUBMIT_REPORT, &message.request_id, &message)?;
         let (id, content, on_behalf) = convert::submit_report(&message, self.clock.now())?;
+        let named = convert::report_attachments(message.content.as_ref(), "content");
+        attachments::check_named(&self.db, &caller, attachments::Scope::Report(&id), &named).await?;
         let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
         let report =
             reports::submit(claim.tx(), &self.db, &self.clock, &caller, &command, &id, content, on_behalf.as_ref())
@@ -924,6 +973,13 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, CORRECT_REPORT, &message.request_id, &message)?;
         let (id, review) = convert::correct_report(&message)?;
+        if let Review::Correct { content: Some(_), .. } = &review {
+            let named = convert::report_attachments(message.content.as_ref(), "content");
+            if !named.is_empty() {
+                let assignment = reports::get(&self.db, &caller, &id).await?.assignment_id;
+                attachments::check_named(&self.db, &caller, attachments::Scope::Report(&assignment), &named).await?;
+            }
+        }
         let report = self.review_report(&caller, &command, &id, review).await?;
         Ok(Response::new(pb::CorrectReportResponse { report: Some(report) }))
     }
@@ -990,7 +1046,8 @@ impl DispatchService for Dispatch {
             std::slice::from_ref(&assignment),
         )
         .await?;
-        Ok(Response::new(pb::GetAssignmentResponse { assignment: Some(convert::assignment_to_proto(&assignment)) }))
+        let assignment = crate::assignment_view::read(&self.db, &self.reference, &assignment).await?;
+        Ok(Response::new(pb::GetAssignmentResponse { assignment: Some(assignment) }))
     }
 
     async fn get_audit_head(

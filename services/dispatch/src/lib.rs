@@ -9,8 +9,10 @@
 //! gRPC.
 
 pub mod app;
+pub mod assignment_view;
 pub mod attachments;
 pub mod convert;
+pub mod designate;
 pub mod domain;
 pub mod draws;
 pub mod error;

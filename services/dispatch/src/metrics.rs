@@ -1,6 +1,9 @@
 //! The draw's series on the metrics port (`docs/operations.md`, "Draws"): draws by outcome, the
-//! sizes of the pools and candidate lists, exclusions by first reason, and how long executions
-//! take.
+//! sizes of the pools and candidate lists, exclusions by first reason, how long executions take
+//! and where a draw's time goes, by stage (`supervision_draw_stage_seconds`).
+//!
+//! A non-random designation (`designate.rs`, D15) is not a draw and records nothing here, so
+//! every series counts random draws only.
 //!
 //! The use cases in `draws.rs` record through the functions here with the [`Db`] they act on;
 //! `App::build` registers the service's [`Metrics`] for its connection pool. Keying by pool keeps
@@ -35,6 +38,32 @@ pub const DRAWN: &str = "drawn";
 /// ExecuteDraw refused: the walk could not fill the primaries with the facts as they now stand.
 pub const TEAM_SHORT: &str = "team_short";
 
+/// The stages of `supervision_draw_stage_seconds`, in a draw's order.
+pub const STAGES: &[&str] = &[
+    STAGE_POOL_STREAM,
+    STAGE_EXCLUSIONS,
+    STAGE_PREPARE_RECORD,
+    STAGE_RANKING,
+    STAGE_RECHECK,
+    STAGE_FENCE,
+    STAGE_EXECUTE_RECORD,
+];
+/// PrepareDraw: the whole pool streamed from the registry.
+pub const STAGE_POOL_STREAM: &str = "pool_stream";
+/// PrepareDraw: the bookings and soft facts read, D14's exclusions and the frozen list.
+pub const STAGE_EXCLUSIONS: &str = "exclusions";
+/// PrepareDraw: the draw and its audit entry written.
+pub const STAGE_PREPARE_RECORD: &str = "prepare_record";
+/// ExecuteDraw: the draw read and its order ranked.
+pub const STAGE_RANKING: &str = "ranking";
+/// ExecuteDraw: the registry asked about a window of the order's head (once per window).
+pub const STAGE_RECHECK: &str = "recheck";
+/// ExecuteDraw: the walk planned outside the transaction and the fence's locks taken.
+pub const STAGE_FENCE: &str = "fence";
+/// ExecuteDraw: the walk, assignments, bookings, record and audit entry in one transaction,
+/// committed.
+pub const STAGE_EXECUTE_RECORD: &str = "execute_record";
+
 /// The draw's instruments in one service's [`Metrics`].
 #[derive(Debug, Clone)]
 struct DrawMetrics {
@@ -43,6 +72,7 @@ struct DrawMetrics {
     candidates: Histogram,
     exclusions: Counter,
     duration: Histogram,
+    stages: Histogram,
 }
 
 impl DrawMetrics {
@@ -72,6 +102,11 @@ impl DrawMetrics {
             duration: metrics.histogram(
                 "supervision_draw_execution_seconds",
                 "Time to execute a witnessed draw: the registry asked again, the fence, the walk and the records",
+                LATENCY_BUCKETS,
+            ),
+            stages: metrics.histogram(
+                "supervision_draw_stage_seconds",
+                "Time a draw spends in each stage of PrepareDraw and ExecuteDraw, by stage",
                 LATENCY_BUCKETS,
             ),
         }
@@ -136,6 +171,13 @@ pub fn drawn(db: &Db, started: Instant) {
     }
 }
 
+/// One stage of a draw (one of [`STAGES`]), begun at `started`, is over.
+pub fn stage(db: &Db, stage: &'static str, started: Instant) {
+    if let Some(m) = of(db) {
+        m.stages.observe(&[("stage", stage)], started.elapsed().as_secs_f64());
+    }
+}
+
 /// An execution refused because the walk could not fill the primaries.
 pub fn team_short(db: &Db) {
     if let Some(m) = of(db) {
@@ -171,6 +213,7 @@ mod tests {
         ];
         pool_too_small(&ours, 7, 4, &excluded);
         drawn(&ours, Instant::now());
+        stage(&ours, STAGE_RECHECK, Instant::now());
         team_short(&unregistered);
 
         let body = ours_metrics.render().await;
@@ -185,6 +228,7 @@ mod tests {
             "supervision_draw_pool_size_sum 7",
             "supervision_draw_candidates_sum 4",
             "supervision_draw_execution_seconds_count 1",
+            "supervision_draw_stage_seconds_count{stage=\"recheck\"} 1",
         ] {
             assert!(body.lines().any(|l| l == line), "{line:?} missing from\n{body}");
         }

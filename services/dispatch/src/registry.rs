@@ -6,12 +6,11 @@
 //! their transaction, and any answer other than the institution or "not found" is
 //! `UNAVAILABLE`, which the client may retry with the same `request_id`.
 
-use std::time::Duration;
-
 use chrono::NaiveDate;
 use supervision_kit::{
     Bureau,
     auth::{ACTOR_HEADER, AUTHORIZATION, Actor, encode_actor},
+    client::{PeerTimeouts, deadline},
     telemetry::PropagateTrace,
 };
 use supervision_proto::registry::{self as rpb, registry_service_client::RegistryServiceClient};
@@ -23,8 +22,8 @@ use tonic::{
 
 use crate::{domain::PoolExpert, error::Error};
 
-/// How long a whole pool stream may take before PrepareDraw or ExecuteDraw gives up.
-const POOL_DEADLINE: Duration = Duration::from_secs(60);
+/// The most ids one StreamDrawPool request may name (the registry's bound).
+pub const IDS_PER_REQUEST: usize = 1000;
 
 /// What a task needs to know of an institution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +38,10 @@ pub struct Institution {
 #[derive(Debug, Clone)]
 pub struct Registry {
     peer: Option<(Channel, String)>,
+    /// GetInstitution's deadline (`call`), and a whole pool's, every stream of it (`stream`):
+    /// past either the use case answers UNAVAILABLE having written nothing. Never retried here:
+    /// the client retries with the same `request_id`.
+    timeouts: PeerTimeouts,
 }
 
 impl Registry {
@@ -50,7 +53,14 @@ impl Registry {
             (_, None) => tracing::warn!("no SERVICE token configured: tasks cannot be created"),
             _ => {}
         }
-        Self { peer: channel.zip(service_token) }
+        Self { peer: channel.zip(service_token), timeouts: PeerTimeouts::default() }
+    }
+
+    /// The same registry with these deadlines (`--peer-timeout-seconds`,
+    /// `--peer-stream-timeout-seconds`).
+    pub fn with_timeouts(mut self, timeouts: PeerTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The institution `id`, as the registry has it now.
@@ -59,9 +69,10 @@ impl Registry {
         let Some((channel, token)) = &self.peer else {
             return Err(Error::RegistryUnavailable("no registry endpoint or SERVICE token is configured".into()));
         };
-        let request = authorised(rpb::GetInstitutionRequest { id: id.to_owned() }, token, actor)?;
+        let mut request = authorised(rpb::GetInstitutionRequest { id: id.to_owned() }, token, actor)?;
+        request.set_timeout(self.timeouts.call);
         let mut client = RegistryServiceClient::with_interceptor(channel.clone(), PropagateTrace);
-        let found = match client.get_institution(request).await {
+        let found = match deadline(self.timeouts.call, "GetInstitution", client.get_institution(request)).await {
             Ok(response) => response.into_inner().institution,
             Err(status) if status.code() == Code::NotFound => return Err(Error::InstitutionNotFound(id.to_owned())),
             Err(status) => {
@@ -96,6 +107,47 @@ impl Registry {
         task_id: &str,
         actor: &Actor,
     ) -> Result<Vec<PoolExpert>, Error> {
+        let pool = self.stream_pool(institution_id, dates, task_id, Vec::new(), actor).await?;
+        tracing::Span::current().record("pool", pool.len());
+        Ok(pool)
+    }
+
+    /// The experts of `ids` that the pool of [`Self::draw_pool`] holds, with the same facts
+    /// (StreamDrawPoolRequest.expert_ids, asked [`IDS_PER_REQUEST`] at a time); an id the pool does
+    /// not hold is absent from the answer. The same refusals as `draw_pool`.
+    #[tracing::instrument(name = "registry.draw_pool_experts", skip_all, fields(asked = ids.len(), found = tracing::field::Empty))]
+    pub async fn pool_experts(
+        &self,
+        institution_id: &str,
+        dates: &[NaiveDate],
+        task_id: &str,
+        ids: &[String],
+        actor: &Actor,
+    ) -> Result<Vec<PoolExpert>, Error> {
+        // One deadline for every chunk together, as for a whole pool.
+        let all = async {
+            let mut found = Vec::new();
+            for chunk in ids.chunks(IDS_PER_REQUEST) {
+                found.extend(self.stream_pool(institution_id, dates, task_id, chunk.to_vec(), actor).await?);
+            }
+            Ok::<_, Error>(found)
+        };
+        let found = tokio::time::timeout(self.timeouts.stream, all)
+            .await
+            .map_err(|_| Error::RegistryUnavailable("the pool streams ran past their deadline".into()))??;
+        tracing::Span::current().record("found", found.len());
+        Ok(found)
+    }
+
+    /// One StreamDrawPool call, whole or not at all.
+    async fn stream_pool(
+        &self,
+        institution_id: &str,
+        dates: &[NaiveDate],
+        task_id: &str,
+        expert_ids: Vec<String>,
+        actor: &Actor,
+    ) -> Result<Vec<PoolExpert>, Error> {
         let Some((channel, token)) = &self.peer else {
             return Err(Error::RegistryUnavailable("no registry endpoint or SERVICE token is configured".into()));
         };
@@ -103,9 +155,10 @@ impl Registry {
             institution_id: institution_id.to_owned(),
             session_dates: dates.iter().map(|d| supervision_kit::convert::date(*d)).collect(),
             task_id: task_id.to_owned(),
+            expert_ids,
         };
         let mut request = authorised(message, token, actor)?;
-        request.set_timeout(POOL_DEADLINE);
+        request.set_timeout(self.timeouts.stream);
         let mut client = RegistryServiceClient::with_interceptor(channel.clone(), PropagateTrace);
         let unavailable = |status: tonic::Status| {
             tracing::warn!(code = ?status.code(), message = status.message(), "the draw pool did not arrive");
@@ -142,11 +195,9 @@ impl Registry {
                 }
             }
         };
-        let pool = tokio::time::timeout(POOL_DEADLINE, collect)
+        tokio::time::timeout(self.timeouts.stream, collect)
             .await
-            .map_err(|_| Error::RegistryUnavailable("the pool stream ran past its deadline".into()))??;
-        tracing::Span::current().record("pool", pool.len());
-        Ok(pool)
+            .map_err(|_| Error::RegistryUnavailable("the pool stream ran past its deadline".into()))?
     }
 }
 
@@ -178,6 +229,10 @@ fn pool_expert(e: rpb::DrawPoolExpert) -> PoolExpert {
         trained: e.trained,
         employer_key: e.employer_key,
         conflicted: !e.conflicts.is_empty(),
+        employed_by_institution: e.conflicts.iter().any(|c| {
+            c.relation_type == supervision_proto::common::RelationType::CurrentEmployment as i32
+                || c.path == rpb::ConflictPath::Employer as i32
+        }),
         leaves_on,
         specialties: e.specialties.into_iter().map(|s| s.code).collect(),
     }

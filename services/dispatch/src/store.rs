@@ -28,7 +28,7 @@ macro_rules! submission_columns {
     () => {
         "id, kind, expert_id, submitting_bureau, source_party, institution_id, subject, content, status, \
          submitted_by_subject, submitted_by_role, submitted_by_bureau, on_behalf_channel, on_behalf_received, \
-         on_behalf_note, submitted_at, updated_at, handler, answer, follow_up_task_id, close_note"
+         on_behalf_note, submitted_at, updated_at, handler, answer, follow_up_task_id, close_note, attachment_ids"
     };
 }
 
@@ -41,7 +41,7 @@ pub async fn insert_submission(db: impl AnyExecutor<'_>, s: &Submission) -> Resu
     sqlx::query(concat!(
         "INSERT INTO submissions (",
         submission_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
     ))
     .bind(s.id.as_str())
     .bind(d.kind.code())
@@ -64,6 +64,7 @@ pub async fn insert_submission(db: impl AnyExecutor<'_>, s: &Submission) -> Resu
     .bind(&s.handling.answer)
     .bind(&s.handling.follow_up_task_id)
     .bind(&s.handling.close_note)
+    .bind(d.attachment_ids.join(" "))
     .execute(db)
     .await?;
     Ok(())
@@ -167,6 +168,7 @@ fn submission_from_row(row: &AnyRow) -> Result<Submission, StoreError> {
             institution_id: text("institution_id")?,
             subject: text("subject")?,
             content: text("content")?,
+            attachment_ids: text("attachment_ids")?.split_whitespace().map(str::to_owned).collect(),
         },
         status: SubmissionStatus::from_code(&status).ok_or_else(|| bad(format!("status {status}")))?,
         submitted_by: Actor {

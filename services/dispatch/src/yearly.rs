@@ -12,6 +12,10 @@
 //!   NO_RESPONSE without evidence of delivery;
 //! - not yet counted: NOTIFIED (still waiting; the no-answer sweep decides it).
 //!
+//! Assignments of a non-random designation (`designate.rs`, D15) count like a draw's: D5 is
+//! about whether the expert answered a dispatch, not about how they were chosen, so this is no
+//! randomness statistic (those are the draw metrics, which leave designations out).
+//!
 //! ACCEPTING with at least one acceptance, else NON_ACCEPTING with at least one non-acceptance,
 //! else NEUTRAL. A pass recounts every ended year; an expert-year whose classification or counts
 //! differ from the last delivered gets the next revision (a correction), in one transaction with

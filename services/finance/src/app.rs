@@ -60,7 +60,8 @@ impl App {
         let registry = RegistryPeer::new(
             foundation.peers.get("registry").cloned(),
             config.common.peers.service_token()?.as_deref(),
-        );
+        )
+        .with_timeouts(config.common.peers.timeouts());
         Ok(Self { foundation, reference, registry })
     }
 

@@ -68,6 +68,8 @@ impl From<sqlx::Error> for Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         match err {
+            // A database that does not answer (or is restarting) is UNAVAILABLE: retry later.
+            Error::Store(StoreError::Sql(err)) => supervision_kit::error::database(&err),
             Error::Store(err) => supervision_kit::internal(err),
             Error::Reference(err) => err.into(),
             Error::RegistryUnavailable(problem) => {

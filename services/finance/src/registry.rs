@@ -4,12 +4,11 @@
 //! user the request acts for, with the W3C trace context. Payee details are used for the file
 //! being written and never stored.
 
-use std::time::Duration;
-
 use chrono::NaiveDate;
 use supervision_kit::{
     Caller,
     auth::{ACTOR_HEADER, AUTHORIZATION, encode_actor},
+    client::{PeerTimeouts, deadline},
     convert::date,
     telemetry::PropagateTrace,
 };
@@ -25,20 +24,26 @@ use tonic::{
 
 use crate::{domain::Payee, error::Error};
 
-/// The deadline of one call.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The registry as finance reaches it: absent when no endpoint or SERVICE token is configured, in
 /// which case every question fails as UNAVAILABLE.
 #[derive(Debug, Clone)]
 pub struct RegistryPeer {
     connection: Option<(Channel, MetadataValue<Ascii>)>,
+    /// The deadline of each call (`call`, `--peer-timeout-seconds`). Not retried here: the
+    /// callers' outbox or client tries again.
+    timeouts: PeerTimeouts,
 }
 
 impl RegistryPeer {
     pub fn new(channel: Option<Channel>, service_token: Option<&str>) -> Self {
         let bearer = service_token.and_then(|t| format!("Bearer {t}").parse().ok());
-        Self { connection: channel.zip(bearer) }
+        Self { connection: channel.zip(bearer), timeouts: PeerTimeouts::default() }
+    }
+
+    /// The same peer with these deadlines.
+    pub fn with_timeouts(mut self, timeouts: PeerTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Whether `expert_id` was a civil servant (公务员) on `day`, per the registry's history. Any
@@ -55,9 +60,9 @@ impl RegistryPeer {
             expert_id: expert_id.to_owned(),
             date: Some(date(day)),
         });
-        request.set_timeout(CALL_TIMEOUT);
-        let answer = client
-            .get_civil_servant_status(request)
+        request.set_timeout(self.timeouts.call);
+        let asked = client.get_civil_servant_status(request);
+        let answer = deadline(self.timeouts.call, "GetCivilServantStatus", asked)
             .await
             .map_err(|s| unavailable(format!("GetCivilServantStatus({day}): {:?} {}", s.code(), s.message())))?
             .into_inner();
@@ -116,8 +121,8 @@ impl RegistryPeer {
         let mut client = RegistryServiceClient::with_interceptor(channel.clone(), calling);
         let mut request =
             tonic::Request::new(GetPayeeRequest { expert_id: expert_id.to_owned(), purpose: purpose.to_owned() });
-        request.set_timeout(CALL_TIMEOUT);
-        match client.get_payee(request).await {
+        request.set_timeout(self.timeouts.call);
+        match deadline(self.timeouts.call, "GetPayee", client.get_payee(request)).await {
             Ok(answer) => Ok(answer.into_inner()),
             Err(s) if s.code() == tonic::Code::NotFound => Err(Error::PayeeNotFound(expert_id.to_owned())),
             Err(s) => Err(Error::RegistryUnavailable(format!("GetPayee({expert_id}): {:?} {}", s.code(), s.message()))),

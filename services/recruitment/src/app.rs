@@ -60,6 +60,8 @@ pub struct App {
     /// The registry and this service's SERVICE token, when both are configured: appointment
     /// decisions are confirmed (certificate numbers recorded) only then.
     registry: Option<(tonic::transport::Channel, String)>,
+    /// The deadlines of calls to the registry.
+    timeouts: supervision_kit::client::PeerTimeouts,
 }
 
 /// Reads the personal-data key, refusing to start without one: recruitment never stores an
@@ -87,7 +89,7 @@ impl App {
                 "no registry endpoint or SERVICE token configured: appointment decisions stay PENDING until both are set"
             );
         }
-        Ok(Self { foundation, reference, key, registry })
+        Ok(Self { foundation, reference, key, registry, timeouts: config.common.peers.timeouts() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -113,6 +115,7 @@ impl App {
                 channel,
                 token,
             )
+            .with_timeouts(self.timeouts)
             .spawn(crate::appointments::CONFIRM_EVERY, shutdown.clone());
         }
         let service = Recruitment::new(
@@ -120,7 +123,11 @@ impl App {
             self.foundation.clock.clone(),
             self.key,
             self.reference.clone(),
-            self.registry.map(|(channel, service_token)| crate::reapplication::RegistryPeer { channel, service_token }),
+            self.registry.map(|(channel, service_token)| crate::reapplication::RegistryPeer {
+                channel,
+                service_token,
+                timeouts: self.timeouts,
+            }),
         );
         // UploadMaterial carries up to 10 MiB of content (recruitment.proto): 11 MiB messages.
         let server = RecruitmentServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);

@@ -192,7 +192,8 @@ pub async fn update(
     Ok(application)
 }
 
-/// Stores a material of a draft or returned application, with its size and SHA-256.
+/// Stores a material of a draft or returned application, with its size and SHA-256, the content
+/// encrypted with the personal-data key.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
     tx: &mut Transaction<'static, Any>,
@@ -224,7 +225,7 @@ pub async fn upload(
         uploaded_at: now,
         removed: false,
     };
-    sql::insert_material(&mut **tx, &material, &new.content).await?;
+    sql::insert_material(&mut **tx, key, &material, &new.content).await?;
     application.touch(now);
     sql::update_application(&mut **tx, key, &application).await?;
     let after = serde_json::json!({
@@ -374,24 +375,26 @@ pub async fn conclude_review(
     Ok(application)
 }
 
-/// A material of an application `caller` may reach, with the application.
+/// A material of an application `caller` may reach (not its content), with the application.
 async fn material_of(
     conn: &mut AnyConnection,
     key: &PersonalDataKey,
     caller: &Caller,
     id: &MaterialId,
-) -> Result<(Material, Vec<u8>, Application), Error> {
+) -> Result<(Material, Application), Error> {
     let not_found = || Error::MaterialNotFound(id.to_string());
     // An expert's own materials are those of renewals, which are not recorded yet.
     if caller.role == Role::Expert {
         return Err(not_found());
     }
-    let (material, content) = sql::material_with_content(&mut *conn, id).await?.ok_or_else(not_found)?;
+    let material = sql::material(&mut *conn, id).await?.ok_or_else(not_found)?;
     let application = load(conn, key, caller, &material.application_id).await.map_err(|_| not_found())?;
-    Ok((material, content, application))
+    Ok((material, application))
 }
 
 /// A material with its content: the applicant's own, or any for the city's staff and auditors.
+/// The content is decrypted and checked against its size and SHA-256 only once the caller may
+/// see it; one that does not come back whole is an internal error, never served.
 pub async fn get_material(
     db: &Db,
     key: &PersonalDataKey,
@@ -399,7 +402,8 @@ pub async fn get_material(
     id: &MaterialId,
 ) -> Result<(Material, Vec<u8>), Error> {
     let mut conn = db.pool().acquire().await?;
-    let (material, content, _) = material_of(&mut conn, key, caller, id).await?;
+    let (material, _) = material_of(&mut conn, key, caller, id).await?;
+    let content = sql::material_content(&mut *conn, key, &material).await?;
     Ok((material, content))
 }
 
@@ -414,7 +418,7 @@ pub async fn remove_material(
     command: &Command,
     id: &MaterialId,
 ) -> Result<Material, Error> {
-    let (mut material, _, mut application) = material_of(tx, key, caller, id).await?;
+    let (mut material, mut application) = material_of(tx, key, caller, id).await?;
     application.ensure_editable("removing a material")?;
     if material.removed {
         return Ok(material);

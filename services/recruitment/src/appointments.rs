@@ -41,6 +41,11 @@ use crate::{
 pub const CONFIRM_EVERY: Duration = Duration::from_secs(1);
 /// Decisions confirmed per pass.
 const BATCH: i64 = 16;
+/// How long a decision or renewal whose confirmation failed waits before it is tried again:
+/// doubled per failure from one pass up to a minute, with full jitter. Only idempotent calls
+/// are retried so: the very request the relay delivered, whose `request_id` the registry replays.
+const RETRY: supervision_kit::client::Backoff =
+    supervision_kit::client::Backoff::new(CONFIRM_EVERY, Duration::from_secs(60));
 
 fn corrupt(id: &str, problem: impl std::fmt::Display) -> Error {
     Error::Store(crate::store::StoreError::Corrupt { id: id.to_owned(), problem: problem.to_string() })
@@ -191,6 +196,10 @@ pub struct Confirmer {
     key: supervision_kit::personal::PersonalDataKey,
     registry: Channel,
     service_token: String,
+    /// Each call's deadline (`call`).
+    timeouts: supervision_kit::client::PeerTimeouts,
+    /// When rows that failed are tried again, by decision or renewal id.
+    retries: supervision_kit::client::RetrySchedule,
 }
 
 struct Delivered {
@@ -217,7 +226,41 @@ impl Confirmer {
         registry: Channel,
         service_token: String,
     ) -> Self {
-        Self { db, clock, key, registry, service_token }
+        Self {
+            db,
+            clock,
+            key,
+            registry,
+            service_token,
+            timeouts: supervision_kit::client::PeerTimeouts::default(),
+            retries: supervision_kit::client::RetrySchedule::new(RETRY),
+        }
+    }
+
+    /// The same confirmer with these deadlines (`--peer-timeout-seconds`).
+    pub fn with_timeouts(mut self, timeouts: supervision_kit::client::PeerTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Tries `key` with `attempt` unless it is still waiting after a failure; a failure makes it
+    /// wait longer, a success forgets it.
+    async fn paced<F>(&self, key: &str, attempt: F) -> Result<bool, Error>
+    where
+        F: std::future::Future<Output = Result<bool, Error>>,
+    {
+        if !self.retries.is_due(key) {
+            return Ok(false);
+        }
+        let outcome = attempt.await;
+        match &outcome {
+            Ok(_) => self.retries.forget(key),
+            Err(_) => {
+                let wait = self.retries.failed(key);
+                tracing::debug!(key, retry_in = ?wait, "confirmation failed; backing off");
+            }
+        }
+        outcome
     }
 
     /// Confirms until shutdown, every `every`.
@@ -291,7 +334,7 @@ impl Confirmer {
                 };
                 after.clone_from(&decision_id);
                 let outcome = match delivered(row, &decision_id) {
-                    Ok(due) => self.confirm_one(&due).await,
+                    Ok(due) => self.paced(&decision_id, self.confirm_one(&due)).await,
                     Err(err) => Err(err),
                 };
                 match outcome {
@@ -325,7 +368,7 @@ impl Confirmer {
                     }
                 };
                 after.clone_from(&id);
-                match self.confirm_renewal(&id, &payload, &actor_json).await {
+                match self.paced(&id, self.confirm_renewal(&id, &payload, &actor_json)).await {
                     Ok(true) => confirmed += 1,
                     Ok(false) => {}
                     Err(err) => tracing::warn!(
@@ -348,9 +391,9 @@ impl Confirmer {
             .map_err(|_| corrupt(id, "the service token is not a header value"))?;
         request.metadata_mut().insert(AUTHORIZATION, bearer);
         request.metadata_mut().insert_bin(ACTOR_HEADER, MetadataValue::from_bytes(&encode_actor(&actor)));
+        request.set_timeout(self.timeouts.call);
         let mut client = RegistryServiceClient::with_interceptor(self.registry.clone(), PropagateTrace);
-        let answer = client
-            .renew_term(request)
+        let answer = supervision_kit::client::deadline(self.timeouts.call, "RenewTerm", client.renew_term(request))
             .await
             .map_err(|s| Error::Registry(format!("{:?}: {}", s.code(), s.message())))?
             .into_inner();
@@ -369,12 +412,13 @@ impl Confirmer {
             .map_err(|_| corrupt(&d.decision_id, "the service token is not a header value"))?;
         request.metadata_mut().insert(AUTHORIZATION, bearer);
         request.metadata_mut().insert_bin(ACTOR_HEADER, MetadataValue::from_bytes(&encode_actor(&actor)));
+        request.set_timeout(self.timeouts.call);
         let mut client = RegistryServiceClient::with_interceptor(self.registry.clone(), PropagateTrace);
-        let answer = client
-            .appoint_expert(request)
-            .await
-            .map_err(|s| Error::Registry(format!("{:?}: {}", s.code(), s.message())))?
-            .into_inner();
+        let answer =
+            supervision_kit::client::deadline(self.timeouts.call, "AppointExpert", client.appoint_expert(request))
+                .await
+                .map_err(|s| Error::Registry(format!("{:?}: {}", s.code(), s.message())))?
+                .into_inner();
         let (Some(expert), Some(appointment)) = (answer.expert, answer.appointment) else {
             return Err(Error::Registry("the registry's answer has no expert or appointment".into()));
         };

@@ -114,6 +114,8 @@ impl From<Error> for Status {
             }
             Error::Reference(e) => e.into(),
             Error::Registry(_) => Status::unavailable(message),
+            // A database that does not answer (or is restarting) is UNAVAILABLE: retry later.
+            Error::Store(StoreError::Sql(err)) => supervision_kit::error::database(&err),
             Error::Store(err) => supervision_kit::internal(err),
         }
     }

@@ -271,8 +271,10 @@ impl RecruitmentService for Recruitment {
         };
         let application =
             applications::create(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, new).await?;
-        let (stored, shown) = stored_and_shown(&caller, &application);
+        let (stored, _) = stored_and_shown(&caller, &application);
         claim.finish(&pb::CreateApplicationResponse { application: Some(stored) }).await?;
+        // As a replay shows it (appointment and re-application stamps), so both answers agree.
+        let shown = self.shown(&caller, &application).await?;
         Ok(Response::new(pb::CreateApplicationResponse { application: Some(shown) }))
     }
 
@@ -295,8 +297,10 @@ impl RecruitmentService for Recruitment {
         let application =
             applications::update(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, update, self.today())
                 .await?;
-        let (stored, shown) = stored_and_shown(&caller, &application);
+        let (stored, _) = stored_and_shown(&caller, &application);
         claim.finish(&pb::UpdateApplicationResponse { application: Some(stored) }).await?;
+        // As a replay shows it (appointment and re-application stamps), so both answers agree.
+        let shown = self.shown(&caller, &application).await?;
         Ok(Response::new(pb::UpdateApplicationResponse { application: Some(shown) }))
     }
 
@@ -431,8 +435,10 @@ impl RecruitmentService for Recruitment {
             on_behalf,
         )
         .await?;
-        let (stored, shown) = stored_and_shown(&caller, &application);
+        let (stored, _) = stored_and_shown(&caller, &application);
         claim.finish(&pb::WithdrawApplicationResponse { application: Some(stored) }).await?;
+        // As a replay shows it (appointment and re-application stamps), so both answers agree.
+        let shown = self.shown(&caller, &application).await?;
         Ok(Response::new(pb::WithdrawApplicationResponse { application: Some(shown) }))
     }
 
@@ -455,8 +461,10 @@ impl RecruitmentService for Recruitment {
         let application =
             applications::record_review(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &id, inputs)
                 .await?;
-        let (stored, shown) = stored_and_shown(&caller, &application);
+        let (stored, _) = stored_and_shown(&caller, &application);
         claim.finish(&pb::RecordReviewResponse { application: Some(stored) }).await?;
+        // As a replay shows it (appointment and re-application stamps), so both answers agree.
+        let shown = self.shown(&caller, &application).await?;
         Ok(Response::new(pb::RecordReviewResponse { application: Some(shown) }))
     }
 
@@ -519,8 +527,10 @@ impl RecruitmentService for Recruitment {
             reason,
         )
         .await?;
-        let (stored, shown) = stored_and_shown(&caller, &application);
+        let (stored, _) = stored_and_shown(&caller, &application);
         claim.finish(&pb::ConcludeReviewResponse { application: Some(stored) }).await?;
+        // As a replay shows it (appointment and re-application stamps), so both answers agree.
+        let shown = self.shown(&caller, &application).await?;
         Ok(Response::new(pb::ConcludeReviewResponse { application: Some(shown) }))
     }
 
@@ -689,10 +699,11 @@ impl RecruitmentService for Recruitment {
         let (objection, application) =
             publicity::resolve_objection(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, &message)
                 .await?;
-        let (stored, shown) = stored_and_shown(&caller, &application);
+        let (stored, _) = stored_and_shown(&caller, &application);
         claim
             .finish(&pb::ResolveObjectionResponse { objection: Some(objection.clone()), application: Some(stored) })
             .await?;
+        let shown = self.shown(&caller, &application).await?;
         Ok(Response::new(pb::ResolveObjectionResponse { objection: Some(objection), application: Some(shown) }))
     }
 

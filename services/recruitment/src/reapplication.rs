@@ -38,6 +38,9 @@ const MAX_NOTE_CHARS: usize = 1000;
 pub struct RegistryPeer {
     pub channel: Channel,
     pub service_token: String,
+    /// The deadline of each call (`call`); the calls are not retried here: nothing was written
+    /// yet, and the client retries with the same `request_id`.
+    pub timeouts: supervision_kit::client::PeerTimeouts,
 }
 
 /// Asks the registry about `identity` on `as_of`, for `actor`.
@@ -53,8 +56,10 @@ pub async fn ask(
         .map_err(|_| Status::internal("the SERVICE token is not a header value"))?;
     request.metadata_mut().insert(AUTHORIZATION, bearer);
     request.metadata_mut().insert_bin(ACTOR_HEADER, MetadataValue::from_bytes(&encode_actor(actor)));
+    request.set_timeout(peer.timeouts.call);
     let mut client = RegistryServiceClient::with_interceptor(peer.channel.clone(), PropagateTrace);
-    match client.get_reapplication_flags(request).await {
+    let asked = client.get_reapplication_flags(request);
+    match supervision_kit::client::deadline(peer.timeouts.call, "GetReapplicationFlags", asked).await {
         Ok(answer) => Ok(answer.into_inner()),
         Err(status) => {
             tracing::warn!(code = ?status.code(), message = status.message(), "GetReapplicationFlags failed");

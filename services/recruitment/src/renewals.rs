@@ -77,18 +77,19 @@ pub async fn running_term(
     let Some(peer) = peer else {
         return Err(Status::unavailable("no registry is configured: a renewal needs the expert's running term"));
     };
-    let request = authorised(
+    let mut request = authorised(
         rpb::ListAppointmentsRequest { expert_id: expert_id.to_owned(), ..Default::default() },
         peer,
         actor,
     )?;
+    request.set_timeout(peer.timeouts.call);
     let mut client = RegistryServiceClient::with_interceptor(peer.channel.clone(), PropagateTrace);
-    let terms = client
-        .list_appointments(request)
-        .await
-        .map_err(|s| Status::unavailable(format!("the registry did not answer: {:?}: {}", s.code(), s.message())))?
-        .into_inner()
-        .appointments;
+    let terms =
+        supervision_kit::client::deadline(peer.timeouts.call, "ListAppointments", client.list_appointments(request))
+            .await
+            .map_err(|s| Status::unavailable(format!("the registry did not answer: {:?}: {}", s.code(), s.message())))?
+            .into_inner()
+            .appointments;
     terms
         .into_iter()
         .find(|a| {

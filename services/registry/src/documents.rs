@@ -1,6 +1,12 @@
 //! Evidence files (UploadDocument, GetDocument): up to 10 MiB of PDF, JPEG or PNG, stored in the
 //! database with their SHA-256, referred to from Evidence by their id.
 //!
+//! At rest (migration 0008): the content is encrypted with the deployment's personal-data key
+//! (AES-256-GCM, the document id authenticated with it), since evidence is often a scan of an
+//! identity document or a certificate; `content_encryption` says 'pd1'. Rows stored before
+//! that migration hold the file as uploaded ('') and still read. The SHA-256 is of the plain file
+//! and is checked again on every read, so a file that does not come back whole is never served.
+//!
 //! Who (docs/rpc-roles.md): staff upload for any expert (or for none yet); an EXPERT uploads only
 //! for their own record. Content goes only to the roles that see the owning expert's full profile
 //! (CITY_ADMIN, CITY_REVIEWER, AUDITOR) and to the expert themself; an EXPERT asking for another
@@ -13,12 +19,22 @@ use supervision_kit::{
     Caller, Db, FieldViolations, Role, SharedClock,
     audit::{self, Change},
     idempotency::Command,
+    personal::PersonalDataKey,
     storage::format_instant,
 };
 use supervision_proto::{common, registry as pb};
 use tonic::Status;
 
-use crate::{domain::ExpertId, error::Error};
+use crate::{
+    domain::ExpertId,
+    error::Error,
+    store::{CorruptRow, StoreError},
+};
+
+/// `documents.content_encryption` of a file encrypted with the personal-data key.
+const ENCRYPTED: &str = "pd1";
+/// `documents.content_encryption` of a file stored as uploaded (before migration 0008).
+const PLAIN: &str = "";
 
 /// The most an evidence file may hold (UploadDocumentRequest).
 pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
@@ -87,6 +103,7 @@ pub async fn upload(
     tx: &mut Transaction<'static, Any>,
     db: &Db,
     clock: &SharedClock,
+    key: &PersonalDataKey,
     caller: &Caller,
     command: &Command,
     new: NewDocument,
@@ -113,9 +130,11 @@ pub async fn upload(
         sha256: hex::encode(Sha256::digest(&new.content)),
     };
     let expert_id = new.expert_id.as_ref().map(ToString::to_string).unwrap_or_default();
+    let sealed = key.encrypt_bytes(&new.content, reference.id.as_bytes());
     sqlx::query(
         "INSERT INTO documents (id, expert_id, file_name, media_type, size_bytes, sha256, content, \
-         uploaded_by_subject, uploaded_by_role, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         content_encryption, uploaded_by_subject, uploaded_by_role, uploaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&reference.id)
     .bind(&expert_id)
@@ -123,7 +142,8 @@ pub async fn upload(
     .bind(&reference.media_type)
     .bind(reference.size_bytes)
     .bind(&reference.sha256)
-    .bind(new.content)
+    .bind(sealed)
+    .bind(ENCRYPTED)
     .bind(&caller.subject)
     .bind(caller.role.code())
     .bind(format_instant(clock.now()))
@@ -150,14 +170,19 @@ pub async fn upload(
 
 /// A stored file, for a caller allowed to read it: the staff roles of GetDocument get every file,
 /// an EXPERT their own (or one they uploaded before their record was linked).
-pub async fn get(db: &Db, caller: &Caller, raw_id: &str) -> Result<pb::GetDocumentResponse, Status> {
+pub async fn get(
+    db: &Db,
+    key: &PersonalDataKey,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<pb::GetDocumentResponse, Status> {
     let id = raw_id.trim();
     if !supervision_kit::vocab::is_prefixed_id(id, "doc_") {
         return Err(supervision_kit::error::invalid_field("id", "is not a document id"));
     }
     let row = sqlx::query(
-        "SELECT id, expert_id, file_name, media_type, size_bytes, sha256, content, uploaded_by_subject \
-         FROM documents WHERE id = $1",
+        "SELECT id, expert_id, file_name, media_type, size_bytes, sha256, content, content_encryption, \
+         uploaded_by_subject FROM documents WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db.pool())
@@ -179,17 +204,39 @@ pub async fn get(db: &Db, caller: &Caller, raw_id: &str) -> Result<pb::GetDocume
     if !allowed {
         return Err(not_found());
     }
-    Ok(pb::GetDocumentResponse {
-        document: Some(common::DocumentRef {
-            id: row.try_get("id").map_err(field)?,
-            file_name: row.try_get("file_name").map_err(field)?,
-            media_type: row.try_get("media_type").map_err(field)?,
-            size_bytes: row.try_get("size_bytes").map_err(field)?,
-            sha256: row.try_get("sha256").map_err(field)?,
-        }),
-        expert_id,
-        content: row.try_get("content").map_err(field)?,
-    })
+    let document = common::DocumentRef {
+        id: row.try_get("id").map_err(field)?,
+        file_name: row.try_get("file_name").map_err(field)?,
+        media_type: row.try_get("media_type").map_err(field)?,
+        size_bytes: row.try_get("size_bytes").map_err(field)?,
+        sha256: row.try_get("sha256").map_err(field)?,
+    };
+    let stored: Vec<u8> = row.try_get("content").map_err(field)?;
+    let encryption: String = row.try_get("content_encryption").map_err(field)?;
+    let content = open(key, &document, &encryption, stored).map_err(|e| Status::from(Error::from(e)))?;
+    Ok(pb::GetDocumentResponse { document: Some(document), expert_id, content })
+}
+
+/// The plain file of a stored row: decrypted when it was stored encrypted, as stored otherwise,
+/// and in both cases only if it has the row's size and SHA-256.
+fn open(
+    key: &PersonalDataKey,
+    document: &common::DocumentRef,
+    encryption: &str,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |problem: String| CorruptRow { table: "documents", id: document.id.clone(), problem };
+    let content = match encryption {
+        ENCRYPTED => key.decrypt_bytes(&stored, document.id.as_bytes())?,
+        PLAIN => stored,
+        other => return Err(corrupt(format!("unknown content_encryption {other:?}")).into()),
+    };
+    if i64::try_from(content.len()).ok() != Some(document.size_bytes)
+        || hex::encode(Sha256::digest(&content)) != document.sha256
+    {
+        return Err(corrupt("the content does not match its size and SHA-256".into()).into());
+    }
+    Ok(content)
 }
 
 #[cfg(test)]
@@ -213,6 +260,32 @@ mod tests {
             .bad_request()
             .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
             .unwrap_or_default()
+    }
+
+    fn stored_ref(id: &str, content: &[u8]) -> common::DocumentRef {
+        common::DocumentRef {
+            id: id.into(),
+            file_name: "证书.pdf".into(),
+            media_type: "application/pdf".into(),
+            size_bytes: content.len() as i64,
+            sha256: hex::encode(Sha256::digest(content)),
+        }
+    }
+
+    #[test]
+    fn a_stored_file_opens_only_whole_encrypted_or_from_before_encryption() {
+        let key = PersonalDataKey::from_hex(&PersonalDataKey::generate_hex()).unwrap();
+        let plain = b"%PDF-1.7 scan of an identity card".to_vec();
+        let document = stored_ref("doc_1", &plain);
+        let sealed = key.encrypt_bytes(&plain, b"doc_1");
+        assert_eq!(open(&key, &document, ENCRYPTED, sealed.clone()).unwrap(), plain);
+        assert_eq!(open(&key, &document, PLAIN, plain.clone()).unwrap(), plain, "a row from before 0008");
+        let moved = stored_ref("doc_2", &plain);
+        assert!(matches!(open(&key, &moved, ENCRYPTED, sealed.clone()), Err(StoreError::Personal(_))), "another row");
+        let mut altered = plain.clone();
+        altered[0] = b'#';
+        assert!(matches!(open(&key, &document, PLAIN, altered), Err(StoreError::Corrupt(_))), "SHA-256 checked");
+        assert!(matches!(open(&key, &document, "pd9", sealed), Err(StoreError::Corrupt(_))));
     }
 
     #[test]

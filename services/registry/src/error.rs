@@ -243,6 +243,8 @@ impl From<Error> for Status {
                 v.check().err().unwrap_or_else(|| Status::invalid_argument("invalid request"))
             }
             Error::Reference(err) => err.into(),
+            // A database that does not answer (or is restarting) is UNAVAILABLE: retry later.
+            Error::Store(StoreError::Sql(err)) => supervision_kit::error::database(&err),
             Error::Store(err) => supervision_kit::internal(err),
         }
     }

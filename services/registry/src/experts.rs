@@ -114,7 +114,9 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    sql::insert_expert(tx, key, &expert).await.map_err(|err| document_taken(err, "another expert"))?;
+    if let Err(err) = sql::insert_expert(tx, key, &expert).await {
+        return Err(document_taken(db, key, &expert.profile, None, err).await);
+    }
     let change = ExpertChange {
         id: ChangeId::generate(),
         expert_id: expert.id.clone(),
@@ -139,6 +141,11 @@ pub async fn create(
 /// One expert, for a caller allowed to see it.
 pub async fn get(db: &Db, key: &PersonalDataKey, caller: &Caller, id: &ExpertId) -> Result<Expert, Error> {
     require_own(caller, id)?;
+    if db.backend() == Backend::Postgres {
+        // One statement (`sql::get_expert`) is one snapshot: no transaction around it.
+        let mut conn = db.pool().acquire().await?;
+        return load(&mut conn, key, id).await;
+    }
     let mut conn = snapshot(db).await?;
     load(&mut conn, key, id).await
 }
@@ -197,11 +204,16 @@ pub async fn update(
         return Ok(current);
     }
     let expert = Expert { profile, revision: current.revision + 1, updated_at: now, ..current.clone() };
-    let written = sql::update_expert(tx, key, &expert, current.revision)
-        .await
-        .map_err(|err| document_taken(err, "another expert"))?;
+    let written = match sql::update_expert(tx, key, &expert, current.revision).await {
+        Ok(written) => written,
+        Err(err) => return Err(document_taken(db, key, &expert.profile, Some(&current.id), err).await),
+    };
     if !written {
-        return Err(Error::RevisionMismatch { expected: current.revision, actual: current.revision + 1 });
+        // Another transaction changed the row after it was read: answer the revision it left,
+        // read outside `tx` (whose snapshot may predate it).
+        let mut conn = db.pool().acquire().await?;
+        let actual = sql::expert_revision(&mut conn, &current.id).await?.unwrap_or(current.revision);
+        return Err(Error::RevisionMismatch { expected: current.revision, actual });
     }
     let before: serde_json::Map<String, serde_json::Value> =
         changes.iter().map(|c| (c.path.clone(), c.before.clone().into())).collect();
@@ -243,8 +255,14 @@ pub async fn list(
 ) -> Result<(Vec<Expert>, Option<String>), Error> {
     let mut filter = listing.filter;
     filter.identity_index = listing.identity.map(|doc| key.blind_index(&doc.index_input()));
-    let mut conn = snapshot(db).await?;
-    let items = sql::list_experts(&mut conn, key, &filter, &listing.page.probe()).await?;
+    let items = if db.backend() == Backend::Postgres {
+        // One statement (`sql::list_experts`) is one snapshot: no transaction around it.
+        let mut conn = db.pool().acquire().await?;
+        sql::list_experts(&mut conn, key, &filter, &listing.page.probe()).await?
+    } else {
+        let mut conn = snapshot(db).await?;
+        sql::list_experts(&mut conn, key, &filter, &listing.page.probe()).await?
+    };
     Ok(listing.page.finish(items, |e| e.id.to_string()))
 }
 
@@ -454,13 +472,32 @@ async fn check_documents_free(
 }
 
 /// A write refused by the document index (a concurrent registration of the same document) is
-/// ALREADY_EXISTS like the check before it.
-fn document_taken(err: sqlx::Error, holder: &str) -> Error {
-    if is_unique_violation(&err, DOCUMENT_KEY, "blind_index") {
-        Error::IdentityTaken(holder.to_owned())
-    } else {
-        err.into()
+/// ALREADY_EXISTS like the check before it, naming the expert that now holds the document. That
+/// holder committed before the refusal, but the failed statement has aborted the write
+/// transaction on PostgreSQL, so it is looked up on another connection. Should no other holder
+/// be found any more (it changed its documents since), the write error itself is returned.
+async fn document_taken(
+    db: &Db,
+    key: &PersonalDataKey,
+    profile: &Profile,
+    owner: Option<&ExpertId>,
+    err: sqlx::Error,
+) -> Error {
+    if !is_unique_violation(&err, DOCUMENT_KEY, "blind_index") {
+        return err.into();
     }
+    let mut conn = match db.pool().acquire().await {
+        Ok(conn) => conn,
+        Err(lookup) => return lookup.into(),
+    };
+    for index in sql::blind_indexes(key, profile) {
+        match sql::document_holder(&mut conn, &index).await {
+            Ok(Some(holder)) if Some(&holder) != owner => return Error::IdentityTaken(holder.to_string()),
+            Ok(_) => {}
+            Err(lookup) => return lookup.into(),
+        }
+    }
+    err.into()
 }
 
 #[cfg(test)]

@@ -955,7 +955,7 @@ impl RegistryService for Registry {
         let command = Command::new(&caller, UPLOAD_DOCUMENT, &message.request_id, &message)?;
         let new = documents::new_document(message)?;
         let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
-        let document = documents::upload(claim.tx(), &self.db, &self.clock, &caller, &command, new).await?;
+        let document = documents::upload(claim.tx(), &self.db, &self.clock, &self.key, &caller, &command, new).await?;
         let response = pb::UploadDocumentResponse { document: Some(document) };
         claim.finish(&response).await?;
         Ok(Response::new(response))
@@ -966,7 +966,7 @@ impl RegistryService for Registry {
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::GetDocumentResponse>, Status> {
         let caller = Caller::of(&request)?;
-        Ok(Response::new(documents::get(&self.db, caller, &request.get_ref().id).await?))
+        Ok(Response::new(documents::get(&self.db, &self.key, caller, &request.get_ref().id).await?))
     }
 
     async fn import_experts(

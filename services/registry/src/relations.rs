@@ -220,7 +220,8 @@ pub struct PoolCandidate {
 /// once, then every candidate by one statement streamed in id order (specialties aggregated in
 /// SQL), cut into batches of [`POOL_BATCH`]; the profile conflicts (employer, represented unit)
 /// are checked against the institution's family in memory as rows arrive. Three statements
-/// whatever the pool's size; no personal data is read or decrypted.
+/// whatever the pool's size; no personal data is read or decrypted. With a list of experts the
+/// candidates' statement looks up only those ids (by the experts' and appointments' keys).
 #[derive(Debug)]
 pub struct PoolReader {
     conn: Transaction<'static, Any>,
@@ -228,6 +229,8 @@ pub struct PoolReader {
     relation_conflicts: HashMap<ExpertId, Vec<ConflictReason>>,
     scheduled: HashMap<ExpertId, StatusChange>,
     first: NaiveDate,
+    /// Only these experts when not empty (StreamDrawPoolRequest.expert_ids).
+    only: Vec<ExpertId>,
     /// The instant the pool reflects.
     pub as_of: DateTime<Utc>,
     /// Experts read so far.
@@ -252,10 +255,13 @@ pub async fn open_pool(
         return Err(Error::InstitutionNotFound(request.institution_id.to_string()));
     }
     let mut tx = db.begin_write().await?;
-    let after = serde_json::json!({
+    let mut after = serde_json::json!({
         "task_id": request.task_id,
         "session_dates": request.session_dates.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
+    if !request.expert_ids.is_empty() {
+        after["expert_ids"] = request.expert_ids.iter().map(ExpertId::as_str).collect::<Vec<_>>().into();
+    }
     let change = Change {
         method: STREAM_DRAW_POOL,
         request_id: "",
@@ -278,7 +284,8 @@ pub async fn open_pool(
         // Oldest first: the last one recorded for an expert wins.
         scheduled.insert(change.expert_id.clone(), change);
     }
-    Ok(PoolReader { conn, family, relation_conflicts, scheduled, first, as_of, count: 0 })
+    let only = request.expert_ids.clone();
+    Ok(PoolReader { conn, family, relation_conflicts, scheduled, first, only, as_of, count: 0 })
 }
 
 impl PoolReader {
@@ -290,8 +297,8 @@ impl PoolReader {
         F: Future<Output = bool>,
     {
         use tokio_stream::StreamExt as _;
-        let Self { conn, family, relation_conflicts, scheduled, first, count, .. } = self;
-        let mut rows = std::pin::pin!(sql::pool_rows(conn, *first));
+        let Self { conn, family, relation_conflicts, scheduled, first, only, count, .. } = self;
+        let mut rows = std::pin::pin!(sql::pool_rows(conn, *first, only));
         let mut batch = Vec::with_capacity(POOL_BATCH as usize);
         while let Some(row) = rows.next().await {
             let row = row?;

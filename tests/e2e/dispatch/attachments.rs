@@ -4,8 +4,8 @@
 
 use sha2::{Digest, Sha256};
 use supervision_proto::dispatch::{
-    GetAttachmentRequest, UploadAttachmentRequest, dispatch_service_client::DispatchServiceClient,
-    upload_attachment_request::Owner,
+    CreateSubmissionRequest, GetAttachmentRequest, UploadAttachmentRequest,
+    dispatch_service_client::DispatchServiceClient, upload_attachment_request::Owner,
 };
 use testkit::{Backend, Bureau, Role, on_both_backends};
 use tonic::Code;
@@ -18,7 +18,12 @@ use crate::{
     tasks::reason,
 };
 
-on_both_backends!(a_reports_file_is_stored_with_its_hash_and_read_by_who_sees_the_report, uploads_are_checked);
+on_both_backends!(
+    a_reports_file_is_stored_with_its_hash_and_read_by_who_sees_the_report,
+    uploads_are_checked,
+    a_report_names_only_files_uploaded_for_its_assignment,
+    a_submission_names_only_files_its_submitter_may_see,
+);
 
 fn pdf(extra: &str) -> Vec<u8> {
     format!("%PDF-1.7\n% 签到表 {extra}\n%%EOF\n").into_bytes()
@@ -136,4 +141,131 @@ async fn uploads_are_checked(backend: Backend) {
     let mut auditor = DispatchServiceClient::new(d.dispatch.as_role(Role::Auditor, None));
     let err = auditor.upload_attachment(upload("u-10", owner(), "application/pdf", pdf("a"))).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+/// Uploads a PDF for `assignment` with `client`; its id.
+async fn uploaded(client: &mut DispatchServiceClient<testkit::AuthedChannel>, key: &str, assignment: &str) -> String {
+    let request = upload(key, Owner::AssignmentId(assignment.to_owned()), "application/pdf", pdf(key));
+    client.upload_attachment(request).await.unwrap().into_inner().attachment.unwrap().id
+}
+
+async fn a_report_names_only_files_uploaded_for_its_assignment(backend: Backend) {
+    use supervision_proto::{
+        common::{Date, HalfDay, TimeOfDay},
+        dispatch::{
+            AcceptReportRequest, CorrectReportRequest, GetAssignmentRequest, GetReportRequest,
+            RecordWorkedSessionsRequest, ReportContent, ReportItem, SubmitReportRequest, WorkedSession,
+        },
+    };
+    let d = drawn(backend).await;
+    let (p0, p1) = (&d.primaries[0], &d.primaries[1]);
+    let mut mine = expert(&d.dispatch, &p0.expert_id);
+    let mut theirs = expert(&d.dispatch, &p1.expert_id);
+    mine.respond_to_assignment(accept("acc-0", &p0.id)).await.unwrap();
+    theirs.respond_to_assignment(accept("acc-1", &p1.id)).await.unwrap();
+    crate::responses::clock_at(&d.dispatch, (2026, 6, 8, 8, 0));
+    let sheet = uploaded(&mut mine, "up-sheet", &p0.id).await;
+    let photo = uploaded(&mut mine, "up-photo", &p0.id).await;
+    let others = uploaded(&mut theirs, "up-other", &p1.id).await;
+    let sessions = RecordWorkedSessionsRequest {
+        request_id: "ws-0".into(),
+        assignment_id: p0.id.clone(),
+        sessions: vec![WorkedSession {
+            task_session_id: String::new(),
+            date: Some(Date { year: 2026, month: 6, day: 8 }),
+            half_day: HalfDay::Am as i32,
+            start_time: Some(TimeOfDay { hours: 9, minutes: 0 }),
+            minutes: 180,
+            note: String::new(),
+        }],
+        on_behalf: None,
+    };
+    mine.record_worked_sessions(sessions).await.unwrap();
+    let content = |violation: &str, others: Vec<String>| ReportContent {
+        findings: "考核按规程进行。".into(),
+        violations: vec![ReportItem {
+            description: "签到表与实到人数不符".into(),
+            attachment_ids: vec![violation.into()],
+        }],
+        attachment_ids: others,
+        ..Default::default()
+    };
+    let submit = |key: &str, content: ReportContent| SubmitReportRequest {
+        request_id: key.into(),
+        assignment_id: p0.id.clone(),
+        content: Some(content),
+        on_behalf: None,
+    };
+
+    // Another assignment's file, an unknown one and a malformed one are refused field by field,
+    // and no report is made.
+    let unknown = format!("att_{}", "0".repeat(32));
+    let err = mine.submit_report(submit("rep-bad", content(&others, vec![unknown]))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(fields(&err), ["content.violations[0].attachment_ids[0]", "content.attachment_ids[0]"]);
+    let err = mine.submit_report(submit("rep-malformed", content(&sheet, vec!["att_x".into()]))).await.unwrap_err();
+    assert_eq!((err.code(), fields(&err)), (Code::InvalidArgument, vec!["content.attachment_ids[0]".to_owned()]));
+    let read = mine.get_assignment(GetAssignmentRequest { id: p0.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(read.assignment.unwrap().report_id, "", "nothing was submitted");
+
+    // The files uploaded for the assignment are accepted, a finding's and the report's own.
+    let good = content(&sheet, vec![photo.clone(), sheet.clone()]);
+    let report = mine.submit_report(submit("rep-good", good.clone())).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(report.content.as_ref(), Some(&good));
+    let mut operator = user(&d.dispatch, "operator-a");
+    let stored = operator.get_report(GetReportRequest { id: report.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(stored.report.unwrap().content, Some(good.clone()));
+
+    // A correction is held to the same rule.
+    let accept_report =
+        AcceptReportRequest { request_id: "acc-rep".into(), report_id: report.id.clone(), note: String::new() };
+    let accepted = operator.accept_report(accept_report).await.unwrap().into_inner().report.unwrap();
+    let correct = |key: &str, content: ReportContent| CorrectReportRequest {
+        request_id: key.into(),
+        report_id: report.id.clone(),
+        content: Some(content),
+        sessions: vec![],
+        update_mask: Some(prost_types::FieldMask { paths: vec!["content".into()] }),
+        reason: "补充证据".into(),
+    };
+    let err = operator.correct_report(correct("cor-bad", content(&sheet, vec![others.clone()]))).await.unwrap_err();
+    assert_eq!((err.code(), fields(&err)), (Code::InvalidArgument, vec!["content.attachment_ids[0]".to_owned()]));
+    let unchanged = operator.get_report(GetReportRequest { id: report.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(unchanged.report.unwrap(), accepted, "the refused correction changed nothing");
+    let corrected = operator.correct_report(correct("cor-good", content(&photo, vec![]))).await.unwrap();
+    let corrected = corrected.into_inner().report.unwrap();
+    assert_eq!(corrected.content.unwrap().violations[0].attachment_ids, [photo]);
+}
+
+async fn a_submission_names_only_files_its_submitter_may_see(backend: Backend) {
+    use supervision_proto::dispatch::{GetSubmissionRequest, ListSubmissionsRequest};
+    let d = drawn(backend).await;
+    let (p0, p1) = (&d.primaries[0], &d.primaries[1]);
+    let mut mine = expert(&d.dispatch, &p0.expert_id);
+    let mut theirs = expert(&d.dispatch, &p1.expert_id);
+    mine.respond_to_assignment(accept("acc-0", &p0.id)).await.unwrap();
+    theirs.respond_to_assignment(accept("acc-1", &p1.id)).await.unwrap();
+    let evidence = uploaded(&mut mine, "up-mine", &p0.id).await;
+    let others = uploaded(&mut theirs, "up-theirs", &p1.id).await;
+
+    // Another expert's file and an unknown one get the same answer, and nothing is recorded.
+    let named =
+        |key: &str, ids: Vec<String>| CreateSubmissionRequest { attachment_ids: ids, ..tip_off(key, &p0.expert_id) };
+    let unknown = format!("att_{}", "0".repeat(32));
+    let err = mine.create_submission(named("tip-bad", vec![evidence.clone(), others, unknown])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(fields(&err), ["attachment_ids[1]", "attachment_ids[2]"]);
+    let listed = mine.list_submissions(ListSubmissionsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.submissions.is_empty(), "{listed:?}");
+
+    // The expert's own file is kept with the submission and read back.
+    let made = mine.create_submission(named("tip-good", vec![evidence.clone()])).await.unwrap();
+    let made = made.into_inner().submission.unwrap();
+    assert_eq!(made.attachment_ids, std::slice::from_ref(&evidence));
+    let mut city = DispatchServiceClient::new(d.dispatch.as_role(Role::CityReviewer, None));
+    let read = city.get_submission(GetSubmissionRequest { id: made.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(read.submission.unwrap().attachment_ids, std::slice::from_ref(&evidence));
+    // The city, who sees the file's assignment, reads the evidence the submission names.
+    let got = city.get_attachment(GetAttachmentRequest { id: evidence }).await.unwrap().into_inner();
+    assert_eq!(got.content, pdf("up-mine"));
 }

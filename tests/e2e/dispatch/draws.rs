@@ -21,7 +21,10 @@ use supervision_proto::{
         ExportDrawRequest, GetDrawRequest, ListAssignmentsRequest, ListDrawsRequest, PickOutcome, PrepareDrawRequest,
         SkipReason, TaskOrigin, VerifyDrawRequest, WitnessDrawRequest, dispatch_service_client::DispatchServiceClient,
     },
-    registry::{AppointExpertRequest, CategoryHolding, ExpertProfile, registry_service_client::RegistryServiceClient},
+    registry::{
+        AppointExpertRequest, CategoryHolding, ExpertProfile, SuspendExpertRequest,
+        registry_service_client::RegistryServiceClient,
+    },
 };
 use testkit::{
     AuthedChannel, Backend, Bureau, Role, RunningService, on_both_backends, service_acting_for,
@@ -37,6 +40,7 @@ on_both_backends!(
     concurrent_draws_never_share_an_expert_on_a_half_day,
     a_pool_too_small_is_refused_with_counts_per_reason,
     an_expert_booked_since_prepare_is_skipped_at_execute,
+    experts_suspended_since_prepare_are_skipped_beyond_the_first_window,
 );
 
 const SCHOOL_CODE: &str = "91440703MA4W00001M";
@@ -445,6 +449,67 @@ async fn an_expert_booked_since_prepare_is_skipped_at_execute(backend: Backend) 
     assert_eq!(skipped, want);
     let verification = verify(&exported_record(&mut operator, &b.id).await);
     assert!(verification.is_consistent(), "{:?}", verification.mismatches);
+    registry.stop().await;
+    dispatch.stop().await;
+}
+
+/// ExecuteDraw asks the registry only about the head of the order, a window at a time (the first
+/// 16 candidates for 2 + 2, then 32, ...): with 36 of 40 candidates suspended after prepare, the
+/// walk skips every suspended one it reaches (the first-ranked among them) and goes past the
+/// first window (unless the four still active all rank in the top 16, about 2% of orders); the
+/// outcome is the walk over the whole pool, recomputed here from the revealed order.
+async fn experts_suspended_since_prepare_are_skipped_beyond_the_first_window(backend: Backend) {
+    let (registry, dispatch) = spawn_dispatch_with_registry(backend).await;
+    set_clock(&dispatch);
+    let school = school(&registry).await;
+    let experts = independents(&registry, 1, 41).await;
+    let mut operator = user(&dispatch, "operator-a");
+    let mut colleague = user(&dispatch, "operator-b");
+    let task_id = create_task(&mut operator, &school, None, HalfDay::Am).await;
+    let prepared = prepare(&mut operator, "prep-1", &task_id).await;
+    assert_eq!(prepared.candidate_count, 40);
+    witness(&mut colleague, "wit-1", &prepared.id, "").await;
+    let mut city = RegistryServiceClient::new(registry.as_role(Role::CityAdmin, None));
+    let active: HashSet<String> = experts[..4].iter().cloned().collect();
+    for expert in &experts[4..] {
+        let suspend = SuspendExpertRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            expert_id: expert.clone(),
+            reason: "事件调查中".into(),
+            ..Default::default()
+        };
+        city.suspend_expert(suspend).await.unwrap();
+    }
+
+    let (executed, assignments) = execute(&mut operator, "exec-1", &prepared.id).await;
+    let record = exported_record(&mut operator, &prepared.id).await;
+    assert_eq!(record.order.len(), 40);
+    let order: Vec<&str> = record.order.iter().map(|r| r.id.as_str()).collect();
+    // The whole pool's walk: the active ones in rank order, two primaries then two backups; every
+    // suspended candidate before the last of them skipped as no longer active.
+    let ranked_active: Vec<String> =
+        order.iter().filter(|id| active.contains(**id)).map(|id| (*id).to_owned()).collect();
+    let last = order.iter().rposition(|id| active.contains(*id)).unwrap();
+    assert_eq!(with_role(&assignments, AssignmentRole::Primary), ranked_active[..2]);
+    assert_eq!(with_role(&assignments, AssignmentRole::Backup), ranked_active[2..]);
+    let skipped: Vec<&str> = executed
+        .picks
+        .iter()
+        .filter(|p| p.outcome == PickOutcome::Skipped as i32)
+        .map(|p| {
+            assert_eq!(p.skip_reason, SkipReason::NoLongerActive as i32, "{p:?}");
+            p.expert_id.as_str()
+        })
+        .collect();
+    let want: Vec<&str> = order[..last].iter().filter(|id| !active.contains(**id)).copied().collect();
+    assert_eq!(skipped, want);
+    if !active.contains(order[0]) {
+        assert_eq!(skipped[0], order[0], "the first-ranked, suspended since prepare, is skipped");
+    }
+    let verification = verify(&record);
+    assert!(verification.is_consistent(), "{:?}", verification.mismatches);
+    // A retry answers the same.
+    assert_eq!(execute(&mut operator, "exec-1", &prepared.id).await, (executed, assignments));
     registry.stop().await;
     dispatch.stop().await;
 }

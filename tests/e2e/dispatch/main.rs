@@ -1,6 +1,7 @@
 //! End-to-end tests of the dispatch service, over gRPC, on SQLite and on PostgreSQL.
 
 mod attachments;
+mod designate;
 mod draws;
 mod exports;
 mod letters;

@@ -115,7 +115,8 @@ async fn after_a_scenario_every_metrics_port_shows_the_named_series(backend: Bac
     let (deployment, outcome) = crate::scenario::deployed(backend).await;
     assert_eq!(outcome.fee_lines.len(), 1);
 
-    // The idempotency purge runs once at each start; wait until every service counted it.
+    // The idempotency purge runs once at each start; wait until every service counted it and
+    // every outbox is empty.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let mut bodies = Vec::new();
     loop {
@@ -124,8 +125,12 @@ async fn after_a_scenario_every_metrics_port_shows_the_named_series(backend: Bac
             bodies.push((*service, testkit::scrape_metrics(*addr).await));
         }
         let purged = |body: &String| value(body, "supervision_job_runs_total{job=\"idempotency-purge\"}") == Some(1.0);
-        let delivered =
-            bodies.iter().any(|(s, b)| *s == "dispatch" && value(b, "supervision_outbox_backlog") == Some(0.0));
+        // Every outbox delivered (dispatch's fee revision, the registry's status changes): a
+        // delivery retried after a callee was busy waits its jittered backoff.
+        let delivered = bodies.iter().all(|(_, b)| {
+            value(b, "supervision_outbox_backlog") == Some(0.0)
+                && value(b, "supervision_outbox_oldest_age_seconds") == Some(0.0)
+        });
         if bodies.iter().all(|(_, b)| purged(b)) && delivered {
             break;
         }

@@ -32,6 +32,7 @@ on_both_backends!(
     a_dump_of_the_database_holds_no_plain_id_number,
     retries_are_idempotent,
     materials_are_read_back_and_removed_for_the_record,
+    a_material_is_stored_encrypted_and_one_stored_before_encryption_still_reads,
 );
 
 pub(crate) const ID_A: &str = "440703198506150029";
@@ -568,5 +569,123 @@ async fn materials_are_read_back_and_removed_for_the_record(backend: Backend) {
     assert!(kept.materials[0].removed);
     let err = me.submit_application(submit(&draft.id)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "a removed material no longer counts");
+    service.stop().await;
+}
+
+/// The stored `content` and `content_encryption` of material `id`.
+async fn stored_material(pool: &sqlx::AnyPool, id: &str) -> (Vec<u8>, String) {
+    sqlx::query_as("SELECT content, content_encryption FROM materials WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn a_material_is_stored_encrypted_and_one_stored_before_encryption_still_reads(backend: Backend) {
+    let service = spawn_recruitment(backend).await;
+    let call_id = published_call(&mut admin(&service), -1, 14).await;
+    let mut me = applicant(&service, "applicant-li");
+    let draft = create(&mut me, &call_id, profile("李明", ID_A, MOBILE_A)).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(service.database_url()).await.unwrap();
+
+    // Upload, then read back whole; the database holds ciphertext, not the file.
+    let marker = "MATERIAL-SCAN-MARKER-4b2e";
+    let content = format!("%PDF-1.7\n% 居民身份证 {ID_A} {marker}\n%%EOF\n").into_bytes();
+    let material = me
+        .upload_material(upload(&draft.id, MaterialKind::IdentityDocument, content.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .material
+        .unwrap();
+    let document = material.document.clone().unwrap();
+    assert_eq!(document.sha256, hex::encode(Sha256::digest(&content)), "the digest is of the plain file");
+    assert_eq!(document.size_bytes, content.len() as i64);
+    let read = me.get_material(GetMaterialRequest { id: material.id.clone() }).await.unwrap().into_inner();
+    assert_eq!((read.content, read.material.unwrap()), (content.clone(), material.clone()));
+    let (at_rest, encryption) = stored_material(&pool, &material.id).await;
+    assert_eq!(encryption, "pd1");
+    assert_ne!(at_rest, content);
+    assert_eq!(at_rest.len(), content.len() + 28, "nonce and tag around the ciphertext");
+    for plain in [b"%PDF-".as_slice(), marker.as_bytes(), ID_A.as_bytes()] {
+        assert!(
+            !at_rest.windows(plain.len()).any(|w| w == plain),
+            "{} is stored in the clear",
+            String::from_utf8_lossy(plain)
+        );
+    }
+    let again = me
+        .upload_material(upload(&draft.id, MaterialKind::IdentityDocument, content.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .material
+        .unwrap();
+    assert_ne!(stored_material(&pool, &again.id).await.0, at_rest, "a fresh nonce for every file");
+
+    // A row written before migration 0006 holds the file as uploaded and still reads.
+    let legacy = b"%PDF-1.4 stored before encryption".to_vec();
+    let legacy_id = format!("mat_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(
+        "INSERT INTO materials (id, application_id, kind, category, condition_code, file_name, media_type, \
+         size_bytes, sha256, description, content, uploaded_by_subject, uploaded_by_role, uploaded_by_bureau, \
+         uploaded_at, removed) VALUES ($1, $2, 'MATERIAL_KIND_OTHER', '', '', 'old.pdf', 'application/pdf', $3, $4, \
+         '', $5, 'applicant-li', 'APPLICANT', '', '2026-01-05T02:00:00Z', 0)",
+    )
+    .bind(&legacy_id)
+    .bind(&draft.id)
+    .bind(legacy.len() as i64)
+    .bind(hex::encode(Sha256::digest(&legacy)))
+    .bind(legacy.clone())
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored_material(&pool, &legacy_id).await.1, "", "the column's default marks old rows plain");
+    let got = me.get_material(GetMaterialRequest { id: legacy_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.content, legacy);
+    assert_eq!(got.material.unwrap().application_id, draft.id);
+
+    // Ciphertext moved to another row, or altered, or a plain file that no longer matches its
+    // digest, is never served.
+    sqlx::query("UPDATE materials SET content = $1, content_encryption = 'pd1' WHERE id = $2")
+        .bind(at_rest.clone())
+        .bind(&legacy_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = me.get_material(GetMaterialRequest { id: legacy_id.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    let mut altered = at_rest.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    sqlx::query("UPDATE materials SET content = $1 WHERE id = $2")
+        .bind(altered)
+        .bind(&material.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = me.get_material(GetMaterialRequest { id: material.id.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(!err.message().contains(marker) && !err.message().contains(ID_A), "{err:?}");
+    let mut tampered = content.clone();
+    tampered[0] = b'#';
+    sqlx::query("UPDATE materials SET content = $1, content_encryption = '' WHERE id = $2")
+        .bind(tampered)
+        .bind(&again.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = me.get_material(GetMaterialRequest { id: again.id.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "the SHA-256 is checked on plain rows too: {err:?}");
+    // Someone who may not see the material learns nothing, not even that it is broken.
+    let err = applicant(&service, "applicant-wang").get_material(GetMaterialRequest { id: material.id.clone() }).await;
+    assert_eq!(err.unwrap_err().code(), Code::NotFound);
+    // The row outside `content` still reads: the application lists all three, and a broken file
+    // can be removed (and uploaded again).
+    let listed = me.get_application(GetApplicationRequest { id: draft.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(listed.application.unwrap().materials.len(), 3);
+    let remove = RemoveMaterialRequest { request_id: rid(), material_id: material.id.clone() };
+    assert!(me.remove_material(remove).await.unwrap().into_inner().material.unwrap().removed);
+    pool.close().await;
     service.stop().await;
 }

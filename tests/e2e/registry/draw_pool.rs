@@ -20,7 +20,11 @@ use crate::{
     relations::{PARENT_CODE, by_bureau, institution, legal_entity, record, sub_unit},
 };
 
-on_both_backends!(the_pool_lists_only_appointed_experts_with_their_conflict_reasons, a_pool_of_hundreds_streams_whole,);
+on_both_backends!(
+    the_pool_lists_only_appointed_experts_with_their_conflict_reasons,
+    a_pool_of_hundreds_streams_whole,
+    a_pool_read_for_some_experts_answers_those_of_the_pool_only,
+);
 
 /// A valid resident identity number (GB 11643 check character) for person `n`.
 fn resident(n: u32) -> String {
@@ -42,7 +46,12 @@ fn dispatch(registry: &RunningService) -> RegistryServiceClient<AuthedChannel> {
 }
 
 fn pool_request(institution: &str, dates: Vec<Date>) -> StreamDrawPoolRequest {
-    StreamDrawPoolRequest { institution_id: institution.into(), session_dates: dates, task_id: format!("tsk_{}", id()) }
+    StreamDrawPoolRequest {
+        institution_id: institution.into(),
+        session_dates: dates,
+        task_id: format!("tsk_{}", id()),
+        expert_ids: vec![],
+    }
 }
 
 /// Every message of the stream.
@@ -192,7 +201,12 @@ async fn the_pool_lists_only_appointed_experts_with_their_conflict_reasons(backe
     let mut operator = RegistryServiceClient::new(registry.as_role(Role::CityOperator, None));
     let err = stream(&mut operator, pool_request(&studio, sessions)).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    let bad = StreamDrawPoolRequest { institution_id: studio.clone(), session_dates: vec![], task_id: String::new() };
+    let bad = StreamDrawPoolRequest {
+        institution_id: studio.clone(),
+        session_dates: vec![],
+        task_id: String::new(),
+        expert_ids: vec![],
+    };
     let err = stream(&mut dispatch(&registry), bad).await.unwrap_err();
     assert_eq!(violated_fields(&err), ["session_dates", "task_id"]);
     let unknown = pool_request("ins_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f", vec![days_from_today(10)]);
@@ -229,5 +243,137 @@ async fn a_pool_of_hundreds_streams_whole(backend: Backend) {
     let experts = experts_of(&messages);
     assert_eq!(experts.iter().map(|e| e.expert_id.clone()).collect::<Vec<_>>(), appointed);
     assert_eq!(experts.iter().filter(|e| !e.conflicts.is_empty()).count(), (EXPERTS as usize).div_ceil(10));
+    registry.stop().await;
+}
+
+/// StreamDrawPoolRequest.expert_ids (ExecuteDraw's re-check of the order's head): only the experts
+/// named that the whole pool holds, each exactly as the whole pool has it (facts, conflict
+/// reasons, scheduled change); ids the pool does not hold are absent; at most 1,000 ids.
+async fn a_pool_read_for_some_experts_answers_those_of_the_pool_only(backend: Backend) {
+    let registry = spawn_registry(backend).await;
+    let parent = institution(&registry, legal_entity(PARENT_CODE, "江门市技师学院")).await;
+    let studio = institution(&registry, sub_unit(&parent, "江门市技师学院烹饪工作室")).await;
+    let decided = Some(days_from_today(-30));
+    let mut req = appoint_request("李明", &resident(11), decided);
+    let p = req.profile.as_mut().unwrap();
+    p.employer.as_mut().unwrap().organisation = Some(Organisation {
+        name: "江门市技师学院".into(),
+        credit_code: PARENT_CODE.into(),
+        institution_id: String::new(),
+    });
+    p.specialties = ["4-07-05", "4-03-02-01"]
+        .iter()
+        .map(|c| Specialty {
+            code: Some(SpecialtyCode { code: (*c).into(), name: String::new() }),
+            ..Default::default()
+        })
+        .collect();
+    let employed = appoint(&registry, req).await.expert.unwrap().id;
+    let related = appoint(&registry, appoint_request("王芳", &resident(12), decided)).await.expert.unwrap().id;
+    record(&registry, by_bureau(&related, RelationType::PaidService, &studio)).await;
+    let suspended = appoint(&registry, appoint_request("赵敏", &resident(13), decided)).await.expert.unwrap().id;
+    admin(&registry)
+        .suspend_expert(SuspendExpertRequest {
+            request_id: id(),
+            expert_id: suspended.clone(),
+            reason: "调查期间暂停".into(),
+            effective_date: Some(days_from_today(20)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let left_out = appoint(&registry, appoint_request("张伟", &resident(14), decided)).await.expert.unwrap().id;
+    let lapsed = appoint(&registry, appoint_request("钱进", &resident(15), date(2024, 6, 1))).await.expert.unwrap().id;
+    let never = admin(&registry)
+        .create_expert(CreateExpertRequest {
+            request_id: id(),
+            profile: Some(profile("孙丽", &resident(16))),
+            civil_servant_status: CivilServantStatus::None as i32,
+            civil_servant_since: None,
+            existing_appointment: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .expert
+        .unwrap()
+        .id;
+    let unknown = "exp_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f".to_owned();
+
+    let sessions = vec![days_from_today(10), days_from_today(11)];
+    let whole = experts_of(&stream(&mut dispatch(&registry), pool_request(&studio, sessions.clone())).await.unwrap());
+    assert_eq!(whole.len(), 4, "{whole:?}");
+    let mut asked = pool_request(&studio, sessions.clone());
+    asked.expert_ids = vec![
+        suspended.clone(),
+        lapsed.clone(),
+        never.clone(),
+        unknown,
+        employed.clone(),
+        related.clone(),
+        employed.clone(),
+    ];
+    let task = asked.task_id.clone();
+    let some = experts_of(&stream(&mut dispatch(&registry), asked).await.unwrap());
+    let mut want: Vec<DrawPoolExpert> =
+        whole.iter().filter(|e| [&employed, &related, &suspended].contains(&&e.expert_id)).cloned().collect();
+    want.sort_by(|a, b| a.expert_id.cmp(&b.expert_id));
+    assert_eq!(want.len(), 3);
+    assert_eq!(some, want, "the same facts and reasons as the whole pool, in id order");
+    assert!(some.iter().all(|e| e.expert_id != left_out));
+    assert!(some.iter().find(|e| e.expert_id == employed).unwrap().conflicts.len() == 1);
+    assert!(some.iter().find(|e| e.expert_id == suspended).unwrap().scheduled_change.is_some());
+
+    // Only experts the pool does not hold: an empty answer that still ends with its count.
+    let mut none = pool_request(&studio, sessions.clone());
+    none.expert_ids = vec![lapsed, never];
+    let messages = stream(&mut dispatch(&registry), none).await.unwrap();
+    assert!(experts_of(&messages).is_empty());
+
+    // The read is audited with the ids asked about.
+    let entries = admin(&registry)
+        .list_audit_entries(ListAuditEntriesRequest {
+            entity_type: "institution".into(),
+            entity_id: studio.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "read_draw_pool" && e.after_json.contains(&task) && e.after_json.contains(&employed)),
+        "{entries:?}"
+    );
+    let audited = entries.len();
+
+    // More than 1,000 ids, or a malformed one, is named and reads (and audits) nothing.
+    let mut many = pool_request(&studio, sessions.clone());
+    many.expert_ids = (0..1001).map(|n| format!("exp_{n:032x}")).collect();
+    let err = stream(&mut dispatch(&registry), many).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["expert_ids"]);
+    let mut thousand = pool_request(&studio, sessions.clone());
+    thousand.expert_ids = (0..1000).map(|n| format!("exp_{n:032x}")).collect();
+    thousand.expert_ids[999] = employed.clone();
+    let found = experts_of(&stream(&mut dispatch(&registry), thousand).await.unwrap());
+    assert_eq!(found.iter().map(|e| e.expert_id.as_str()).collect::<Vec<_>>(), [employed.as_str()]);
+    let mut malformed = pool_request(&studio, sessions);
+    malformed.expert_ids = vec![related, "李明".into()];
+    let err = stream(&mut dispatch(&registry), malformed).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["expert_ids[1]"]);
+    let after = admin(&registry)
+        .list_audit_entries(ListAuditEntriesRequest {
+            entity_type: "institution".into(),
+            entity_id: studio,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(after.len(), audited + 1, "only the valid 1,000-id read is audited");
     registry.stop().await;
 }

@@ -241,6 +241,7 @@ async fn a_gb18030_csv_and_an_xlsx_of_fifty_experts_arrive_whole(backend: Backen
                 day: t.day() as i32,
             }],
             task_id: format!("tsk_{}", id()),
+            expert_ids: vec![],
         })
         .await
         .unwrap()
@@ -476,6 +477,7 @@ async fn ten_thousand_experts_import_and_a_pool_of_a_hundred_thousand_streams() 
                     day: t.day() as i32,
                 }],
                 task_id: format!("tsk_{}", id()),
+                expert_ids: vec![],
             })
             .await
             .unwrap()

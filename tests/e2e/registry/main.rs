@@ -13,6 +13,8 @@ mod incidents;
 mod institutions;
 mod lifecycle;
 mod meetings;
+mod one_statement_read;
+mod races;
 mod reflection;
 mod relations;
 mod specialties;

@@ -3,20 +3,30 @@
 //! full list as `specialties.csv` in the policy directory; codes are checked for format always and
 //! for membership where the installed list has that detail.
 
+use chrono::Duration;
 use supervision_proto::{
-    common::{CivilServantStatus, EntryChannel, OnBehalf, PageRequest, Specialty, SpecialtyCode},
+    common::{CivilServantStatus, EntryChannel, FileFormat, OnBehalf, PageRequest, Specialty, SpecialtyCode},
     registry::{
-        CreateExpertRequest, GetExpertRequest, ListSpecialtiesRequest, UpdateExpertRequest,
+        CreateExpertRequest, GetExpertRequest, ImportExpertsRequest, ImportResult, ListAuditEntriesRequest,
+        ListExpertsRequest, ListSpecialtiesRequest, UpdateExpertRequest, import_experts_response::Event,
         registry_service_client::RegistryServiceClient,
     },
 };
+use supervision_registry::{sheets, transfer};
 use testkit::{Backend, Role, RunningService, TestDb, on_both_backends, spawn_registry, spawn_registry_with};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::appointments::{admin, id, profile, violated_fields};
+use crate::{
+    appointments::{admin, appoint_request, date, id, profile, recruitment, violated_fields},
+    import_export::expert_row,
+};
 
-on_both_backends!(the_major_groups_are_listed_in_code_order_a_page_at_a_time, an_installed_list_is_served_and_checked,);
+on_both_backends!(
+    the_major_groups_are_listed_in_code_order_a_page_at_a_time,
+    an_installed_list_is_served_and_checked,
+    appointments_and_imports_are_checked_against_the_installed_list,
+);
 
 fn list_request(size: i32, token: &str, prefix: &str, name: &str) -> ListSpecialtiesRequest {
     ListSpecialtiesRequest {
@@ -83,7 +93,9 @@ async fn the_major_groups_are_listed_in_code_order_a_page_at_a_time(backend: Bac
     assert_eq!(violated_fields(&err), ["profile.specialties[0].code"]);
 }
 
-async fn an_installed_list_is_served_and_checked(backend: Backend) {
+/// A registry with a specialty list installed that has detail under major group 4 only (the
+/// directory is kept until the test ends).
+async fn spawn_with_installed_list(backend: Backend) -> (RunningService, tempfile::TempDir) {
     // The bureau's file in the shape it installs; the names are test placeholders.
     let policy = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -95,7 +107,11 @@ async fn an_installed_list_is_served_and_checked(backend: Backend) {
         calendar_data_dir: None,
         policy_data_dir: Some(policy.path().to_owned()),
     };
-    let registry = spawn_registry_with(TestDb::new(backend).await, "127.0.0.1:0", reference).await;
+    (spawn_registry_with(TestDb::new(backend).await, "127.0.0.1:0", reference).await, policy)
+}
+
+async fn an_installed_list_is_served_and_checked(backend: Backend) {
+    let (registry, _policy) = spawn_with_installed_list(backend).await;
     assert_eq!(codes(&registry, Role::Service, 2, "4", "").await, ["4", "4-07", "4-07-05", "4-07-05-01"]);
     assert_eq!(codes(&registry, Role::Auditor, 50, "", "职业甲").await, ["4-07-05-01"]);
 
@@ -139,4 +155,76 @@ async fn an_installed_list_is_served_and_checked(backend: Backend) {
         .expert
         .unwrap();
     assert_eq!(again.revision, created.revision, "a refused update writes nothing");
+}
+
+/// How many experts the registry holds, and how many audit entries it keeps for experts.
+async fn experts_and_their_audit_entries(registry: &RunningService) -> (usize, usize) {
+    let mut c = admin(registry);
+    let page = Some(PageRequest { page_size: 500, page_token: String::new() });
+    let experts = c.list_experts(ListExpertsRequest { page, ..Default::default() }).await.unwrap().into_inner();
+    let entries = c
+        .list_audit_entries(ListAuditEntriesRequest { entity_type: "expert".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    (experts.experts.len(), entries.entries.len())
+}
+
+/// The result of an import of `rows` (an UTF-8 CSV), read to the end of its stream.
+async fn import(registry: &RunningService, rows: &[Vec<String>]) -> ImportResult {
+    let content = sheets::write(FileFormat::CsvUtf8, transfer::EXPERT_COLUMNS, rows).unwrap();
+    let req =
+        ImportExpertsRequest { request_id: id(), format: FileFormat::CsvUtf8 as i32, content, validate_only: false };
+    let mut stream = admin(registry).import_experts(req).await.unwrap().into_inner();
+    let mut result = None;
+    while let Some(message) = stream.message().await.unwrap() {
+        if let Some(Event::Result(r)) = message.event {
+            result = Some(r);
+        }
+    }
+    result.expect("a result ends the stream")
+}
+
+async fn appointments_and_imports_are_checked_against_the_installed_list(backend: Backend) {
+    let (registry, _policy) = spawn_with_installed_list(backend).await;
+
+    // AppointExpert: a middle group of group 4 the list does not hold is refused, nothing stored.
+    let mut req = appoint_request("吴敏", "440703198506150029", date(2026, 3, 2));
+    let with_codes = |req: &mut supervision_proto::registry::AppointExpertRequest, codes: &[&str]| {
+        req.profile.as_mut().unwrap().specialties = with_specialties(codes).profile.unwrap().specialties;
+    };
+    with_codes(&mut req, &["6-18", "4-08-01"]);
+    let err = recruitment(&registry).appoint_expert(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["profile.specialties[1].code"]);
+    assert!(err.get_error_details().bad_request().unwrap().field_violations[0].description.contains("4-08"));
+    assert_eq!(experts_and_their_audit_entries(&registry).await, (0, 0), "a refused appointment writes nothing");
+    // The same appointment with a listed code goes through.
+    let mut req = appoint_request("吴敏", "440703198506150029", date(2026, 3, 2));
+    with_codes(&mut req, &["6-18", "4-07-05-01"]);
+    let appointed = recruitment(&registry).appoint_expert(req).await.unwrap().into_inner().expert.unwrap();
+    let codes: Vec<String> = appointed.profile.unwrap().specialties.into_iter().map(|s| s.code.unwrap().code).collect();
+    assert_eq!(codes, ["6-18", "4-07-05-01"]);
+    let (experts, entries) = experts_and_their_audit_entries(&registry).await;
+    assert_eq!(experts, 1);
+
+    // ImportExperts: a row with an unlisted code is named, and the whole file imports nothing.
+    let decided = (chrono::Utc::now() + Duration::hours(8)).date_naive() - Duration::days(200);
+    let specialties = transfer::EXPERT_COLUMNS.iter().position(|c| *c == "specialties").unwrap();
+    let mut rows: Vec<Vec<String>> = (100..103).map(|n| expert_row(n, decided, 1, "")).collect();
+    assert_eq!(rows[0][specialties], "4-07-05-01;6-18", "the rows hold listed codes");
+    rows[1][specialties] = "6-18;4-08-01".into();
+    let result = import(&registry, &rows).await;
+    assert!(!result.committed);
+    assert_eq!(result.rows_imported, 0);
+    let named: Vec<(i32, &str)> = result.errors.iter().map(|e| (e.row, e.column.as_str())).collect();
+    assert_eq!(named, [(3, "specialties")], "{:?}", result.errors);
+    assert!(result.errors[0].message.contains("4-08"), "{:?}", result.errors[0]);
+    assert_eq!(experts_and_their_audit_entries(&registry).await, (1, entries), "a refused import writes nothing");
+    // With the code listed, the same rows import.
+    rows[1][specialties] = "6-18;4-07-05".into();
+    let result = import(&registry, &rows).await;
+    assert!(result.committed, "{:?}", result.errors);
+    assert_eq!(result.rows_imported, 3);
+    assert_eq!(experts_and_their_audit_entries(&registry).await.0, 4);
 }

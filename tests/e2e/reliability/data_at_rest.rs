@@ -1,7 +1,9 @@
 //! Data at rest: after experts are appointed with ID numbers, mobiles and bank accounts in the
-//! registry, their payee details read for finance, and an applicant's application entered in
-//! recruitment, a dump of every text (and binary) column of every table of each of the four
-//! services' databases holds none of those numbers in the clear, nor hex-encoded.
+//! registry, an evidence file (a scan carrying an ID number) uploaded for one of them, their payee
+//! details read for finance, and an applicant's application entered in recruitment with a
+//! material (a scan carrying their ID number), a dump of every text (and binary) column of every
+//! table of each of the four services' databases holds none of those numbers, nor the files'
+//! marker bytes, in the clear, nor hex-encoded.
 
 use supervision_proto::{
     common::{
@@ -10,11 +12,12 @@ use supervision_proto::{
     },
     recruitment::{
         ApplicantProfile, CategoryClaim, ConditionAttestation, CreateApplicationRequest, CreateCallRequest,
-        PublicationChannel, RecordCallPublicationRequest, recruitment_service_client::RecruitmentServiceClient,
+        GetMaterialRequest, MaterialKind, PublicationChannel, RecordCallPublicationRequest, UploadMaterialRequest,
+        recruitment_service_client::RecruitmentServiceClient, upload_material_request::Owner,
     },
     registry::{
-        AppointExpertRequest, CategoryHolding, ExpertProfile, GetPayeeRequest,
-        registry_service_client::RegistryServiceClient,
+        AppointExpertRequest, CategoryHolding, ExpertProfile, GetDocumentRequest, GetPayeeRequest,
+        UploadDocumentRequest, registry_service_client::RegistryServiceClient,
     },
 };
 use testkit::{Backend, Bureau, Role, on_both_backends, service_acting_for, spawn_deployment};
@@ -157,6 +160,28 @@ async fn no_service_database_holds_a_plain_id_number_or_account(backend: Backend
         assert_eq!(read, account(seq), "the number is held and answered in full");
     }
 
+    // An evidence file for the first expert: a scan whose bytes hold their ID number and a marker.
+    // The registry reads it back whole, and must keep it only encrypted.
+    let marker = "EVIDENCE-SCAN-MARKER-5d1c9e";
+    let scan = format!("%PDF-1.7\n% {marker} 居民身份证 {}\n%%EOF\n", id_number(1)).into_bytes();
+    let mut staff = RegistryServiceClient::new(d.registry.as_role(Role::CityAdmin, None));
+    let document = staff
+        .upload_document(UploadDocumentRequest {
+            request_id: rid(),
+            expert_id: expert_ids[0].clone(),
+            file_name: "身份证扫描件.pdf".into(),
+            media_type: "application/pdf".into(),
+            content: scan.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .document
+        .unwrap();
+    let read = staff.get_document(GetDocumentRequest { id: document.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(read.content, scan, "the file is held and answered whole");
+    secrets.push(marker.to_owned());
+
     // Recruitment: a published call and an application with another person's numbers.
     let mut admin = RecruitmentServiceClient::new(d.recruitment.as_role(Role::CityAdmin, None));
     let now = chrono::Utc::now();
@@ -193,7 +218,7 @@ async fn no_service_database_holds_a_plain_id_number_or_account(backend: Backend
         .await
         .unwrap();
     let mut applicant = RecruitmentServiceClient::new(d.recruitment.as_user("applicant-wang", Role::Applicant, None));
-    applicant
+    let application_id = applicant
         .create_application(CreateApplicationRequest {
             request_id: rid(),
             call_id,
@@ -202,8 +227,35 @@ async fn no_service_database_holds_a_plain_id_number_or_account(backend: Backend
             on_behalf: None,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap()
+        .id;
     secrets.extend([id_number(9), mobile(9)]);
+    // A material of that application: a scan of the applicant's ID card with another marker.
+    let material_marker = "MATERIAL-SCAN-MARKER-8a4f1c";
+    let card = format!("%PDF-1.7\n% {material_marker} 居民身份证 {}\n%%EOF\n", id_number(9)).into_bytes();
+    let material = applicant
+        .upload_material(UploadMaterialRequest {
+            request_id: rid(),
+            owner: Some(Owner::ApplicationId(application_id)),
+            kind: MaterialKind::IdentityDocument as i32,
+            category: 0,
+            condition: 0,
+            file_name: "申报人身份证.pdf".into(),
+            media_type: "application/pdf".into(),
+            content: card.clone(),
+            description: "居民身份证扫描件".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .material
+        .unwrap();
+    let read = applicant.get_material(GetMaterialRequest { id: material.id }).await.unwrap().into_inner();
+    assert_eq!(read.content, card, "the material is held and answered whole");
+    secrets.push(material_marker.to_owned());
 
     let urls: Vec<(&str, String)> = vec![
         ("registry", d.registry.database_url().to_owned()),
@@ -218,9 +270,11 @@ async fn no_service_database_holds_a_plain_id_number_or_account(backend: Backend
         values += dump.len();
         if *service == "registry" {
             assert!(dump.contains("存储检查专家1"), "the dump reads the registry's rows (names are plain)");
+            assert!(dump.contains("身份证扫描件.pdf"), "the dump reads the documents table (file names are plain)");
         }
         if *service == "recruitment" {
             assert!(dump.contains("存储检查申报人9"), "the dump reads recruitment's rows");
+            assert!(dump.contains("申报人身份证.pdf"), "the dump reads the materials table (file names are plain)");
         }
         for secret in &secrets {
             let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();

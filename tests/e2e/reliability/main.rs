@@ -1,9 +1,31 @@
 //! Reliability and security (issue 11): per-caller rate limits, token refusals on every service,
-//! and no plain personal number in any service's database.
+//! no plain personal number in any service's database, idempotency on every command a whole
+//! scenario sends, fuzzed requests to every RPC, and TLS between services.
 
+mod crash;
 mod data_at_rest;
+mod deadlines;
+mod fuzz;
+mod idempotency;
+mod pg_restart;
 mod rate_limits;
+mod tls;
 mod tokens;
+
+/// The observability scenario, reused as is: the idempotency sweep runs it through its proxies.
+#[allow(dead_code)]
+#[path = "../observability/scenario.rs"]
+mod scenario;
+
+/// A random W3C trace id (32 hex digits), for the scenario.
+fn random_trace_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A random W3C span id (16 hex digits), for the scenario.
+fn random_span_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
 
 use supervision_kit::outbox::RawCodec;
 use tonic::{Code, transport::Channel};

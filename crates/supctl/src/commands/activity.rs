@@ -36,7 +36,7 @@ pub enum ActivityCommand {
         description: String,
         #[arg(long, default_value = "")]
         evidence: String,
-        /// Entered for the expert (D16): phone, wechat, in-person, paper, email.
+        /// Entered for the expert (D16): phone, wechat, in-person, in-app, email or letter (on paper).
         #[arg(long)]
         received_by: Option<String>,
         #[arg(long)]

@@ -1,6 +1,9 @@
-//! `supctl draw show|export|verify`: a draw's record (D18), its export for an auditor who re-runs
-//! it with the PyPI package, and a client-side recomputation with `supervision-draw`'s `verify`
-//! that does not trust the service's own VerifyDraw.
+//! `supctl draw show|export|verify|designate` (and, in `draw_run.rs`, `prepare|witness|execute|
+//! abandon|void`): a draw's record (D18), its export for an auditor
+//! who re-runs it with the PyPI package, a client-side recomputation with `supervision-draw`'s
+//! `verify` that does not trust the service's own VerifyDraw, and a non-random designation of
+//! experts (D15). A designation is not a random draw: `export` and `verify` say so and stop,
+//! with a non-zero exit, rather than export or verify anything.
 
 use std::path::PathBuf;
 
@@ -8,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use supervision_draw::{DrawRecord, RecordedRank, verify};
 use supervision_proto::dispatch::{
-    Draw, DrawKind, DrawStatus, ExportDrawRequest, GetDrawRequest, PickOutcome,
+    DesignateExpertsRequest, Draw, DrawKind, DrawStatus, ExportDrawRequest, GetDrawRequest, PickOutcome,
     dispatch_service_client::DispatchServiceClient,
 };
 
@@ -27,16 +30,52 @@ pub enum DrawCommand {
     },
     /// Recomputes the draw here from its export and names every mismatch; non-zero exit if any.
     Verify { draw_id: String },
+    /// Designates experts without a random draw (D15): only for a task with CITY_ADMIN's
+    /// approved NON_RANDOM_DESIGNATION exception; D14's hard exclusions still apply.
+    Designate {
+        /// The task (`tsk_...`).
+        #[arg(long)]
+        task: String,
+        /// An expert (`exp_...`), as many times as the team has places.
+        #[arg(long = "expert", required = true)]
+        experts: Vec<String>,
+        /// Why these experts and not a draw.
+        #[arg(long)]
+        reason: String,
+        /// The key of the call: give the one printed by a call whose outcome is unknown to retry
+        /// it safely.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// prepare, witness, execute, abandon, void: running a random draw (`draw_run.rs`).
+    #[command(flatten)]
+    Run(crate::commands::draw_run::DrawRunCommand),
+}
+
+/// Stops `export` and `verify` on a designation: it is not a random draw, and nothing about it
+/// can be re-run or verified.
+fn refuse_designation(draw: &Draw, draw_id: &str) -> anyhow::Result<()> {
+    if draw.kind == DrawKind::Designation as i32 {
+        bail!(
+            "draw {draw_id} is a non-random DESIGNATION (D15), not a random draw: its experts were designated with a \
+             reason under the city's approval, and it has no frozen list, seed or order to export or verify; \
+             `supctl draw show {draw_id}` prints its record"
+        );
+    }
+    Ok(())
 }
 
 pub async fn run(command: DrawCommand, settings: &Settings, out: &Output) -> anyhow::Result<()> {
     let mut client = DispatchServiceClient::new(settings.authed("dispatch")?);
     match command {
+        DrawCommand::Run(command) => return crate::commands::draw_run::run(command, settings, out).await,
         DrawCommand::Show { draw_id } => {
             let draw = client.get_draw(GetDrawRequest { id: draw_id }).await?.into_inner().draw.unwrap_or_default();
             out.document(&to_json(&draw));
         }
         DrawCommand::Export { draw_id, out: dir } => {
+            let draw = client.get_draw(GetDrawRequest { id: draw_id.clone() }).await?.into_inner();
+            refuse_designation(&draw.draw.unwrap_or_default(), &draw_id)?;
             let export = client.export_draw(ExportDrawRequest { draw_id: draw_id.clone() }).await?.into_inner();
             let record = export.record.context("the export holds no record")?;
             let list = export.candidate_list.context("the export holds no frozen list")?;
@@ -62,6 +101,8 @@ pub async fn run(command: DrawCommand, settings: &Settings, out: &Output) -> any
             }
         }
         DrawCommand::Verify { draw_id } => {
+            let draw = client.get_draw(GetDrawRequest { id: draw_id.clone() }).await?.into_inner();
+            refuse_designation(&draw.draw.unwrap_or_default(), &draw_id)?;
             let export = client.export_draw(ExportDrawRequest { draw_id: draw_id.clone() }).await?.into_inner();
             let record = export.record.context("the export holds no record")?;
             let list = export.candidate_list.context("the export holds no frozen list")?;
@@ -83,6 +124,23 @@ pub async fn run(command: DrawCommand, settings: &Settings, out: &Output) -> any
                 }
                 bail!("draw {draw_id} does not verify: {} mismatch(es)", mismatches.len());
             }
+        }
+        DrawCommand::Designate { task, experts, reason, request_id } => {
+            let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let request =
+                DesignateExpertsRequest { request_id: request_id.clone(), task_id: task, expert_ids: experts, reason };
+            let response = match client.designate_experts(request).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) {
+                        eprintln!(
+                            "the call may or may not have been applied: repeat it with --request-id {request_id}"
+                        );
+                    }
+                    return Err(status.into());
+                }
+            };
+            out.document(&to_json(&response.draw.unwrap_or_default()));
         }
     }
     Ok(())
@@ -165,7 +223,7 @@ pub fn time(seconds: Option<i64>) -> String {
 }
 
 /// The draw as JSON: ids, codes, hashes and the walk; no names (D18).
-fn to_json(d: &Draw) -> serde_json::Value {
+pub fn to_json(d: &Draw) -> serde_json::Value {
     let actor = |a: &Option<supervision_proto::common::Actor>| {
         a.as_ref().map(|a| format!("{} ({})", a.subject, a.role().as_str_name())).unwrap_or_default()
     };
@@ -192,6 +250,8 @@ fn to_json(d: &Draw) -> serde_json::Value {
         "witnessed": time(d.witness_time.map(|t| t.seconds)),
         "executed": time(d.execute_time.map(|t| t.seconds)),
         "abandon_reason": d.abandon_reason,
+        "random": d.kind != DrawKind::Designation as i32,
+        "designation_reason": d.designation_reason,
         "picks": d.picks.iter().map(|p| serde_json::json!({
             "position": p.position,
             "expert_id": p.expert_id,

@@ -64,6 +64,7 @@ pub enum IncidentCommand {
         incident_id: String,
         #[arg(long)]
         text: String,
+        /// How staff received it (D16): phone, wechat, in-person, in-app, email or letter (on paper).
         #[arg(long)]
         received_by: Option<String>,
         #[arg(long)]

@@ -92,7 +92,7 @@ pub enum RelationCommand {
         evidence: String,
         #[arg(long, default_value = "")]
         note: String,
-        /// Entered for the expert (D16): phone, wechat, in-person, paper, email.
+        /// Entered for the expert (D16): phone, wechat, in-person, in-app, email or letter (on paper).
         #[arg(long)]
         received_by: Option<String>,
         #[arg(long)]

@@ -101,6 +101,10 @@ codes!(DrawStatus {
 codes!(DrawKind {
     Initial => "INITIAL",
     Supplementary => "SUPPLEMENTARY",
+    // Not random (D15): experts designated with a reason under the city's approval
+    // (`designate.rs`); no frozen list, seed or order, never verified, left out of randomness
+    // statistics.
+    Designation => "DESIGNATION",
 });
 
 codes!(ExclusionReason {
@@ -171,6 +175,8 @@ pub struct PoolExpert {
     pub employer_key: String,
     /// Conflicted for the institution (any reason the registry gave).
     pub conflicted: bool,
+    /// Among those reasons: employed by the institution (CURRENT_EMPLOYMENT, or the employer path).
+    pub employed_by_institution: bool,
     /// A recorded change to a status other than ACTIVE, and the date it takes effect.
     pub leaves_on: Option<NaiveDate>,
     /// Specialty codes.
@@ -464,6 +470,22 @@ pub struct Draw {
     pub abandon_reason: String,
     /// The void by a second person, once voided.
     pub void: Option<DrawVoid>,
+    /// For a DESIGNATION: its reason and the approval it rests on; `None` for a random draw.
+    pub designation: Option<Designation>,
+}
+
+/// Why experts were designated without a draw, and the city's approval of the task's
+/// NON_RANDOM_DESIGNATION exception it rests on (D15), copied onto the record when it is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Designation {
+    /// The operator's reason.
+    pub reason: String,
+    /// The CITY_ADMIN who approved the exception.
+    pub approved_by: Actor,
+    #[serde(with = "instant")]
+    pub approved_at: DateTime<Utc>,
+    /// The approver's reason.
+    pub approval_reason: String,
 }
 
 /// A second person's void of an executed draw (D8).
@@ -605,6 +627,7 @@ mod tests {
             trained: true,
             employer_key: String::new(),
             conflicted: false,
+            employed_by_institution: false,
             leaves_on: None,
             specialties: vec!["4-07-05-01".into()],
         }

@@ -83,6 +83,8 @@ pub struct NewSubmission {
     pub institution_id: String,
     pub subject: String,
     pub content: String,
+    /// Files uploaded beforehand (`att_...`), in the order named.
+    pub attachment_ids: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -253,6 +255,7 @@ mod tests {
             institution_id: String::new(),
             subject: "s".into(),
             content: "c".into(),
+            attachment_ids: Vec::new(),
         }
     }
 

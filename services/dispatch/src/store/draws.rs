@@ -32,7 +32,8 @@ macro_rules! draw_columns {
          frozen_list_sha256, candidate_count, pool_count, exclusions, untrained, server_seed, seed_commitment, \
          dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
          operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at, \
-         pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id"
+         pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id, \
+         designation"
     };
 }
 
@@ -75,10 +76,12 @@ fn instant_or_empty(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(format_instant).unwrap_or_default()
 }
 
-/// One live initial draw per task, and one live supplementary draw per exhausted draw.
+/// One live initial draw per task, and one live supplementary draw per exhausted draw. A
+/// designation (D15) stands in for the initial draw and shares its key: the database keeps a task
+/// to one live initial draw or designation, whichever commits first.
 fn live_key(d: &Draw) -> String {
     match d.kind {
-        DrawKind::Initial => d.task_id.to_string(),
+        DrawKind::Initial | DrawKind::Designation => d.task_id.to_string(),
         DrawKind::Supplementary => format!("{}:supplements:{}", d.task_id, d.supplements),
     }
 }
@@ -92,7 +95,7 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
         "INSERT INTO draws (",
         draw_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)"
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)"
     ))
     .bind(d.id.as_str())
     .bind(d.task_id.as_str())
@@ -132,6 +135,7 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     .bind(d.void.as_ref().map(|v| serde_json::to_string(&v.by).unwrap_or_default()).unwrap_or_default())
     .bind(instant_or_empty(d.void.as_ref().map(|v| v.at)))
     .bind(&d.supplements)
+    .bind(d.designation.as_ref().map(|x| serde_json::to_string(x).unwrap_or_default()).unwrap_or_default())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -277,6 +281,8 @@ pub struct DrawFilter {
     pub visibility: TaskVisibility,
     pub task_id: Option<TaskId>,
     pub status: Option<DrawStatus>,
+    /// Only of this kind (DESIGNATION: the non-random designations, D15).
+    pub kind: Option<DrawKind>,
     pub bureau: Option<supervision_kit::Bureau>,
 }
 
@@ -293,6 +299,7 @@ pub async fn list_draws(conn: &mut AnyConnection, filter: &DrawFilter, page: &Pa
         " FROM draws WHERE ($1 = '' OR id < $1) AND ($2 = '' OR task_id = $2) AND ($3 = '' OR status = $3) \
            AND ($4 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = draws.task_id AND t.dispatching_bureau = $4)) \
            AND ($5 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = draws.task_id AND t.dispatching_bureau = $5)) \
+           AND ($7 = '' OR kind = $7) \
          ORDER BY id DESC LIMIT $6"
     ))
     .bind(page.after.as_deref().unwrap_or_default())
@@ -301,6 +308,7 @@ pub async fn list_draws(conn: &mut AnyConnection, filter: &DrawFilter, page: &Pa
     .bind(scope)
     .bind(filter.bureau.map(supervision_kit::Bureau::division_code).unwrap_or_default())
     .bind(i64::from(page.size))
+    .bind(filter.kind.map(DrawKind::code).unwrap_or_default())
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(draw_from_row).collect()
@@ -399,6 +407,10 @@ fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
                     at: instant("void_time")?.ok_or_else(|| bad("void_time".into()))?,
                 })
             }
+        },
+        designation: match text("designation")?.as_str() {
+            "" => None,
+            json => Some(serde_json::from_str(json).map_err(|e| bad(format!("designation: {e}")))?),
         },
     })
 }

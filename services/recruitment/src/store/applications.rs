@@ -1,8 +1,15 @@
 //! Applications and materials: personal data written only encrypted, the identity number with
 //! its blind index (the registry's scheme, the same deployment key).
+//!
+//! A material's content (often a scan of an identity card or a certificate) is encrypted too
+//! (migration 0006): AES-256-GCM with the personal-data key, the material id authenticated with
+//! it, `content_encryption` 'pd1'. Rows stored before that migration hold the file as uploaded
+//! ('') and still read. The size and SHA-256 are of the plain file and are checked on every read,
+//! so a file that does not come back whole is never served.
 
 use chrono::NaiveDate;
 use prost::Message;
+use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, AnyExecutor, Row, any::AnyRow};
 use supervision_kit::{
     Page,
@@ -28,6 +35,11 @@ macro_rules! application_columns {
          revision, created_at, updated_at, submitted_by_subject, conclusion_json"
     };
 }
+
+/// `materials.content_encryption` of a file encrypted with the personal-data key.
+const ENCRYPTED: &str = "pd1";
+/// `materials.content_encryption` of a file stored as uploaded (before migration 0006).
+const PLAIN: &str = "";
 
 macro_rules! material_columns {
     () => {
@@ -372,11 +384,18 @@ async fn review_items_of(conn: &mut AnyConnection, id: &ApplicationId) -> Result
         .collect()
 }
 
-pub async fn insert_material(db: impl AnyExecutor<'_>, m: &Material, content: &[u8]) -> Result<(), sqlx::Error> {
+/// Stores a material with its content encrypted (the material id authenticated with it).
+pub async fn insert_material(
+    db: impl AnyExecutor<'_>,
+    key: &PersonalDataKey,
+    m: &Material,
+    content: &[u8],
+) -> Result<(), sqlx::Error> {
     sqlx::query(concat!(
         "INSERT INTO materials (",
         material_columns!(),
-        ", content) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ", content, content_encryption) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17)"
     ))
     .bind(m.id.as_str())
     .bind(m.application_id.as_str())
@@ -393,7 +412,8 @@ pub async fn insert_material(db: impl AnyExecutor<'_>, m: &Material, content: &[
     .bind(m.uploaded_by.bureau.clone().unwrap_or_default())
     .bind(format_instant(m.uploaded_at))
     .bind(i32::from(m.removed))
-    .bind(content.to_vec())
+    .bind(key.encrypt_bytes(content, m.id.as_str().as_bytes()))
+    .bind(ENCRYPTED)
     .execute(db)
     .await?;
     Ok(())
@@ -435,20 +455,108 @@ fn material_from_row(row: &AnyRow) -> Result<Material, StoreError> {
     })
 }
 
-/// A material and its content.
-pub async fn material_with_content(
-    db: impl AnyExecutor<'_>,
-    id: &MaterialId,
-) -> Result<Option<(Material, Vec<u8>)>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", material_columns!(), ", content FROM materials WHERE id = $1"))
+/// A material (not its content).
+pub async fn material(db: impl AnyExecutor<'_>, id: &MaterialId) -> Result<Option<Material>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", material_columns!(), " FROM materials WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(db)
         .await?;
-    row.map(|r| Ok((material_from_row(&r)?, r.try_get::<Vec<u8>, _>("content")?))).transpose()
+    row.as_ref().map(material_from_row).transpose()
+}
+
+/// The plain content of material `m`, only if it comes back whole (see `open_material`).
+pub async fn material_content(
+    db: impl AnyExecutor<'_>,
+    key: &PersonalDataKey,
+    m: &Material,
+) -> Result<Vec<u8>, StoreError> {
+    let row = sqlx::query("SELECT content, content_encryption FROM materials WHERE id = $1")
+        .bind(m.id.as_str())
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt { id: m.id.to_string(), problem: "the row is gone".into() })?;
+    open_material(key, m, &row.try_get::<String, _>("content_encryption")?, row.try_get::<Vec<u8>, _>("content")?)
+}
+
+/// The plain file of a stored material: decrypted when it was stored encrypted, as stored
+/// otherwise, and in both cases only if it has the row's size and SHA-256. Ciphertext moved from
+/// another row does not decrypt, since each is sealed with its own material id.
+fn open_material(
+    key: &PersonalDataKey,
+    m: &Material,
+    encryption: &str,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |problem: String| StoreError::Corrupt { id: m.id.to_string(), problem };
+    let content = match encryption {
+        ENCRYPTED => key
+            .decrypt_bytes(&stored, m.id.as_str().as_bytes())
+            .map_err(|source| StoreError::PersonalData { id: m.id.to_string(), source })?,
+        PLAIN => stored,
+        other => return Err(corrupt(format!("unknown content_encryption {other:?}"))),
+    };
+    if i64::try_from(content.len()).ok() != Some(m.size_bytes) || hex::encode(Sha256::digest(&content)) != m.sha256 {
+        return Err(corrupt("the content does not match its size and SHA-256".into()));
+    }
+    Ok(content)
 }
 
 /// Marks a material removed; it stays for the record.
 pub async fn mark_material_removed(db: impl AnyExecutor<'_>, id: &MaterialId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE materials SET removed = 1 WHERE id = $1").bind(id.as_str()).execute(db).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_material(content: &[u8]) -> Material {
+        Material {
+            id: MaterialId::generate(),
+            application_id: ApplicationId::generate(),
+            kind: "MATERIAL_KIND_IDENTITY_DOCUMENT".into(),
+            category: String::new(),
+            condition: String::new(),
+            file_name: "身份证.pdf".into(),
+            media_type: "application/pdf".into(),
+            size_bytes: content.len() as i64,
+            sha256: hex::encode(Sha256::digest(content)),
+            description: String::new(),
+            uploaded_by: Actor { subject: "applicant-li".into(), role: "APPLICANT".into(), bureau: None },
+            uploaded_at: chrono::Utc::now(),
+            removed: false,
+        }
+    }
+
+    #[test]
+    fn a_material_opens_only_whole_encrypted_or_from_before_encryption() {
+        let key = PersonalDataKey::from_hex(&PersonalDataKey::generate_hex()).unwrap();
+        let plain = b"%PDF-1.7 scan of 440703198506150029".to_vec();
+        let material = stored_material(&plain);
+        let sealed = key.encrypt_bytes(&plain, material.id.as_str().as_bytes());
+        assert_eq!(open_material(&key, &material, ENCRYPTED, sealed.clone()).unwrap(), plain);
+        assert_eq!(open_material(&key, &material, PLAIN, plain.clone()).unwrap(), plain, "a row from before 0006");
+
+        let moved = stored_material(&plain);
+        let err = open_material(&key, &moved, ENCRYPTED, sealed.clone()).unwrap_err();
+        assert!(matches!(err, StoreError::PersonalData { .. }), "another row: {err}");
+        let other_key = PersonalDataKey::from_hex(&PersonalDataKey::generate_hex()).unwrap();
+        let err = open_material(&other_key, &material, ENCRYPTED, sealed.clone()).unwrap_err();
+        assert!(matches!(err, StoreError::PersonalData { .. }), "another key: {err}");
+
+        let mut altered = plain.clone();
+        altered[0] = b'#';
+        let err = open_material(&key, &material, PLAIN, altered).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "SHA-256 checked: {err}");
+        let mut longer = plain.clone();
+        longer.push(b' ');
+        let mut resized = material.clone();
+        resized.sha256 = hex::encode(Sha256::digest(&longer));
+        let err = open_material(&key, &resized, PLAIN, longer).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "size checked: {err}");
+        let err = open_material(&key, &material, ENCRYPTED, plain.clone()).unwrap_err();
+        assert!(matches!(err, StoreError::PersonalData { .. }), "a plain file marked encrypted: {err}");
+        assert!(matches!(open_material(&key, &material, "pd9", sealed), Err(StoreError::Corrupt { .. })));
+    }
 }

@@ -29,7 +29,7 @@ const MAX_PERSON_CHARS: usize = 100;
 const MAX_NOTE_CHARS: usize = 1000;
 /// Session dates of one task a pool may be asked for.
 const MAX_SESSION_DATES: usize = 366;
-/// Experts one QueryConflicts may name.
+/// Experts one QueryConflicts (or one StreamDrawPool) may name.
 const MAX_EXPERT_IDS: usize = 1000;
 
 /// What a relation names: a registered institution, or an organisation that is not.
@@ -83,6 +83,8 @@ pub struct PoolRequest {
     /// Sorted, without repeats.
     pub session_dates: Vec<NaiveDate>,
     pub task_id: String,
+    /// Only these experts when not empty (sorted, without repeats); otherwise the whole pool.
+    pub expert_ids: Vec<ExpertId>,
 }
 
 fn expert_field(raw: &str, field: &str, v: &mut FieldViolations) -> Option<ExpertId> {
@@ -361,8 +363,19 @@ pub fn pool_request(req: &pb::StreamDrawPoolRequest) -> Result<PoolRequest, Stat
     session_dates.sort_unstable();
     session_dates.dedup();
     let task_id = prefixed(&req.task_id, "tsk_", "task_id", "a task", &mut v);
+    if req.expert_ids.len() > MAX_EXPERT_IDS {
+        v.add("expert_ids", format!("at most {MAX_EXPERT_IDS}"));
+    }
+    let mut expert_ids: Vec<ExpertId> = req
+        .expert_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, raw)| expert_field(raw, &format!("expert_ids[{i}]"), &mut v))
+        .collect();
+    expert_ids.sort_unstable();
+    expert_ids.dedup();
     v.check()?;
-    Ok(PoolRequest { institution_id: institution_id.expect("checked above"), session_dates, task_id })
+    Ok(PoolRequest { institution_id: institution_id.expect("checked above"), session_dates, task_id, expert_ids })
 }
 
 // ------------------------------------------------------------------------------------------

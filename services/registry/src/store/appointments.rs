@@ -281,10 +281,10 @@ pub async fn list_status_changes(
     rows.iter().map(status_change_from_row).collect()
 }
 
-pub(crate) fn appointment_from_row(row: &AnyRow) -> Result<Appointment, StoreError> {
-    let raw_id: String = row.try_get("id")?;
+pub(crate) fn appointment_from_row(row: &impl super::experts::Columns) -> Result<Appointment, StoreError> {
+    let raw_id = row.text("id")?;
     let bad = |problem: String| CorruptRow { table: "appointments", id: raw_id.clone(), problem };
-    let text = |col: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(col)?) };
+    let text = |col: &str| row.text(col);
     let day = |col: &str| -> Result<NaiveDate, StoreError> {
         Ok(opt_date(&text(col)?).map_err(bad)?.ok_or_else(|| bad(format!("{col} is empty")))?)
     };
@@ -296,7 +296,7 @@ pub(crate) fn appointment_from_row(row: &AnyRow) -> Result<Appointment, StoreErr
     Ok(Appointment {
         id: AppointmentId::parse(&raw_id).ok_or_else(|| bad("id".into()))?,
         expert_id: ExpertId::parse(&expert).ok_or_else(|| bad("expert_id".into()))?,
-        term_number: row.try_get::<i32, _>("term_number")?,
+        term_number: row.int("term_number")?,
         kind: AppointmentKind::from_code(&kind).ok_or_else(|| bad(format!("kind {kind}")))?,
         decision_date: day("decision_date")?,
         term_start: day("term_start")?,
@@ -317,8 +317,7 @@ pub(crate) fn appointment_from_row(row: &AnyRow) -> Result<Appointment, StoreErr
             Some(TermEndReason::from_code(&end_reason).ok_or_else(|| bad(format!("end_reason {end_reason}")))?)
         },
         ended_date: opt_date(&text("ended_date")?).map_err(bad)?,
-        edition_number: u32::try_from(row.try_get::<i32, _>("edition_number")?)
-            .map_err(|_| bad("edition_number".into()))?,
+        edition_number: u32::try_from(row.int("edition_number")?).map_err(|_| bad("edition_number".into()))?,
         created_at: parse_instant(&text("created_at")?).map_err(|e| bad(format!("created_at: {e}")))?,
     })
 }

@@ -73,6 +73,28 @@ macro_rules! children_query {
     };
 }
 
+/// PostgreSQL's child rows of the experts `e` as columns beside their row, so reading experts is one
+/// statement (one snapshot, no transaction around it): each child table aggregated into a JSON
+/// array of its rows in the order `assemble` reads them, and the last term as one JSON row.
+/// `row_to_json` keeps the column names, TEXT as strings and INTEGER as numbers, so `JsonRow`
+/// hands the same values to the same parsers.
+macro_rules! children_json_columns {
+    () => {
+        ", CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_documents c \
+            WHERE c.expert_id = e.id), '[]') AS TEXT) AS documents_json\
+         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_categories c \
+            WHERE c.expert_id = e.id), '[]') AS TEXT) AS categories_json\
+         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_conditions c \
+            WHERE c.expert_id = e.id), '[]') AS TEXT) AS conditions_json\
+         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_specialties c \
+            WHERE c.expert_id = e.id), '[]') AS TEXT) AS specialties_json\
+         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.seq) FROM expert_civil_servant_entries c \
+            WHERE c.expert_id = e.id), '[]') AS TEXT) AS civil_servant_json\
+         , (SELECT CAST(row_to_json(a) AS TEXT) FROM appointments a \
+            WHERE a.expert_id = e.id ORDER BY a.term_number DESC LIMIT 1) AS appointment_json"
+    };
+}
+
 /// The blind index of every document of `profile`, primary first.
 pub fn blind_indexes(key: &PersonalDataKey, profile: &Profile) -> Vec<String> {
     profile.documents().map(|d| key.blind_index(&d.index_input())).collect()
@@ -85,6 +107,11 @@ pub async fn document_holder(conn: &mut AnyConnection, blind_index: &str) -> Res
         .fetch_optional(&mut *conn)
         .await?;
     Ok(id.and_then(|id| ExpertId::parse(&id)))
+}
+
+/// An expert's stored revision, if there is such an expert.
+pub async fn expert_revision(conn: &mut AnyConnection, id: &ExpertId) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT revision FROM experts WHERE id = $1").bind(id.as_str()).fetch_optional(&mut *conn).await
 }
 
 fn enc(key: &PersonalDataKey, plain: &str) -> String {
@@ -400,7 +427,23 @@ pub async fn list_changes(
     rows.iter().map(change_from_row).collect()
 }
 
+/// One expert with its child rows. On PostgreSQL one statement (`GET_EXPERT_ONE_STATEMENT`), so it
+/// needs no snapshot transaction around it; on SQLite the assembled read, inside one.
 pub async fn get_expert(
+    conn: &mut AnyConnection,
+    key: &PersonalDataKey,
+    id: &ExpertId,
+) -> Result<Option<Expert>, StoreError> {
+    if conn.backend_name() == "PostgreSQL" {
+        let row = sqlx::query(GET_EXPERT_ONE_STATEMENT).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        return row.map(|row| expert_from_one_statement(&row, key)).transpose();
+    }
+    get_expert_assembled(conn, key, id).await
+}
+
+/// `get_expert` as the expert's row then one query per child table (SQLite's path; on PostgreSQL
+/// the comparison `get_expert` is checked against). Run it inside one snapshot.
+pub async fn get_expert_assembled(
     conn: &mut AnyConnection,
     key: &PersonalDataKey,
     id: &ExpertId,
@@ -414,20 +457,9 @@ pub async fn get_expert(
     Ok(experts.pop())
 }
 
-/// One page of experts matching `filter`, in id order.
-pub async fn list_experts(
-    conn: &mut AnyConnection,
-    key: &PersonalDataKey,
-    filter: &ExpertFilter,
-    page: &Page,
-) -> Result<Vec<Expert>, StoreError> {
-    let specialty = filter.specialty_prefix.clone().unwrap_or_default();
-    let specialty_under = if specialty.is_empty() { String::new() } else { format!("{specialty}-%") };
-    let employer = filter.employer.clone().unwrap_or_default();
-    let employer_like = if employer.is_empty() { String::new() } else { like_pattern(&employer) };
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        expert_columns!(),
+/// `list_experts`' filter and order, after the selected columns: `$1`..`$15` as it binds them.
+macro_rules! expert_listing {
+    () => {
         " FROM experts e \
          WHERE ($1 = '' OR e.id > $1) \
            AND ($2 = '' OR e.status = $2) \
@@ -443,24 +475,48 @@ pub async fn list_experts(
            AND ($13 = '' OR EXISTS (SELECT 1 FROM expert_documents d WHERE d.expert_id = e.id AND d.blind_index = $13)) \
            AND ($14 = '' OR e.kind = $14) \
          ORDER BY e.id LIMIT $15"
-    ))
-    .bind(page.after.as_deref().unwrap_or_default())
-    .bind(filter.status.map(ExpertStatus::code).unwrap_or_default())
-    .bind(filter.category.map(Category::code).unwrap_or_default())
-    .bind(specialty)
-    .bind(specialty_under)
-    .bind(filter.county.map(Bureau::division_code).unwrap_or_default())
-    .bind(i32::from(filter.outside_jiangmen))
-    .bind(employer)
-    .bind(employer_like)
-    .bind(date_text(filter.term_end_from))
-    .bind(date_text(filter.term_end_to))
-    .bind(filter.name_contains.as_deref().map(like_pattern).unwrap_or_default())
-    .bind(filter.identity_index.clone().unwrap_or_default())
-    .bind(filter.kind.map(ExpertKind::code).unwrap_or_default())
-    .bind(i64::from(page.size))
-    .fetch_all(&mut *conn)
-    .await?;
+    };
+}
+
+/// One page of experts matching `filter`, in id order: on PostgreSQL one statement (see
+/// `children_json_columns!`), on SQLite the page's rows then one query per child table.
+pub async fn list_experts(
+    conn: &mut AnyConnection,
+    key: &PersonalDataKey,
+    filter: &ExpertFilter,
+    page: &Page,
+) -> Result<Vec<Expert>, StoreError> {
+    let specialty = filter.specialty_prefix.clone().unwrap_or_default();
+    let specialty_under = if specialty.is_empty() { String::new() } else { format!("{specialty}-%") };
+    let employer = filter.employer.clone().unwrap_or_default();
+    let employer_like = if employer.is_empty() { String::new() } else { like_pattern(&employer) };
+    let postgres = conn.backend_name() == "PostgreSQL";
+    let statement = if postgres {
+        concat!("SELECT ", expert_columns!(), children_json_columns!(), expert_listing!())
+    } else {
+        concat!("SELECT ", expert_columns!(), expert_listing!())
+    };
+    let rows = sqlx::query(statement)
+        .bind(page.after.as_deref().unwrap_or_default())
+        .bind(filter.status.map(ExpertStatus::code).unwrap_or_default())
+        .bind(filter.category.map(Category::code).unwrap_or_default())
+        .bind(specialty)
+        .bind(specialty_under)
+        .bind(filter.county.map(Bureau::division_code).unwrap_or_default())
+        .bind(i32::from(filter.outside_jiangmen))
+        .bind(employer)
+        .bind(employer_like)
+        .bind(date_text(filter.term_end_from))
+        .bind(date_text(filter.term_end_to))
+        .bind(filter.name_contains.as_deref().map(like_pattern).unwrap_or_default())
+        .bind(filter.identity_index.clone().unwrap_or_default())
+        .bind(filter.kind.map(ExpertKind::code).unwrap_or_default())
+        .bind(i64::from(page.size))
+        .fetch_all(&mut *conn)
+        .await?;
+    if postgres {
+        return rows.iter().map(|row| expert_from_one_statement(row, key)).collect();
+    }
     assemble(conn, key, rows).await
 }
 
@@ -491,24 +547,15 @@ async fn assemble(
         return Ok(Vec::new());
     }
     let ids = serde_json::Value::from(heads.iter().map(|h| h.id.to_string()).collect::<Vec<_>>()).to_string();
-    let mut documents: HashMap<String, Vec<IdentityDocument>> = HashMap::new();
+    let mut children: HashMap<String, Children> = HashMap::new();
     for row in children_query!(conn, "expert_id, kind, issuing_country, number_enc", "expert_documents", "ordinal")
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?
     {
-        let id: String = row.try_get("expert_id")?;
-        let bad = |problem: String| CorruptRow { table: "expert_documents", id: id.clone(), problem };
-        let kind: String = row.try_get("kind")?;
-        let kind = DocumentType::from_code(&kind).ok_or_else(|| bad(format!("kind {kind}")))?;
-        let number = key.decrypt(&row.try_get::<String, _>("number_enc")?)?;
-        let country: String = row.try_get("issuing_country")?;
-        // Stored documents were valid when written; the far date only lifts the "born by today" check.
-        let doc = IdentityDocument::parse(kind, &number, &country, NaiveDate::MAX)
-            .map_err(|e| bad(format!("document: {e}")))?;
-        documents.entry(id.clone()).or_default().push(doc);
+        let (id, document) = document_from(&row, key)?;
+        children.entry(id).or_default().documents.push(document);
     }
-    let mut categories: HashMap<String, Vec<CategoryHolding>> = HashMap::new();
     for row in children_query!(
         conn,
         "expert_id, category, evidence_json, valid_until, verified, verified_by_json, verified_date, note",
@@ -519,21 +566,9 @@ async fn assemble(
     .fetch_all(&mut *conn)
     .await?
     {
-        let id: String = row.try_get("expert_id")?;
-        let bad = |problem: String| CorruptRow { table: "expert_categories", id: id.clone(), problem };
-        let category: String = row.try_get("category")?;
-        let holding = CategoryHolding {
-            category: Category::from_code(&category).ok_or_else(|| bad(format!("category {category}")))?,
-            evidence: from_json(&row.try_get::<String, _>("evidence_json")?).map_err(bad)?,
-            valid_until: opt_date(&row.try_get::<String, _>("valid_until")?).map_err(bad)?,
-            verified: row.try_get::<i32, _>("verified")? != 0,
-            verified_by: opt_actor(&row.try_get::<String, _>("verified_by_json")?).map_err(bad)?,
-            verified_date: opt_date(&row.try_get::<String, _>("verified_date")?).map_err(bad)?,
-            note: row.try_get("note")?,
-        };
-        categories.entry(id.clone()).or_default().push(holding);
+        let (id, holding) = category_from(&row)?;
+        children.entry(id).or_default().categories.push(holding);
     }
-    let mut conditions: HashMap<String, Vec<ConditionRecord>> = HashMap::new();
     for row in children_query!(
         conn,
         "expert_id, condition_code, evidence_json, checked_date, checked_by_json, met, note",
@@ -544,41 +579,17 @@ async fn assemble(
     .fetch_all(&mut *conn)
     .await?
     {
-        let id: String = row.try_get("expert_id")?;
-        let bad = |problem: String| CorruptRow { table: "expert_conditions", id: id.clone(), problem };
-        let condition: String = row.try_get("condition_code")?;
-        let record = ConditionRecord {
-            condition: Condition::from_code(&condition).ok_or_else(|| bad(format!("condition {condition}")))?,
-            evidence: from_json(&row.try_get::<String, _>("evidence_json")?).map_err(bad)?,
-            checked_date: opt_date(&row.try_get::<String, _>("checked_date")?).map_err(bad)?,
-            checked_by: opt_actor(&row.try_get::<String, _>("checked_by_json")?).map_err(bad)?,
-            met: row.try_get::<i32, _>("met")? != 0,
-            note: row.try_get("note")?,
-        };
-        conditions.entry(id.clone()).or_default().push(record);
+        let (id, record) = condition_from(&row)?;
+        children.entry(id).or_default().conditions.push(record);
     }
-    let mut specialties: HashMap<String, Vec<Specialty>> = HashMap::new();
     for row in children_query!(conn, "expert_id, code, level, note", "expert_specialties", "ordinal")
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?
     {
-        let id: String = row.try_get("expert_id")?;
-        let bad = |problem: String| CorruptRow { table: "expert_specialties", id: id.clone(), problem };
-        let code: String = row.try_get("code")?;
-        let level: String = row.try_get("level")?;
-        let specialty = Specialty {
-            code: SpecialtyCode::parse(&code).ok_or_else(|| bad(format!("code {code}")))?,
-            level: if level.is_empty() {
-                None
-            } else {
-                Some(SkillLevel::from_code(&level).ok_or_else(|| bad(format!("level {level}")))?)
-            },
-            note: row.try_get("note")?,
-        };
-        specialties.entry(id.clone()).or_default().push(specialty);
+        let (id, specialty) = specialty_from(&row)?;
+        children.entry(id).or_default().specialties.push(specialty);
     }
-    let mut civil_servant: HashMap<String, Vec<CivilServantEntry>> = HashMap::new();
     for row in children_query!(
         conn,
         "expert_id, seq, valid_from, status, evidence_json, recorded_by_json, on_behalf_json, recorded_at",
@@ -590,11 +601,10 @@ async fn assemble(
     .await?
     {
         let (id, entry) = civil_servant_from_row(&row)?;
-        civil_servant.entry(id).or_default().push(entry);
+        children.entry(id).or_default().civil_servant.push(entry);
     }
 
     // Every term of the page's experts, in term order: the last one is the current (or last) term.
-    let mut appointments: HashMap<String, crate::domain::Appointment> = HashMap::new();
     for row in children_query!(
         conn,
         "id, expert_id, term_number, kind, decision_date, term_start, term_end, certificate_number, \
@@ -608,31 +618,196 @@ async fn assemble(
     .await?
     {
         let appointment = super::appointments::appointment_from_row(&row)?;
-        appointments.insert(appointment.expert_id.to_string(), appointment);
+        let id = appointment.expert_id.to_string();
+        children.entry(id).or_default().appointment = Some(appointment);
     }
 
     heads
         .into_iter()
         .map(|head| {
-            let id = head.id.to_string();
-            let mut docs = documents.remove(&id).unwrap_or_default().into_iter();
-            let identity = docs.next().ok_or_else(|| CorruptRow {
-                table: "experts",
-                id: id.clone(),
-                problem: "no identity document".into(),
-            })?;
-            let mut expert = head;
-            let p = &mut expert.profile;
-            p.identity = identity;
-            p.other_identities = docs.collect();
-            p.categories = categories.remove(&id).unwrap_or_default();
-            p.conditions = conditions.remove(&id).unwrap_or_default();
-            p.specialties = specialties.remove(&id).unwrap_or_default();
-            expert.civil_servant = civil_servant.remove(&id).unwrap_or_default();
-            expert.appointment = appointments.remove(&id);
-            Ok(expert)
+            let found = children.remove(head.id.as_str()).unwrap_or_default();
+            attach(head, found)
         })
         .collect()
+}
+
+/// PostgreSQL's `get_expert`.
+const GET_EXPERT_ONE_STATEMENT: &str =
+    concat!("SELECT ", expert_columns!(), children_json_columns!(), " FROM experts e WHERE e.id = $1");
+
+/// An expert read with `children_json_columns!()`.
+fn expert_from_one_statement(row: &AnyRow, key: &PersonalDataKey) -> Result<Expert, StoreError> {
+    let head = head_from_row(row, key)?;
+    let id = head.id.to_string();
+    let array = |column: &str, table: &'static str| -> Result<Vec<JsonRow>, StoreError> {
+        let text: String = row.try_get(column)?;
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            from_json(&text).map_err(|problem| CorruptRow { table, id: id.clone(), problem })?;
+        Ok(rows.into_iter().map(|fields| JsonRow { table, fields }).collect())
+    };
+    let mut found = Children::default();
+    for r in array("documents_json", "expert_documents")? {
+        found.documents.push(document_from(&r, key)?.1);
+    }
+    for r in array("categories_json", "expert_categories")? {
+        found.categories.push(category_from(&r)?.1);
+    }
+    for r in array("conditions_json", "expert_conditions")? {
+        found.conditions.push(condition_from(&r)?.1);
+    }
+    for r in array("specialties_json", "expert_specialties")? {
+        found.specialties.push(specialty_from(&r)?.1);
+    }
+    for r in array("civil_servant_json", "expert_civil_servant_entries")? {
+        found.civil_servant.push(civil_servant_from_row(&r)?.1);
+    }
+    if let Some(text) = row.try_get::<Option<String>, _>("appointment_json")? {
+        let fields =
+            from_json(&text).map_err(|problem| CorruptRow { table: "appointments", id: id.clone(), problem })?;
+        found.appointment =
+            Some(super::appointments::appointment_from_row(&JsonRow { table: "appointments", fields })?);
+    }
+    attach(head, found)
+}
+
+/// One expert's child rows, in their stored order.
+#[derive(Default)]
+struct Children {
+    documents: Vec<IdentityDocument>,
+    categories: Vec<CategoryHolding>,
+    conditions: Vec<ConditionRecord>,
+    specialties: Vec<Specialty>,
+    civil_servant: Vec<CivilServantEntry>,
+    /// The last term.
+    appointment: Option<crate::domain::Appointment>,
+}
+
+/// `head` with its child rows: the first document is the identity.
+fn attach(head: Expert, children: Children) -> Result<Expert, StoreError> {
+    let mut docs = children.documents.into_iter();
+    let identity = docs.next().ok_or_else(|| CorruptRow {
+        table: "experts",
+        id: head.id.to_string(),
+        problem: "no identity document".into(),
+    })?;
+    let mut expert = head;
+    let p = &mut expert.profile;
+    p.identity = identity;
+    p.other_identities = docs.collect();
+    p.categories = children.categories;
+    p.conditions = children.conditions;
+    p.specialties = children.specialties;
+    expert.civil_servant = children.civil_servant;
+    expert.appointment = children.appointment;
+    Ok(expert)
+}
+
+/// A row's values by column name: a fetched row, or one row of a child table that
+/// `children_json_columns!()` aggregated as JSON.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn int(&self, column: &str) -> Result<i32, StoreError>;
+}
+
+impl Columns for AnyRow {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.try_get::<String, _>(column)?)
+    }
+
+    fn int(&self, column: &str) -> Result<i32, StoreError> {
+        Ok(self.try_get::<i32, _>(column)?)
+    }
+}
+
+/// One element of a `json_agg` (or a `row_to_json`) of `table`'s rows.
+pub(crate) struct JsonRow {
+    table: &'static str,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl JsonRow {
+    fn missing(&self, column: &str, wanted: &str) -> StoreError {
+        let id = self.fields.get("expert_id").and_then(serde_json::Value::as_str).unwrap_or_default();
+        CorruptRow { table: self.table, id: id.to_owned(), problem: format!("{column} is not {wanted}") }.into()
+    }
+}
+
+impl Columns for JsonRow {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        match self.fields.get(column) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            _ => Err(self.missing(column, "text")),
+        }
+    }
+
+    fn int(&self, column: &str) -> Result<i32, StoreError> {
+        self.fields
+            .get(column)
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| self.missing(column, "a 32-bit integer"))
+    }
+}
+
+fn document_from(row: &impl Columns, key: &PersonalDataKey) -> Result<(String, IdentityDocument), StoreError> {
+    let id = row.text("expert_id")?;
+    let bad = |problem: String| CorruptRow { table: "expert_documents", id: id.clone(), problem };
+    let kind = row.text("kind")?;
+    let kind = DocumentType::from_code(&kind).ok_or_else(|| bad(format!("kind {kind}")))?;
+    let number = key.decrypt(&row.text("number_enc")?)?;
+    let country = row.text("issuing_country")?;
+    // Stored documents were valid when written; the far date only lifts the "born by today" check.
+    let doc =
+        IdentityDocument::parse(kind, &number, &country, NaiveDate::MAX).map_err(|e| bad(format!("document: {e}")))?;
+    Ok((id, doc))
+}
+
+fn category_from(row: &impl Columns) -> Result<(String, CategoryHolding), StoreError> {
+    let id = row.text("expert_id")?;
+    let bad = |problem: String| CorruptRow { table: "expert_categories", id: id.clone(), problem };
+    let category = row.text("category")?;
+    let holding = CategoryHolding {
+        category: Category::from_code(&category).ok_or_else(|| bad(format!("category {category}")))?,
+        evidence: from_json(&row.text("evidence_json")?).map_err(bad)?,
+        valid_until: opt_date(&row.text("valid_until")?).map_err(bad)?,
+        verified: row.int("verified")? != 0,
+        verified_by: opt_actor(&row.text("verified_by_json")?).map_err(bad)?,
+        verified_date: opt_date(&row.text("verified_date")?).map_err(bad)?,
+        note: row.text("note")?,
+    };
+    Ok((id, holding))
+}
+
+fn condition_from(row: &impl Columns) -> Result<(String, ConditionRecord), StoreError> {
+    let id = row.text("expert_id")?;
+    let bad = |problem: String| CorruptRow { table: "expert_conditions", id: id.clone(), problem };
+    let condition = row.text("condition_code")?;
+    let record = ConditionRecord {
+        condition: Condition::from_code(&condition).ok_or_else(|| bad(format!("condition {condition}")))?,
+        evidence: from_json(&row.text("evidence_json")?).map_err(bad)?,
+        checked_date: opt_date(&row.text("checked_date")?).map_err(bad)?,
+        checked_by: opt_actor(&row.text("checked_by_json")?).map_err(bad)?,
+        met: row.int("met")? != 0,
+        note: row.text("note")?,
+    };
+    Ok((id, record))
+}
+
+fn specialty_from(row: &impl Columns) -> Result<(String, Specialty), StoreError> {
+    let id = row.text("expert_id")?;
+    let bad = |problem: String| CorruptRow { table: "expert_specialties", id: id.clone(), problem };
+    let code = row.text("code")?;
+    let level = row.text("level")?;
+    let specialty = Specialty {
+        code: SpecialtyCode::parse(&code).ok_or_else(|| bad(format!("code {code}")))?,
+        level: if level.is_empty() {
+            None
+        } else {
+            Some(SkillLevel::from_code(&level).ok_or_else(|| bad(format!("level {level}")))?)
+        },
+        note: row.text("note")?,
+    };
+    Ok((id, specialty))
 }
 
 /// An expert's row before its child rows are attached: the profile's identity is a placeholder
@@ -741,20 +916,20 @@ fn placeholder_document() -> IdentityDocument {
         .expect("a well-formed passport number")
 }
 
-fn civil_servant_from_row(row: &AnyRow) -> Result<(String, CivilServantEntry), StoreError> {
-    let id: String = row.try_get("expert_id")?;
+fn civil_servant_from_row(row: &impl Columns) -> Result<(String, CivilServantEntry), StoreError> {
+    let id = row.text("expert_id")?;
     let bad = |problem: String| CorruptRow { table: "expert_civil_servant_entries", id: id.clone(), problem };
-    let status: String = row.try_get("status")?;
-    let recorded_at: String = row.try_get("recorded_at")?;
+    let status = row.text("status")?;
+    let recorded_at = row.text("recorded_at")?;
     let entry = CivilServantEntry {
-        seq: row.try_get("seq")?,
-        valid_from: opt_date(&row.try_get::<String, _>("valid_from")?).map_err(bad)?,
+        seq: row.int("seq")?,
+        valid_from: opt_date(&row.text("valid_from")?).map_err(bad)?,
         status: CivilServantStatus::from_code(&status).ok_or_else(|| bad(format!("status {status}")))?,
-        evidence: from_json(&row.try_get::<String, _>("evidence_json")?).map_err(bad)?,
-        recorded_by: opt_actor(&row.try_get::<String, _>("recorded_by_json")?)
+        evidence: from_json(&row.text("evidence_json")?).map_err(bad)?,
+        recorded_by: opt_actor(&row.text("recorded_by_json")?)
             .map_err(bad)?
             .ok_or_else(|| bad("recorded_by".into()))?,
-        on_behalf: opt_on_behalf(&row.try_get::<String, _>("on_behalf_json")?).map_err(bad)?,
+        on_behalf: opt_on_behalf(&row.text("on_behalf_json")?).map_err(bad)?,
         recorded_at: parse_instant(&recorded_at).map_err(|e| bad(format!("recorded_at: {e}")))?,
     };
     Ok((id, entry))

@@ -253,33 +253,47 @@ pub struct PoolRow {
 /// The whole draw pool in expert id order, read by one statement and streamed row by row: every
 /// expert that holds an appointment, is not NOT_APPOINTED, and whose latest term did not end
 /// (early or at its end) before `first_date`, each with that term and its specialty codes in
-/// ordinal order (aggregated in SQL, so there is no second query per batch).
+/// ordinal order (aggregated in SQL, so there is no second query per batch). With `only` not
+/// empty, just those of the pool among these ids.
 ///
 /// The latest term is the one no later term of the same expert follows (an anti-join, which
 /// PostgreSQL answers with one merge over the appointments index instead of one lookup per
-/// expert); `string_agg(... ORDER BY ...)` is PostgreSQL's and SQLite's (3.44 and later).
+/// expert); `string_agg(... ORDER BY ...)` is PostgreSQL's and SQLite's (3.44 and later). The
+/// list of ids restricts both the experts and the specialties' aggregate, so each id is looked up
+/// by the primary keys of experts and expert_specialties and the appointments' (expert_id,
+/// term_number) index, whatever the size of the registry.
 pub fn pool_rows<'c>(
     conn: &'c mut AnyConnection,
     first_date: NaiveDate,
+    only: &[ExpertId],
 ) -> impl tokio_stream::Stream<Item = Result<PoolRow, StoreError>> + Send + 'c {
     use tokio_stream::StreamExt as _;
-    sqlx::query(
+    let (experts, specialties) = if only.is_empty() {
+        (String::new(), String::new())
+    } else {
+        // Only placeholders are spliced in; every id is bound.
+        let list = (0..only.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+        (format!("e.id IN ({list}) AND "), format!(" WHERE expert_id IN ({list})"))
+    };
+    let sql = format!(
         "SELECT e.id, e.status, e.trained, e.employer_key, e.employer_institution_id, e.represented_name, \
          e.represented_credit_code, e.represented_institution_id, a.term_start, a.term_end, \
          COALESCE(s.codes, '') AS specialty_codes \
          FROM experts e \
          JOIN appointments a ON a.expert_id = e.id \
          LEFT JOIN (SELECT expert_id, string_agg(code, ',' ORDER BY ordinal) AS codes \
-                    FROM expert_specialties GROUP BY expert_id) s ON s.expert_id = e.id \
-         WHERE e.status <> 'NOT_APPOINTED' \
+                    FROM expert_specialties{specialties} GROUP BY expert_id) s ON s.expert_id = e.id \
+         WHERE {experts}e.status <> 'NOT_APPOINTED' \
            AND NOT EXISTS (SELECT 1 FROM appointments n \
                            WHERE n.expert_id = a.expert_id AND n.term_number > a.term_number) \
            AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $1 \
          ORDER BY e.id",
-    )
-    .bind(first_date.to_string())
-    .fetch(conn)
-    .map(|row| pool_row(&row?))
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(first_date.to_string());
+    for id in only {
+        query = query.bind(id.as_str().to_owned());
+    }
+    query.fetch(conn).map(|row| pool_row(&row?))
 }
 
 fn pool_row(row: &AnyRow) -> Result<PoolRow, StoreError> {
