@@ -7,7 +7,9 @@
 //! its parent (the test) is gone, so no service outlives a failed or killed test run. Its output
 //! goes to `<scratch>/<service>.log`, appended across restarts and quoted when it fails to start.
 //!
-//! [`ProcessCluster`] runs the four services that way, wired as a deployment wires them.
+//! [`ProcessCluster`] runs the four services that way, wired as a deployment wires them: one
+//! process each ([`ProcessCluster::start`]), or two replicas each on one Redis
+//! ([`ProcessCluster::start_replicated`], the scale-out test).
 
 use std::{
     fs::OpenOptions,
@@ -22,7 +24,7 @@ use supervision_reference::ReferenceArgs;
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::{ServiceKind, identity, services::common_args};
+use crate::{ServiceKind, TestRedis, identity, services::common_args};
 
 /// Set for a child process: the [`ProcessSpec`] it serves, as JSON.
 pub const CHILD_ENV: &str = "SUPERVISION_SERVICE_PROCESS";
@@ -42,6 +44,11 @@ pub struct ProcessSpec {
     /// The key tokens are verified with: the test process's (each process has a key pair of its
     /// own, and the test signs the tokens).
     pub public_key_file: PathBuf,
+    /// The Redis its locks and limits use, with its key prefix (none when `None`).
+    pub redis: Option<(String, String)>,
+    /// Which replica of its service it is (0 when the service has one): its log is its own; the
+    /// clock file, personal-data key and SERVICE token are its service's, shared by the replicas.
+    pub replica: usize,
 }
 
 impl ProcessSpec {
@@ -54,6 +61,8 @@ impl ProcessSpec {
             "peers": self.peers.iter().map(|(k, a)| [k.name().to_owned(), a.to_string()]).collect::<Vec<_>>(),
             "max_connections": self.max_connections,
             "public_key_file": self.public_key_file,
+            "redis": self.redis.as_ref().map(|(url, prefix)| [url, prefix]),
+            "replica": self.replica,
         })
         .to_string()
     }
@@ -77,6 +86,11 @@ impl ProcessSpec {
                 .collect(),
             max_connections: v["max_connections"].as_u64().map(|n| n as u32),
             public_key_file: PathBuf::from(text("public_key_file")),
+            redis: v["redis"].as_array().map(|r| {
+                let part = |i: usize| r[i].as_str().expect("the Redis URL and prefix").to_owned();
+                (part(0), part(1))
+            }),
+            replica: v["replica"].as_u64().unwrap_or(0) as usize,
         }
     }
 
@@ -86,7 +100,10 @@ impl ProcessSpec {
     }
 
     fn log_file(&self) -> PathBuf {
-        self.scratch.join(format!("{}.log", self.kind.name()))
+        match self.replica {
+            0 => self.scratch.join(format!("{}.log", self.kind.name())),
+            k => self.scratch.join(format!("{}-{k}.log", self.kind.name())),
+        }
     }
 
     /// The personal-data key of the registry or recruitment.
@@ -122,6 +139,10 @@ impl ProcessSpec {
         let mut common = common_args(Some(self.clock_file()));
         common.auth.jwt_public_key_file = self.public_key_file.clone();
         common.database_max_connections = self.max_connections;
+        if let Some((url, prefix)) = &self.redis {
+            common.redis_url = Some(url.clone());
+            common.redis_key_prefix = prefix.clone();
+        }
         for (peer, addr) in &self.peers {
             let url = Some(format!("http://{addr}"));
             match peer {
@@ -334,47 +355,105 @@ pub async fn health(channel: &Channel) -> Option<ServingStatus> {
 /// deployment does (ARCHITECTURE.md "Calls between services"; see [`ServiceKind::callees`]).
 #[derive(Debug)]
 pub struct ProcessCluster {
-    /// In [`ServiceKind::ALL`] order.
+    /// In [`ServiceKind::ALL`] order, a service's replicas together (replica `k` of `kind` at
+    /// `kind * replicas + k`).
     processes: Vec<ServiceProcess>,
+    /// Processes per service.
+    replicas: usize,
 }
 
 impl ProcessCluster {
     /// Starts the four services on `databases` (in [`ServiceKind::ALL`] order), with their files
     /// in `scratch`, each pool at most `max_connections`, running the ignored test `entry`.
     pub async fn start(databases: [&str; 4], scratch: &Path, max_connections: u32, entry: &str) -> Self {
-        let addrs: Vec<SocketAddr> = ServiceKind::ALL.iter().map(|_| free_addr()).collect();
-        let specs: Vec<ProcessSpec> = ServiceKind::ALL
-            .iter()
-            .map(|kind| ProcessSpec {
-                kind: *kind,
-                listen: addrs[*kind as usize],
-                database_url: databases[*kind as usize].to_owned(),
-                scratch: scratch.to_owned(),
-                peers: kind.callees().iter().map(|callee| (*callee, addrs[*callee as usize])).collect(),
-                max_connections: Some(max_connections),
-                public_key_file: identity::public_key_file(),
-            })
-            .collect();
+        Self::launch(databases, scratch, max_connections, None, 1, entry).await
+    }
+
+    /// Starts two processes of each of the four services, as a scaled-out deployment runs them
+    /// (what `testkit::ScaledOut` does in-process): both replicas of a service on its database in
+    /// `databases` (in [`ServiceKind::ALL`] order), all eight on `redis` (one key prefix), each
+    /// pool at most `max_connections` (eight pools share one PostgreSQL server). Replica `k` of a
+    /// caller calls replica `1 - k` of each callee, so while replica 0 of every service is
+    /// killed the survivors' calls and outbox deliveries go to a killed process until it is back.
+    pub async fn start_replicated(
+        databases: [&str; 4],
+        scratch: &Path,
+        max_connections: u32,
+        redis: &TestRedis,
+        entry: &str,
+    ) -> Self {
+        let redis = (redis.url.clone(), redis.prefix.clone());
+        Self::launch(databases, scratch, max_connections, Some(redis), 2, entry).await
+    }
+
+    async fn launch(
+        databases: [&str; 4],
+        scratch: &Path,
+        max_connections: u32,
+        redis: Option<(String, String)>,
+        replicas: usize,
+        entry: &str,
+    ) -> Self {
+        let addrs: Vec<Vec<SocketAddr>> =
+            ServiceKind::ALL.iter().map(|_| (0..replicas).map(|_| free_addr()).collect()).collect();
+        let mut specs = Vec::new();
+        for kind in ServiceKind::ALL {
+            for k in 0..replicas {
+                specs.push(ProcessSpec {
+                    kind,
+                    listen: addrs[kind as usize][k],
+                    database_url: databases[kind as usize].to_owned(),
+                    scratch: scratch.to_owned(),
+                    peers: kind
+                        .callees()
+                        .iter()
+                        .map(|callee| (*callee, addrs[*callee as usize][replicas - 1 - k]))
+                        .collect(),
+                    max_connections: Some(max_connections),
+                    public_key_file: identity::public_key_file(),
+                    redis: redis.clone(),
+                    replica: k,
+                });
+            }
+        }
         // Dispatch and the registry call each other; their outboxes retry until the other is up.
         let mut processes = Vec::new();
         for spec in specs {
             processes.push(ServiceProcess::start(spec, entry).await);
         }
-        Self { processes }
+        Self { processes, replicas }
     }
 
+    /// The process of `kind` (its replica 0).
     pub fn process(&mut self, kind: ServiceKind) -> &mut ServiceProcess {
-        &mut self.processes[kind as usize]
+        self.replica(kind, 0)
     }
 
-    /// Each service's channel.
+    /// Replica `k` of `kind`.
+    pub fn replica(&mut self, kind: ServiceKind, k: usize) -> &mut ServiceProcess {
+        assert!(k < self.replicas, "{} has {} replicas", kind.name(), self.replicas);
+        &mut self.processes[kind as usize * self.replicas + k]
+    }
+
+    /// Each service's channel (replica 0's).
     pub fn channels(&self) -> Vec<(ServiceKind, Channel)> {
-        self.processes.iter().map(|p| (p.spec.kind, p.channel.clone())).collect()
+        self.processes.iter().filter(|p| p.spec.replica == 0).map(|p| (p.spec.kind, p.channel.clone())).collect()
     }
 
-    /// The four services' test clock files.
+    /// Each service's replicas' channels, in replica order.
+    pub fn replica_channels(&self) -> Vec<(ServiceKind, Vec<Channel>)> {
+        ServiceKind::ALL
+            .iter()
+            .map(|kind| {
+                let channels = self.processes.iter().filter(|p| p.spec.kind == *kind).map(|p| p.channel.clone());
+                (*kind, channels.collect())
+            })
+            .collect()
+    }
+
+    /// The four services' test clock files (one per service, read by all its replicas).
     pub fn clock_files(&self) -> Vec<PathBuf> {
-        self.processes.iter().map(|p| p.spec.clock_file()).collect()
+        self.processes.iter().filter(|p| p.spec.replica == 0).map(|p| p.spec.clock_file()).collect()
     }
 
     /// Whether all four processes run.

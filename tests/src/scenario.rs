@@ -112,6 +112,11 @@ impl Net {
         Self::new(ServiceKind::ALL.iter().map(|k| (*k, cluster.pair(*k).channels.to_vec())))
     }
 
+    /// Clients of a cluster of service processes: each service's processes (its replicas).
+    pub fn for_processes(cluster: &crate::process::ProcessCluster) -> Self {
+        Self::new(cluster.replica_channels())
+    }
+
     /// Retries for `patience` instead of a minute.
     pub fn with_patience(mut self, patience: StdDuration) -> Self {
         self.patience = patience;

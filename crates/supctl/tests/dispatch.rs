@@ -790,6 +790,19 @@ async fn a_task_is_created_and_drawn_through_supctl(backend: Backend) {
     assert_eq!((&abandoned["status"], &abandoned["abandon_reason"]), (&"ABANDONED".into(), &"机构调整考核时间".into()));
     let cancelled = supctl(&dispatch, &operator, &["task", "cancel", &other_id, "--reason", "机构取消本批考核"]).json();
     assert_eq!((&cancelled["status"], &cancelled["cancel_reason"]), (&"CANCELLED".into(), &"机构取消本批考核".into()));
+
+    // `draw list`: by task, and by state across the bureau.
+    let listed = supctl(&dispatch, &auditor, &["draw", "list", "--task", &task_id]).json();
+    let draws = listed["draws"].as_array().unwrap();
+    assert_eq!(draws.len(), 1, "{listed}");
+    assert_eq!(
+        (text(&draws[0]["id"]), &draws[0]["kind"], &draws[0]["status"]),
+        (draw_id.as_str(), &"INITIAL".into(), &"EXECUTED".into())
+    );
+    let abandoned_list =
+        supctl(&dispatch, &auditor, &["draw", "list", "--status", "abandoned", "--bureau", "440703"]).json();
+    let ids: Vec<&str> = abandoned_list["draws"].as_array().unwrap().iter().map(|d| text(&d["id"])).collect();
+    assert_eq!(ids, [text(&draft["id"])]);
     registry.stop().await;
     dispatch.stop().await;
 }

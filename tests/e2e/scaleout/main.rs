@@ -1,6 +1,7 @@
-//! Scale-out (issue 9 item 4): two replicas of each of the four services, each service's pair on
-//! its own PostgreSQL database, all eight on one Redis, replica `k` of a caller calling replica
-//! `1 - k` of its callee (see `testkit::ScaledOut`). Clients go round robin over a service's two
+//! Scale-out (issue 9 item 4): two replicas of each of the four services, each an OS process of
+//! its own (`testkit::process`: this test binary run again with [`service_process`] selected),
+//! each service's pair on its own PostgreSQL database, all eight on one Redis, replica `k` of a
+//! caller calling replica `1 - k` of its callee (`ProcessCluster::start_replicated`). Clients go round robin over a service's two
 //! replicas and retry UNAVAILABLE, ABORTED, CANCELLED and UNKNOWN with the same request id, as
 //! the contract allows. Several scenarios run at once, each the whole of the work
 //! (`testkit::scenario`):
@@ -14,8 +15,8 @@
 //!    finance through the outbox; finance: a payment batch of the scenario's lines drafted,
 //!    submitted, approved by another user and paid.
 //!
-//! While the second phase runs, replica 0 of every service is stopped abruptly and restarted on
-//! the same database and address. At the end, from a client-side ledger of every acknowledged
+//! While the second phase runs, replica 0 of every service is killed with SIGKILL and started
+//! again on the same database and address. At the end, from a client-side ledger of every acknowledged
 //! operation and SQL over each service's database (`scenario::check_ledger`): every appointment,
 //! assignment, fee line and payment (and every other record a client was told of) exists exactly
 //! once, no expert holds two tasks on a half-day, no fee line is written twice for an assignment
@@ -35,14 +36,24 @@ use std::{
 };
 
 use testkit::{
-    ScaledOut, ServiceKind,
+    Backend, ServiceKind, TestDb, TestRedis,
+    process::ProcessCluster,
     scenario::{self, Clock, Net, Ticker},
 };
 
-/// Scenarios calling at the same time (the others wait for a turn within the phase): each
-/// replica's pool holds up to 16 PostgreSQL connections, 128 for the eight, above PostgreSQL's
-/// default max_connections of 100.
+/// The ignored test a service process runs ([`service_process`]).
+const SERVICE_PROCESS: &str = "service_process";
+/// Each replica's database pool: eight replicas share one PostgreSQL server (max_connections
+/// 100 by default), 8 x 10, with room left for the test's own pools.
+const POOL: u32 = 10;
+/// Scenarios calling at the same time (the others wait for a turn within the phase).
 const IN_FLIGHT: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a service process of the scale-out test: it starts it"]
+async fn service_process() {
+    testkit::process::serve_child().await;
+}
 
 /// A row of `kit_job_runs`: name, holder, started, finished, outcome.
 type JobRun = (String, String, String, Option<String>, Option<String>);
@@ -109,13 +120,20 @@ async fn sample_leases(urls: Vec<(&'static str, String)>, leases: Arc<Mutex<Leas
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_of_each_service_lose_nothing_and_double_nothing_when_one_of_each_is_stopped() {
+async fn two_replicas_of_each_service_lose_nothing_and_double_nothing_when_one_of_each_is_killed() {
     let scenarios = testkit::scale(3, 30);
     let started = Instant::now();
-    let cluster = ScaledOut::start().await;
-    let net = Net::for_scaled_out(&cluster);
+    let redis = TestRedis::new().await;
+    let mut databases = Vec::new();
+    for _ in ServiceKind::ALL {
+        databases.push(TestDb::new(Backend::Postgres).await);
+    }
+    let db_urls: [&str; 4] = std::array::from_fn(|i| databases[i].url());
+    let cluster =
+        ProcessCluster::start_replicated(db_urls, databases[0].scratch_dir(), POOL, &redis, SERVICE_PROCESS).await;
+    let net = Net::for_processes(&cluster);
     let urls: Vec<(&'static str, String)> =
-        ServiceKind::ALL.iter().map(|k| (k.name(), cluster.database_url(*k).to_owned())).collect();
+        ServiceKind::ALL.iter().zip(db_urls).map(|(k, url)| (k.name(), url.to_owned())).collect();
     let clock = Arc::new(Clock::new(cluster.clock_files()));
     let cluster = Arc::new(tokio::sync::Mutex::new(cluster));
 
@@ -124,31 +142,32 @@ async fn two_replicas_of_each_service_lose_nothing_and_double_nothing_when_one_o
     let sampler = tokio::spawn(sample_leases(urls.clone(), leases.clone(), sampling_done.clone()));
 
     // Phase 1 at the system clock. Phase 2 on the morning after the publicity, the relays' clocks
-    // ticking faster from then on; mid-phase, replica 0 of each service is stopped abruptly and
-    // started again on its database. Phase 3 (once the restarts are done) in the evening of the
+    // ticking faster from then on; mid-phase, replica 0 of each service is killed with SIGKILL
+    // and started again on its database and address. Phase 3 (once the restarts are done) in the evening of the
     // last session day.
     let mut ticker = None;
-    let stopped_for = Arc::new(Mutex::new(Vec::new()));
+    let down_for = Arc::new(Mutex::new(Vec::new()));
     let ledger = scenario::run_scenarios_with(&net, &clock, scenarios, IN_FLIGHT, |phase| {
         if phase != 2 {
             return None;
         }
         ticker = Some(Ticker::start(clock.clone()));
-        let (cluster, stopped_for) = (cluster.clone(), stopped_for.clone());
+        let (cluster, down_for) = (cluster.clone(), down_for.clone());
         Some(tokio::spawn(async move {
             let mut cluster = cluster.lock().await;
             for kind in ServiceKind::ALL {
                 tokio::time::sleep(StdDuration::from_millis(400)).await;
-                cluster.kill(kind, 0).await;
+                let replica = cluster.replica(kind, 0);
+                replica.kill();
                 let down = Instant::now();
                 tokio::time::sleep(StdDuration::from_millis(600)).await;
-                cluster.start_replica(kind, 0).await;
-                stopped_for.lock().unwrap().push((kind.name(), down.elapsed()));
+                replica.restart().await;
+                down_for.lock().unwrap().push((kind.name(), down.elapsed()));
             }
         }))
     })
     .await;
-    let stopped_for = Arc::into_inner(stopped_for).unwrap().into_inner().unwrap();
+    let down_for = Arc::into_inner(down_for).unwrap().into_inner().unwrap();
 
     // Every outbox drained (nothing pending, nothing parked), then the ledger's checks.
     let mut pools = BTreeMap::new();
@@ -171,17 +190,21 @@ async fn two_replicas_of_each_service_lose_nothing_and_double_nothing_when_one_o
         job_runs += runs_never_overlap(service, p).await;
     }
 
-    let cluster = Arc::into_inner(cluster).expect("the chaos task is done").into_inner();
-    let kills = cluster.kills;
-    assert_eq!(kills, 4, "one replica of each service was stopped and restarted");
-    assert!(ServiceKind::ALL.iter().all(|k| cluster.is_running(*k, 0) && cluster.is_running(*k, 1)));
-    cluster.stop().await;
+    let mut cluster = Arc::into_inner(cluster).expect("the chaos task is done").into_inner();
+    let kills = down_for.len();
+    assert_eq!(kills, 4, "one replica of each service was killed and restarted");
+    for kind in ServiceKind::ALL {
+        assert_eq!(cluster.replica(kind, 0).starts, 2, "{} replica 0 was started again", kind.name());
+        assert_eq!(cluster.replica(kind, 1).starts, 1, "{} replica 1 ran throughout", kind.name());
+    }
+    assert!(cluster.all_running(), "every replica runs after the kills");
+    drop(cluster);
     for p in pools.values() {
         p.close().await;
     }
     eprintln!(
-        "scale-out: {scenarios} scenarios ({} calling at once) on 2 replicas x 4 services, {kills} replicas stopped abruptly \
-         and restarted ({stopped_for:?}); {} calls, {} retried; acknowledged and found once: \
+        "scale-out: {scenarios} scenarios ({} calling at once) on 2 replicas x 4 services, {kills} replica processes killed with \
+         SIGKILL and restarted (down {down_for:?}); {} calls, {} retried; acknowledged and found once: \
          {} appointments, {} assignments, {} fee lines, {} paid batches ({} operations checked); lost {}, duplicated {}, \
          double-booked 0; {} draws redrawn after concurrent draws took their list; outbox rows delivered {delivered:?}, \
          pending 0, parked 0; {jobs} jobs sampled {} times, one holder each, {handovers} handovers; {job_runs} periodic \

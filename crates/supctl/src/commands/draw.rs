@@ -1,4 +1,4 @@
-//! `supctl draw show|export|verify|designate` (and, in `draw_run.rs`, `prepare|witness|execute|
+//! `supctl draw show|list|export|verify|designate` (and, in `draw_run.rs`, `prepare|witness|execute|
 //! abandon|void`): a draw's record (D18), its export for an auditor
 //! who re-runs it with the PyPI package, a client-side recomputation with `supervision-draw`'s
 //! `verify` that does not trust the service's own VerifyDraw, and a non-random designation of
@@ -10,17 +10,44 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use supervision_draw::{DrawRecord, RecordedRank, verify};
-use supervision_proto::dispatch::{
-    DesignateExpertsRequest, Draw, DrawKind, DrawStatus, ExportDrawRequest, GetDrawRequest, PickOutcome,
-    dispatch_service_client::DispatchServiceClient,
+use supervision_proto::{
+    common::PageRequest,
+    dispatch::{
+        DesignateExpertsRequest, Draw, DrawKind, DrawStatus, ExportDrawRequest, GetDrawRequest, ListDrawsRequest,
+        PickOutcome, dispatch_service_client::DispatchServiceClient,
+    },
 };
 
-use crate::{output::Output, settings::Settings};
+use crate::{
+    commands::relation::code,
+    output::Output,
+    settings::{Settings, parse_bureau},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum DrawCommand {
     /// Shows one draw's record: ids and codes only.
     Show { draw_id: String },
+    /// Lists draws, newest first: of a task, in a state, of a kind (`designation` lists D15's
+    /// non-random designations), of a dispatching bureau.
+    List {
+        /// Only this task's draws (`tsk_...`).
+        #[arg(long, default_value = "")]
+        task: String,
+        /// prepared, witnessed, executed, abandoned or voided.
+        #[arg(long)]
+        status: Option<String>,
+        /// initial, supplementary or designation.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Dispatching bureau as a division code (440703) or name (蓬江区).
+        #[arg(long)]
+        bureau: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
     /// Writes the exported record (JSON) and the frozen list, byte for byte, into --out.
     Export {
         draw_id: String,
@@ -72,6 +99,46 @@ pub async fn run(command: DrawCommand, settings: &Settings, out: &Output) -> any
         DrawCommand::Show { draw_id } => {
             let draw = client.get_draw(GetDrawRequest { id: draw_id }).await?.into_inner().draw.unwrap_or_default();
             out.document(&to_json(&draw));
+        }
+        DrawCommand::List { task, status, kind, bureau, page_size, page_token } => {
+            let request = ListDrawsRequest {
+                page: Some(PageRequest { page_size, page_token }),
+                task_id: task,
+                status: status
+                    .as_deref()
+                    .map(|s| {
+                        code(s, "DRAW_STATUS_", |n| DrawStatus::from_str_name(n).map(|v| v as i32), "a draw status")
+                    })
+                    .transpose()?
+                    .unwrap_or_default(),
+                kind: kind
+                    .as_deref()
+                    .map(|k| code(k, "DRAW_KIND_", |n| DrawKind::from_str_name(n).map(|v| v as i32), "a draw kind"))
+                    .transpose()?
+                    .unwrap_or_default(),
+                dispatching_bureau: bureau.as_deref().map(parse_bureau).transpose()?.map_or(0, |b| b.to_proto() as i32),
+            };
+            let page = client.list_draws(request).await?.into_inner();
+            if out.is_json() {
+                out.document(&serde_json::json!({
+                    "draws": page.draws.iter().map(to_json).collect::<Vec<_>>(),
+                    "next_page_token": page.next_page_token,
+                }));
+            } else {
+                let rows = page
+                    .draws
+                    .iter()
+                    .map(|d| {
+                        let json = to_json(d);
+                        let field = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
+                        vec![d.id.clone(), d.task_id.clone(), field("kind"), field("status"), d.picks.len().to_string()]
+                    })
+                    .collect();
+                out.rows(&["id", "task", "kind", "status", "picks"], rows);
+                if !page.next_page_token.is_empty() {
+                    eprintln!("more: --page-token {}", page.next_page_token);
+                }
+            }
         }
         DrawCommand::Export { draw_id, out: dir } => {
             let draw = client.get_draw(GetDrawRequest { id: draw_id.clone() }).await?.into_inner();
