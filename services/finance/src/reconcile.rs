@@ -170,7 +170,9 @@ pub async fn reconcile(db: &Db, caller: &Caller, bureau: Bureau, month: YearMont
     for income in &incomes {
         let due = withhold(income.gross_fen, 0).tax.tax_due_fen;
         due_fen += due;
-        if income.withholding.income_fen != income.gross_fen {
+        // The tax is computed on the month's income, never below zero (`tax_due`): a month whose
+        // corrections exceed its fees has income 0 for the withholding.
+        if income.withholding.income_fen != income.gross_fen.max(0) {
             problems.push(format!(
                 "{}: the latest withholding was computed on {}, the month's income is {}",
                 income.expert_id,
