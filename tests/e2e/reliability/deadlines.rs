@@ -198,7 +198,8 @@ impl Dispatch {
     }
 }
 
-fn create_task(request_id: &str, institution_id: &str) -> CreateTaskRequest {
+/// The task both this file and `tls.rs` create over dispatch.
+pub(crate) fn create_task(request_id: &str, institution_id: &str) -> CreateTaskRequest {
     CreateTaskRequest {
         request_id: request_id.into(),
         dispatching_bureau: BureauCode::Pengjiang as i32,

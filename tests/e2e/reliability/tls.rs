@@ -17,11 +17,8 @@ use chrono::{TimeZone, Utc};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use supervision_kit::{Shutdown, app::CommonArgs, config::TlsArgs};
 use supervision_proto::{
-    common::{BureauCode, Date, FundSource, HalfDay},
-    dispatch::{
-        Activity, ActivityKind, ActivitySubject, CreateTaskRequest, TaskMode, TaskOrigin, TaskSession,
-        dispatch_service_client::DispatchServiceClient,
-    },
+    common::BureauCode,
+    dispatch::dispatch_service_client::DispatchServiceClient,
     registry::{CreateInstitutionRequest, InstitutionType, registry_service_client::RegistryServiceClient},
 };
 use testkit::{Backend, Bureau, Role, TestDb, on_both_backends};
@@ -152,30 +149,6 @@ async fn start_dispatch(backend: Backend, pki: &Pki, endpoint: &str, peer_ca: &P
     Started { addr, db, shutdown, task }
 }
 
-fn task(request_id: &str, institution_id: &str) -> CreateTaskRequest {
-    CreateTaskRequest {
-        request_id: request_id.into(),
-        dispatching_bureau: BureauCode::Pengjiang as i32,
-        institution_id: institution_id.into(),
-        title: "电工职业技能等级认定考核现场监督".into(),
-        activity: Some(Activity {
-            subject: ActivitySubject::SkillLevel as i32,
-            kind: ActivityKind::Assessment as i32,
-            reference: "2026-电工-07批".into(),
-            description: String::new(),
-        }),
-        mode: TaskMode::OnSite as i32,
-        origin: TaskOrigin::Routine as i32,
-        sessions: vec![TaskSession {
-            date: Some(Date { year: 2026, month: 6, day: 8 }),
-            half_day: HalfDay::Am as i32,
-            ..Default::default()
-        }],
-        fund_source: FundSource::CityCountyEmployment as i32,
-        ..Default::default()
-    }
-}
-
 async fn written(url: &str) -> (i64, supervision_kit::audit::AuditHead) {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
@@ -217,7 +190,7 @@ async fn dispatch_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(back
     let good = start_dispatch(backend, &pki, &https, &pki.path("ca.pem"), true).await;
     let channel = pki.channel(good.addr, "registry").await;
     let created = DispatchServiceClient::new(testkit::with_token(&channel, Some(&operator)))
-        .create_task(task("tls-task", &school))
+        .create_task(crate::deadlines::create_task("tls-task", &school))
         .await
         .expect("dispatch reads the institution from the registry over TLS");
     assert_eq!(created.into_inner().task.unwrap().institution_id, school);
@@ -239,7 +212,7 @@ async fn dispatch_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(back
             Endpoint::from_shared(format!("http://{}", bad.addr)).unwrap().connect().await.unwrap()
         };
         let refused = DispatchServiceClient::new(testkit::with_token(&channel, Some(&operator)))
-            .create_task(task("tls-task", &school))
+            .create_task(crate::deadlines::create_task("tls-task", &school))
             .await
             .expect_err(what);
         assert_eq!(refused.code(), Code::Unavailable, "{what}: {refused:?}");
