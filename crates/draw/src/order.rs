@@ -25,16 +25,23 @@ pub struct DrawOrder {
     ranked: Vec<RankedCandidate>,
 }
 
-/// Ranks every candidate of `list` under `seed`.
+/// Ranks every candidate of `list` under `seed`. The sort compares each ticket's first nineteen
+/// digits as one number and the full tickets (then the ids) only where those are equal, which is
+/// [`sampling_order`] at a fraction of the string comparisons.
 pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
     let seed_sha256_hex = seed.sha256_hex();
-    let mut ranked: Vec<RankedCandidate> = list
+    let prefix = Ticket::seed_hasher(&seed_sha256_hex);
+    let mut keyed: Vec<(u64, RankedCandidate)> = list
         .ids()
         .iter()
-        .map(|id| RankedCandidate { ticket: Ticket::first_generation(&seed_sha256_hex, id.as_str()), id: id.clone() })
+        .map(|id| {
+            let ticket = Ticket::first_generation_after(&prefix, id.as_str());
+            (ticket.sort_key(), RankedCandidate { ticket, id: id.clone() })
+        })
         .collect();
-    ranked.sort_by(sampling_order);
-    DrawOrder { seed_sha256_hex, ranked }
+    // Ids are distinct, so no two elements are equal and the unstable sort is deterministic.
+    keyed.sort_unstable_by(|(x, a), (y, b)| x.cmp(y).then_with(|| sampling_order(a, b)));
+    DrawOrder { seed_sha256_hex, ranked: keyed.into_iter().map(|(_, c)| c).collect() }
 }
 
 /// The sampler's order: the full ticket first, the id (bytewise) only where two tickets are
@@ -142,6 +149,15 @@ mod tests {
         let subset = rank(&FrozenList::freeze_strs((1..=30).step_by(3).map(|n| format!("E{n}"))).unwrap(), &seed);
         let filtered: Vec<&ExpertId> = full.ids().filter(|id| subset.position_of(id).is_some()).collect();
         assert_eq!(filtered, subset.ids().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_keyed_sort_gives_the_sampling_order() {
+        let list = FrozenList::freeze_strs((0..2_000).map(|n| format!("exp_{n:032x}"))).unwrap();
+        let order = rank(&list, &seed_string());
+        let mut by_tickets = order.candidates().to_vec();
+        by_tickets.sort_by(sampling_order);
+        assert_eq!(order.candidates(), by_tickets.as_slice());
     }
 
     #[test]

@@ -31,11 +31,37 @@ impl Ticket {
     }
 
     /// The first-generation ticket of `id` under a seed whose SHA-256 hex is `seed_sha256_hex`.
+    #[cfg(test)]
     pub(crate) fn first_generation(seed_sha256_hex: &str, id: &str) -> Self {
+        Self::first_generation_after(&Self::seed_hasher(seed_sha256_hex), id)
+    }
+
+    /// A hasher that has taken in the seed string's SHA-256 hex, the prefix of every ticket's
+    /// hash input under that seed: its 64 bytes are one SHA-256 block, hashed once per order
+    /// rather than once per candidate.
+    pub(crate) fn seed_hasher(seed_sha256_hex: &str) -> Sha256 {
         let mut hasher = Sha256::new();
         hasher.update(seed_sha256_hex.as_bytes());
+        hasher
+    }
+
+    /// The first-generation ticket of `id` under the seed `seed_hasher` has taken in.
+    pub(crate) fn first_generation_after(seed_hasher: &Sha256, id: &str) -> Self {
+        let mut hasher = seed_hasher.clone();
         hasher.update(id.as_bytes());
         Self::from_digest(&hasher.finalize().into())
+    }
+
+    /// The first nineteen digits as a number, shorter tickets padded with zeros: an order on
+    /// tickets that agrees with [`Ord`] wherever two keys differ (`0` is the smallest digit, so a
+    /// padded prefix sorts where the string does). Equal keys say nothing; [`Ord`] decides.
+    pub(crate) fn sort_key(&self) -> u64 {
+        let mut key = 0u64;
+        let mut digits = self.digits.bytes();
+        for _ in 0..19 {
+            key = key * 10 + digits.next().map_or(0, |d| u64::from(d - b'0'));
+        }
+        key
     }
 
     fn from_digest(digest: &[u8; 32]) -> Self {
@@ -90,40 +116,54 @@ impl fmt::Display for Ticket {
     }
 }
 
-/// 10^19, the largest power of ten below 2^64: each division yields 19 decimal digits.
-const TEN_TO_THE_19: u64 = 10_000_000_000_000_000_000;
+/// 10^9, the largest power of ten below 2^32: each pass of [`padded_decimal`]'s division yields
+/// nine decimal digits, with u64 arithmetic only (a 128-bit division is a library call, and the
+/// ranking of a 100,000-candidate order makes a million of them).
+const TEN_TO_THE_9: u64 = 1_000_000_000;
 
 /// The 256-bit big-endian `digest` in decimal, zero-padded to at least 64 digits, as Python's
-/// `"{:064d}".format(int(hex, 16))`. Schoolbook division of four u64 limbs by 10^19.
+/// `"{:064d}".format(int(hex, 16))`. Schoolbook division of eight u32 limbs by 10^9.
 fn padded_decimal(digest: &[u8; 32]) -> String {
-    let mut limbs = [0u64; 4];
-    for (limb, chunk) in limbs.iter_mut().zip(digest.chunks_exact(8)) {
-        *limb = chunk.iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+    let mut limbs = [0u32; 8];
+    for (limb, chunk) in limbs.iter_mut().zip(digest.chunks_exact(4)) {
+        *limb = chunk.iter().fold(0u32, |acc, byte| (acc << 8) | u32::from(*byte));
     }
-    let mut groups: Vec<u64> = Vec::with_capacity(5);
-    while limbs.iter().any(|limb| *limb != 0) {
+    // Groups of nine digits, least significant first: 2^256 < 10^81, so nine groups at most.
+    let mut groups = [0u32; 9];
+    let mut count = 0;
+    let mut top = 0;
+    while top < limbs.len() {
+        if limbs[top] == 0 {
+            top += 1;
+            continue;
+        }
         let mut remainder: u64 = 0;
-        for limb in &mut limbs {
-            let current = (u128::from(remainder) << 64) | u128::from(*limb);
-            let divisor = u128::from(TEN_TO_THE_19);
-            // remainder < 10^19, so current < 10^19 * 2^64: the quotient fits in 64 bits.
-            *limb = u64::try_from(current / divisor).expect("quotient below 2^64");
-            remainder = u64::try_from(current % divisor).expect("remainder below 10^19");
+        for limb in &mut limbs[top..] {
+            let current = (remainder << 32) | u64::from(*limb);
+            // remainder < 10^9, so current < 10^9 * 2^32: the quotient fits in 32 bits.
+            *limb = u32::try_from(current / TEN_TO_THE_9).expect("quotient below 2^32");
+            remainder = current % TEN_TO_THE_9;
         }
-        groups.push(remainder);
+        groups[count] = u32::try_from(remainder).expect("remainder below 10^9");
+        count += 1;
     }
-    let mut decimal = String::with_capacity(78);
-    for (index, group) in groups.iter().rev().enumerate() {
-        if index == 0 {
-            decimal.push_str(&group.to_string());
-        } else {
-            decimal.push_str(&format!("{group:019}"));
+    let mut decimal = Vec::with_capacity(81);
+    for (index, group) in groups[..count].iter().rev().enumerate() {
+        let mut digits = [b'0'; 9];
+        let mut value = *group;
+        for slot in digits.iter_mut().rev() {
+            *slot = b'0' + u8::try_from(value % 10).expect("a digit");
+            value /= 10;
         }
+        // The most significant group is written without its leading zeros, the others in full.
+        let skip = if index == 0 { digits.iter().take_while(|d| **d == b'0').count().min(8) } else { 0 };
+        decimal.extend_from_slice(&digits[skip..]);
     }
     if decimal.len() < 64 {
-        decimal.insert_str(0, &"0".repeat(64 - decimal.len()));
+        let padding = 64 - decimal.len();
+        decimal.splice(0..0, std::iter::repeat_n(b'0', padding));
     }
-    decimal
+    String::from_utf8(decimal).expect("ASCII digits")
 }
 
 #[cfg(test)]
@@ -169,8 +209,42 @@ mod tests {
     fn a_group_with_leading_zeros_inside_the_number_keeps_them() {
         // 10^19 exactly: one group "1" then a group of nineteen zeros.
         let mut digest = [0u8; 32];
-        digest[24..].copy_from_slice(&TEN_TO_THE_19.to_be_bytes());
+        digest[24..].copy_from_slice(&10_000_000_000_000_000_000u64.to_be_bytes());
         assert_eq!(padded_decimal(&digest).trim_start_matches('0'), format!("1{}", "0".repeat(19)));
+    }
+
+    /// The decimal of `digest` by the plainest means: repeated 128-bit division by ten.
+    fn decimal_by_tens(digest: &[u8; 32]) -> String {
+        let (mut high, mut low) = (
+            u128::from_be_bytes(digest[..16].try_into().unwrap()),
+            u128::from_be_bytes(digest[16..].try_into().unwrap()),
+        );
+        let mut digits = Vec::new();
+        while high != 0 || low != 0 {
+            // (high * 2^128 + low) / 10, one 64-bit half of `low` at a time.
+            let remainder_high = high % 10;
+            high /= 10;
+            let upper = (remainder_high << 64) | (low >> 64);
+            let (upper_q, upper_r) = (upper / 10, upper % 10);
+            let lower = (upper_r << 64) | (low & u128::from(u64::MAX));
+            let (lower_q, lower_r) = (lower / 10, lower % 10);
+            low = (upper_q << 64) | lower_q;
+            digits.push(b'0' + u8::try_from(lower_r).unwrap());
+        }
+        digits.reverse();
+        let text = String::from_utf8(digits).unwrap();
+        format!("{text:0>64}")
+    }
+
+    #[test]
+    fn the_decimal_agrees_with_division_by_ten_on_many_digests() {
+        // Digests of all sizes: SHA-256 outputs, and values with leading zero bytes and limbs.
+        for n in 0u32..3_000 {
+            let mut digest: [u8; 32] = Sha256::digest(n.to_be_bytes()).into();
+            let zeros = usize::try_from(n % 33).unwrap();
+            digest[..zeros].fill(0);
+            assert_eq!(padded_decimal(&digest), decimal_by_tens(&digest), "digest {}", hex::encode(digest));
+        }
     }
 
     #[test]
@@ -200,6 +274,29 @@ mod tests {
         assert!(t("0.19") < t("0.2"));
         // A prefix sorts first, as in Python, even where the numbers are equal.
         assert!(t("0.5") < t("0.50"));
+    }
+
+    #[test]
+    fn the_sort_key_orders_as_the_digits_do_where_keys_differ() {
+        let t = |s: &str| Ticket::parse(s).unwrap();
+        let tickets = [
+            t("0.5"),
+            t("0.50"),
+            t("0.51"),
+            t("0.4999999999999999999999"),
+            t("0.0000000000000000001"),
+            t("0.00000000000000000009"),
+            t("0.1234567890123456789"),
+            t("0.12345678901234567891"),
+            t("0.9"),
+        ];
+        for a in &tickets {
+            for b in &tickets {
+                if a.sort_key() != b.sort_key() {
+                    assert_eq!(a.sort_key().cmp(&b.sort_key()), a.cmp(b), "{a} against {b}");
+                }
+            }
+        }
     }
 
     #[test]

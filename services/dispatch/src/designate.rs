@@ -291,7 +291,7 @@ pub async fn designate(
         edition_number: task.edition_number,
         team_size: u32::try_from(asked.experts.len()).unwrap_or(u32::MAX),
         backup_count: 0,
-        frozen_list: String::new(),
+        frozen_list: None,
         frozen_list_sha256: String::new(),
         candidate_count: 0,
         // For a designation: how many of the designated experts the pool holds.

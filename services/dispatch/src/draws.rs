@@ -230,7 +230,7 @@ pub async fn prepare(
         edition_number: task.edition_number,
         team_size: u32::try_from(team.primaries).unwrap_or(u32::MAX),
         backup_count: u32::try_from(team.backups).unwrap_or(u32::MAX),
-        frozen_list: String::from_utf8_lossy(list.bytes()).into_owned(),
+        frozen_list: Some(String::from_utf8_lossy(list.bytes()).into_owned()),
         frozen_list_sha256: list.sha256_hex().to_owned(),
         candidate_count: list.count(),
         pool_count: pool.len(),
@@ -472,7 +472,7 @@ async fn supplementary_plan(
         all.extend(draw_store::draw_assignments(tx, &d.id).await?);
     }
     let reserve_left = all.iter().any(|a| a.draw_id == last.id && a.status == AssignmentStatus::Reserved);
-    if last.next_position < last.order.len() || reserve_left {
+    if last.next_position < last.candidate_count || reserve_left {
         return Err(Error::draw_refused(
             Code::FailedPrecondition,
             "ORDER_NOT_EXHAUSTED",
@@ -579,7 +579,7 @@ pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId) -> Result<ToExecu
     let draw = draw_store::get_draw(&mut conn, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
     let task = task_for(&mut conn, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
     check_executable(&draw)?;
-    let order = order_of(&draw)?;
+    let order = order_of(&mut conn, &draw).await?;
     crate::metrics::stage(db, crate::metrics::STAGE_RANKING, started);
     Ok(ToExecute { draw, task, order, started: std::time::Instant::now() })
 }
@@ -595,15 +595,31 @@ fn check_executable(draw: &Draw) -> Result<(), Error> {
     Ok(())
 }
 
-/// The draw's order. A designation (D15) has none: its designated experts, as named, stand in
-/// for one whose walk is already at the end, so a vacancy there promotes and continues nothing.
-pub(crate) fn order_of(draw: &Draw) -> Result<DrawOrder, Error> {
+/// The draw's whole order, ranked from its frozen list (read from the store unless the draw
+/// holds it) and its seed. A designation (D15) has none: its designated experts, as named, stand
+/// in for one whose walk is already at the end, so a vacancy there promotes and continues nothing.
+pub(crate) async fn order_of(conn: &mut sqlx::AnyConnection, draw: &Draw) -> Result<DrawOrder, Error> {
     if draw.kind == DrawKind::Designation {
         return crate::designate::order_of(draw);
     }
+    let read;
+    let list = match &draw.frozen_list {
+        Some(list) => list,
+        None => {
+            read = draw_store::frozen_list(conn, &draw.id)
+                .await?
+                .ok_or_else(|| Error::DrawNotFound(draw.id.to_string()))?;
+            &read
+        }
+    };
+    ranked(draw, list)
+}
+
+/// [`order_of`] with the frozen list blob at hand.
+fn ranked(draw: &Draw, frozen_list: &str) -> Result<DrawOrder, Error> {
     let corrupt =
         |problem: String| Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem });
-    let list = FrozenList::parse(draw.frozen_list.as_bytes()).map_err(|e| corrupt(format!("frozen list: {e}")))?;
+    let list = FrozenList::parse(frozen_list.as_bytes()).map_err(|e| corrupt(format!("frozen list: {e}")))?;
     let seed = ServerSeed::from_hex(&draw.server_seed).map_err(|e| corrupt(format!("server seed: {e}")))?;
     let dice = if draw.dice_digits.is_empty() {
         None
@@ -876,7 +892,7 @@ pub async fn execute(
         }
     }
     draw.status = DrawStatus::Executed;
-    draw.order = x.order.candidates().iter().map(|c| (c.id.as_str().to_owned(), c.ticket.as_fraction())).collect();
+    draw.order = order_head(&x.order, f.next_position);
     draw.walk = walk_record;
     draw.relaxations = f
         .relaxations
@@ -914,6 +930,12 @@ pub async fn execute(
     audit::append(tx, db.backend(), clock, caller, change).await?;
     crate::metrics::drawn(db, x.started);
     Ok(Attempt::Done(Box::new(draw), assignments))
+}
+
+/// The order's first `through` places, as a draw records them (its head: the rest is ranked again
+/// from the frozen list and the seed where it is needed).
+pub(crate) fn order_head(order: &DrawOrder, through: usize) -> Vec<(String, String)> {
+    order.candidates().iter().take(through).map(|c| (c.id.as_str().to_owned(), c.ticket.as_fraction())).collect()
 }
 
 /// How many times execution walks again before giving up.
@@ -973,8 +995,14 @@ pub async fn assignments(
     Ok(page.finish(items, |a| a.id.to_string()))
 }
 
-/// An executed draw's record as `crates/draw`'s verifier reads it.
+/// An executed draw's record as `crates/draw`'s verifier reads it, its frozen list read
+/// ([`executed`] reads it). The recorded order is the head the draw stored, position by position,
+/// then the rest of the order ranked again from the list and the seed: the verifier compares the
+/// stored head with its own recomputation, and reports a head that no longer matches; a list
+/// that no longer parses leaves the head alone, and the verifier reports the list.
 pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
+    let rest = draw.frozen_list.as_deref().and_then(|list| ranked(draw, list).ok());
+    let rest = rest.as_ref().map_or(&[][..], |order| order.candidates());
     let final_stage = if draw.relaxations.is_empty() { "WALK" } else { "RELAXED_WALK" };
     let of = |outcome: Outcome| -> Vec<String> {
         let mut picks: Vec<&Pick> =
@@ -983,7 +1011,7 @@ pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
         picks.into_iter().map(|p| p.expert_id.clone()).collect()
     };
     supervision_draw::DrawRecord {
-        frozen_list: draw.frozen_list.as_bytes().to_vec(),
+        frozen_list: draw.frozen_list.as_deref().unwrap_or_default().as_bytes().to_vec(),
         frozen_list_sha256: draw.frozen_list_sha256.clone(),
         candidate_count: draw.candidate_count,
         commitment: draw.seed_commitment.clone(),
@@ -993,6 +1021,10 @@ pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
             .order
             .iter()
             .map(|(id, ticket)| supervision_draw::RecordedRank { id: id.clone(), ticket: Some(ticket.clone()) })
+            .chain(rest.iter().skip(draw.order.len()).map(|c| supervision_draw::RecordedRank {
+                id: c.id.as_str().to_owned(),
+                ticket: Some(c.ticket.as_fraction()),
+            }))
             .collect(),
         primaries: of(Outcome::Primary),
         backups: of(Outcome::Backup),
@@ -1016,7 +1048,7 @@ fn initial_stage(stage: &str) -> bool {
 /// it has no frozen list, seed or order, so it is neither exported for re-running nor verified
 /// (FAILED_PRECONDITION `NOT_A_RANDOM_DRAW`); GetDraw shows its experts, reason and operator.
 pub async fn executed(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Error> {
-    let draw = get(db, caller, id).await?;
+    let mut draw = get(db, caller, id).await?;
     if draw.kind == DrawKind::Designation {
         return Err(Error::draw_refused(
             Code::FailedPrecondition,
@@ -1035,6 +1067,8 @@ pub async fn executed(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Err
             format!("draw {} is {}; its seed is revealed only at execution", draw.id, draw.status.code()),
         ));
     }
+    let mut conn = db.pool().acquire().await?;
+    draw.frozen_list = draw_store::frozen_list(&mut conn, id).await?;
     Ok(draw)
 }
 
@@ -1055,8 +1089,8 @@ pub fn export_json(draw: &Draw) -> serde_json::Value {
         "server_seed_hex": draw.revealed_seed(),
         "dice_digits": draw.dice_digits,
         "seed_string": draw.seed_string(),
-        "order": draw.order.iter().enumerate().map(|(i, (id, ticket))| serde_json::json!({
-            "position": i + 1, "expert_id": id, "ticket": ticket,
+        "order": record.order.iter().enumerate().map(|(i, rank)| serde_json::json!({
+            "position": i + 1, "expert_id": rank.id, "ticket": rank.ticket,
         })).collect::<Vec<_>>(),
         "exclusions": draw.exclusions.iter().map(|e| serde_json::json!({
             "expert_id": e.expert_id,

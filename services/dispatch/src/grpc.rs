@@ -690,7 +690,11 @@ impl DispatchService for Dispatch {
         };
         Ok(Response::new(pb::ExportDrawResponse {
             record: Some(file(format!("{}.json", draw.id), "application/json", record)),
-            candidate_list: Some(file("frozen_list.txt".into(), "text/plain", draw.frozen_list.clone().into_bytes())),
+            candidate_list: Some(file(
+                "frozen_list.txt".into(),
+                "text/plain",
+                draw.frozen_list.clone().unwrap_or_default().into_bytes(),
+            )),
         }))
     }
 

@@ -384,7 +384,7 @@ pub async fn vacate(
     draw_store::delete_bookings(tx, &a.id).await?;
     let mut draw =
         draw_store::get_draw(tx, &a.draw_id).await?.ok_or_else(|| Error::DrawNotFound(a.draw_id.to_string()))?;
-    let order = order_of(&draw)?;
+    let order = order_of(tx, &draw).await?;
     let read_next = draw.next_position;
     let all = draw_store::draw_assignments(tx, &draw.id).await?;
     let holders: Vec<&Assignment> = all.iter().filter(|h| h.status.holds_place() || h.id == a.id).collect();
@@ -549,6 +549,9 @@ pub async fn vacate(
         });
     }
     draw.next_position = fill.next_position;
+    if draw.kind != crate::domain::DrawKind::Designation {
+        draw.order = draws::order_head(&order, fill.next_position);
+    }
     if !draw_store::record_vacancy(tx, &draw, read_next).await? {
         let now_executed =
             draw_store::get_draw(tx, &draw.id).await?.is_some_and(|d| d.status == crate::domain::DrawStatus::Executed);

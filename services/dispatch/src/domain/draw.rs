@@ -440,8 +440,10 @@ pub struct Draw {
     pub edition_number: u32,
     pub team_size: u32,
     pub backup_count: u32,
-    /// The frozen list blob (ASCII).
-    pub frozen_list: String,
+    /// The frozen list blob (ASCII), where it was read: prepare makes it, and the store reads it
+    /// only on request (`store::draws::frozen_list`), as it holds every candidate's id (3.7 MB
+    /// at 100,000) and most uses of a draw need none of them.
+    pub frozen_list: Option<String>,
     pub frozen_list_sha256: String,
     pub candidate_count: usize,
     /// Experts the registry streamed.
@@ -452,7 +454,9 @@ pub struct Draw {
     pub server_seed: String,
     pub seed_commitment: String,
     pub dice_digits: String,
-    /// The whole order after execution: (id, full ticket).
+    /// The head of the order after execution, (id, full ticket), through every position the walk
+    /// has reached (`next_position`); the rest follows from the frozen list and the seed and is
+    /// ranked again where it is needed (a vacancy walking further, an export, a verification).
     pub order: Vec<(String, String)>,
     pub walk: Vec<Pick>,
     pub relaxations: Vec<RelaxationRecord>,

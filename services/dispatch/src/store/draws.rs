@@ -37,6 +37,18 @@ macro_rules! draw_columns {
     };
 }
 
+/// The columns reads return: all but the frozen list, which [`frozen_list`] reads alone.
+macro_rules! draw_read_columns {
+    () => {
+        "id, task_id, live_key, kind, status, algorithm, edition_number, team_size, backup_count, \
+         frozen_list_sha256, candidate_count, pool_count, exclusions, untrained, server_seed, seed_commitment, \
+         dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
+         operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at, \
+         pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id, \
+         designation"
+    };
+}
+
 macro_rules! assignment_columns {
     () => {
         "id, task_id, draw_id, expert_id, position, role, status, trained, notified_at, created_at, updated_at, \
@@ -106,7 +118,7 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     .bind(i64::from(d.edition_number))
     .bind(i64::from(d.team_size))
     .bind(i64::from(d.backup_count))
-    .bind(&d.frozen_list)
+    .bind(d.frozen_list.as_deref().unwrap_or_default())
     .bind(&d.frozen_list_sha256)
     .bind(count(d.candidate_count))
     .bind(count(d.pool_count))
@@ -267,8 +279,16 @@ pub async fn record_execution(conn: &mut AnyConnection, d: &Draw) -> Result<bool
     Ok(done.rows_affected() == 1)
 }
 
+/// A draw's frozen list blob; `None` when there is no such draw.
+pub async fn frozen_list(conn: &mut AnyConnection, id: &DrawId) -> Result<Option<String>, StoreError> {
+    let row =
+        sqlx::query("SELECT frozen_list FROM draws WHERE id = $1").bind(id.as_str()).fetch_optional(&mut *conn).await?;
+    Ok(row.map(|r| r.try_get::<String, _>("frozen_list")).transpose()?)
+}
+
+/// A draw, without its frozen list ([`frozen_list`]).
 pub async fn get_draw(conn: &mut AnyConnection, id: &DrawId) -> Result<Option<Draw>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", draw_columns!(), " FROM draws WHERE id = $1"))
+    let row = sqlx::query(concat!("SELECT ", draw_read_columns!(), " FROM draws WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
         .await?;
@@ -295,7 +315,7 @@ pub async fn list_draws(conn: &mut AnyConnection, filter: &DrawFilter, page: &Pa
     };
     let rows = sqlx::query(concat!(
         "SELECT ",
-        draw_columns!(),
+        draw_read_columns!(),
         " FROM draws WHERE ($1 = '' OR id < $1) AND ($2 = '' OR task_id = $2) AND ($3 = '' OR status = $3) \
            AND ($4 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = draws.task_id AND t.dispatching_bureau = $4)) \
            AND ($5 = '' OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = draws.task_id AND t.dispatching_bureau = $5)) \
@@ -373,7 +393,7 @@ fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
         edition_number: small("edition_number")?,
         team_size: small("team_size")?,
         backup_count: small("backup_count")?,
-        frozen_list: text("frozen_list")?,
+        frozen_list: None,
         frozen_list_sha256: text("frozen_list_sha256")?,
         candidate_count: size("candidate_count")?,
         pool_count: size("pool_count")?,
@@ -538,7 +558,7 @@ pub async fn places_from(
 
 /// A task's draws, oldest first.
 pub async fn task_draws(conn: &mut AnyConnection, task: &TaskId) -> Result<Vec<Draw>, StoreError> {
-    let rows = sqlx::query(concat!("SELECT ", draw_columns!(), " FROM draws WHERE task_id = $1 ORDER BY id"))
+    let rows = sqlx::query(concat!("SELECT ", draw_read_columns!(), " FROM draws WHERE task_id = $1 ORDER BY id"))
         .bind(task.as_str())
         .fetch_all(&mut *conn)
         .await?;
@@ -568,10 +588,12 @@ pub async fn delete_bookings(conn: &mut AnyConnection, assignment: &AssignmentId
 /// that moved it meanwhile makes this update change nothing (the caller tries again).
 pub async fn record_vacancy(conn: &mut AnyConnection, d: &Draw, expected_next: usize) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE draws SET walk = $1, next_position = $2 WHERE id = $3 AND status = 'EXECUTED' AND next_position = $4",
+        "UPDATE draws SET walk = $1, next_position = $2, draw_order = $3 \
+         WHERE id = $4 AND status = 'EXECUTED' AND next_position = $5",
     )
     .bind(serde_json::to_string(&d.walk).unwrap_or_default())
     .bind(count(d.next_position))
+    .bind(order_text(&d.order))
     .bind(d.id.as_str())
     .bind(count(expected_next))
     .execute(&mut *conn)
