@@ -41,6 +41,7 @@ on_both_backends!(
     a_pool_too_small_is_refused_with_counts_per_reason,
     an_expert_booked_since_prepare_is_skipped_at_execute,
     experts_suspended_since_prepare_are_skipped_beyond_the_first_window,
+    a_draw_stores_the_head_of_its_order_and_a_changed_head_fails_verification,
 );
 
 const SCHOOL_CODE: &str = "91440703MA4W00001M";
@@ -510,6 +511,61 @@ async fn experts_suspended_since_prepare_are_skipped_beyond_the_first_window(bac
     assert!(verification.is_consistent(), "{:?}", verification.mismatches);
     // A retry answers the same.
     assert_eq!(execute(&mut operator, "exec-1", &prepared.id).await, (executed, assignments));
+    registry.stop().await;
+    dispatch.stop().await;
+}
+
+/// An executed draw stores its order only through the place its walk reached (the rest follows
+/// from the frozen list and the seed); the export still carries the whole order, and a stored
+/// head that no longer matches the recomputation is named by VerifyDraw.
+async fn a_draw_stores_the_head_of_its_order_and_a_changed_head_fails_verification(backend: Backend) {
+    let (registry, dispatch) = spawn_dispatch_with_registry(backend).await;
+    set_clock(&dispatch);
+    let school = school(&registry).await;
+    independents(&registry, 3, 15).await;
+    let mut operator = user(&dispatch, "operator-a");
+    let mut colleague = user(&dispatch, "operator-b");
+    let task_id = create_task(&mut operator, &school, None, HalfDay::Am).await;
+    let prepared = prepare(&mut operator, "prep-head", &task_id).await;
+    assert_eq!(prepared.candidate_count, 12);
+    witness(&mut colleague, "wit-head", &prepared.id, "27182818284590452353").await;
+    let (executed, _) = execute(&mut operator, "exec-head", &prepared.id).await;
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(dispatch.database_url()).await.unwrap();
+    let (stored, next): (String, i64) = sqlx::query_as("SELECT draw_order, next_position FROM draws WHERE id = $1")
+        .bind(&prepared.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(next, 4, "two primaries and two backups, nobody skipped");
+    assert_eq!(stored.lines().count(), 4, "only the walked head is stored: {stored}");
+    let record = exported_record(&mut operator, &prepared.id).await;
+    assert_eq!(record.order.len(), 12, "the export carries the whole order");
+    for (line, rank) in stored.lines().zip(&record.order) {
+        assert_eq!(line, format!("{} {}", rank.id, rank.ticket.as_deref().unwrap()));
+    }
+    assert!(verify(&record).is_consistent());
+    let verdict = operator.verify_draw(VerifyDrawRequest { draw_id: prepared.id.clone() }).await.unwrap().into_inner();
+    assert!(verdict.verified, "{verdict:?}");
+
+    // The first two stored places swapped: the recomputed order disagrees at both.
+    let mut lines: Vec<&str> = stored.lines().collect();
+    lines.swap(0, 1);
+    let changed: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    sqlx::query("UPDATE draws SET draw_order = $1 WHERE id = $2")
+        .bind(changed)
+        .bind(&prepared.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let verdict = operator.verify_draw(VerifyDrawRequest { draw_id: prepared.id.clone() }).await.unwrap().into_inner();
+    assert!(!verdict.verified && !verdict.order_matches, "{verdict:?}");
+    assert!(verdict.list_hash_matches && verdict.commitment_matches, "{verdict:?}");
+    let named = verdict.problems.iter().filter(|p| p.contains("order position")).count();
+    assert!(named >= 2, "both swapped places are named: {:?}", verdict.problems);
+    assert_eq!(executed.candidate_count, 12);
     registry.stop().await;
     dispatch.stop().await;
 }
