@@ -14,6 +14,7 @@ pub mod private_pg;
 pub mod process;
 mod scaleout;
 pub mod scenario;
+pub mod scope;
 mod services;
 
 pub use backend::{Backend, TestDb, TestRedis};

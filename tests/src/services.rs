@@ -68,6 +68,11 @@ impl RunningService {
         self._db.as_ref().expect("the database is held until the service stops").url()
     }
 
+    /// The file this service's test clock reads its offset from (for [`crate::scenario::Clock`]).
+    pub fn clock_file(&self) -> &std::path::Path {
+        &self.clock_file
+    }
+
     /// Moves the service's clock `seconds` away from the system clock.
     pub fn set_clock_offset(&self, seconds: i64) {
         std::fs::write(&self.clock_file, seconds.to_string()).expect("the clock file is written");
@@ -348,6 +353,8 @@ where
         .expect("the service accepts connections");
     // Behind the idempotency checker when SUPERVISION_IDEMPOTENCY_SWEEP names a log.
     let channel = crate::idempotency::swept(channel).await;
+    // Behind the bureau walk when SUPERVISION_SCOPE_SWEEP names a log.
+    let channel = crate::scope::swept(channel).await;
     RunningService { addr, channel, clock_file, shutdown, task: Some(task), _db: Some(db) }
 }
 
@@ -394,7 +401,15 @@ fn deployed_args(db: &TestDb, calls: &[(&str, SocketAddr)]) -> (CommonArgs, Path
     }
     if !calls.is_empty() {
         let token_file = db.scratch_dir().join("service.token");
-        std::fs::write(&token_file, identity::token(Role::Service, None)).expect("the service token is written");
+        // Valid for 1000 days: scenarios run on a deployment move the test clocks by weeks.
+        let token = identity::token_for(supervision_kit::auth::TokenRequest {
+            subject: "service-user".into(),
+            role: Role::Service,
+            bureau: None,
+            expert_id: None,
+            ttl: Duration::from_secs(1000 * 86_400),
+        });
+        std::fs::write(&token_file, token).expect("the service token is written");
         common.peers.service_token_file = Some(token_file);
     }
     (common, clock_file)

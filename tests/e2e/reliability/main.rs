@@ -7,8 +7,10 @@ mod data_at_rest;
 mod deadlines;
 mod fuzz;
 mod idempotency;
+mod idempotency_streams;
 mod pg_restart;
 mod rate_limits;
+mod scope;
 mod tls;
 mod tokens;
 

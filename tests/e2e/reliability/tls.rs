@@ -1,34 +1,52 @@
 //! TLS between services, by configuration only (issue 11, item 6): the registry serves TLS and
 //! requires client certificates from its CA (`TLS_CERT_FILE`, `TLS_KEY_FILE`,
-//! `TLS_CLIENT_CA_FILE`), and dispatch calls it at an `https://` endpoint (`REGISTRY_ENDPOINT`),
-//! verifying it with `PEER_CA_FILE` and presenting its own certificate (its `TLS_CERT_FILE`).
+//! `TLS_CLIENT_CA_FILE`), and its callers reach it at an `https://` endpoint
+//! (`REGISTRY_ENDPOINT`), verifying it with `PEER_CA_FILE` and presenting their own certificate
+//! (their `TLS_CERT_FILE`). Both callers that ask the registry before they write are proved:
 //!
-//! - Configured so, dispatch's CreateTask (which reads the institution from the registry before
-//!   it writes) succeeds.
-//! - A dispatch whose `PEER_CA_FILE` is another CA refuses the registry's certificate: the call is
-//!   UNAVAILABLE and dispatch wrote nothing (no task, its audit chain where it was).
-//! - A dispatch with the right CA but no certificate of its own is refused by the registry's
-//!   mutual TLS: UNAVAILABLE, nothing written.
-//! - A dispatch calling the TLS port in plaintext (`http://`) fails the same way.
+//! - dispatch's CreateTask, which reads the institution from the registry;
+//! - finance's RecordSessions (a revision as dispatch's outbox delivers it), which asks the
+//!   registry whether the expert was a civil servant on each work date.
+//!
+//! For each, on both backends:
+//!
+//! - Configured so, the call succeeds (a task with the registry's institution; fee lines for the
+//!   registry's expert).
+//! - A caller whose `PEER_CA_FILE` is another CA refuses the registry's certificate: the call is
+//!   UNAVAILABLE and the caller wrote nothing (no row in its table, no idempotency key, its audit
+//!   chain where it was).
+//! - A caller with the right CA but no certificate of its own is refused by the registry's mutual
+//!   TLS: UNAVAILABLE, nothing written.
+//! - A caller calling the TLS port in plaintext (`http://`) fails the same way.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use supervision_kit::{Shutdown, app::CommonArgs, config::TlsArgs};
+use supervision_kit::{Shutdown, app::CommonArgs, config::TlsArgs, vocab::new_prefixed_id};
 use supervision_proto::{
-    common::BureauCode,
+    common::{
+        BureauCode, CivilServantStatus, ContactDetails, Date, Evidence, ExpertCategory, ExpertKind, FundSource,
+        HalfDay, IdentityDocument, IdentityDocumentType, Locality, TimeOfDay, locality::Place,
+    },
     dispatch::dispatch_service_client::DispatchServiceClient,
-    registry::{CreateInstitutionRequest, InstitutionType, registry_service_client::RegistryServiceClient},
+    finance::{RecordSessionsRequest, SessionWorked, finance_service_client::FinanceServiceClient},
+    registry::{
+        CategoryHolding, CreateExpertRequest, CreateInstitutionRequest, ExpertProfile, InstitutionType,
+        registry_service_client::RegistryServiceClient,
+    },
 };
-use testkit::{Backend, Bureau, Role, TestDb, on_both_backends};
+use testkit::{AuthedChannel, Backend, Bureau, Role, TestDb, on_both_backends, service_acting_for};
 use tokio::task::JoinHandle;
 use tonic::{
-    Code,
+    Code, Status,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 
-on_both_backends!(dispatch_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca);
+on_both_backends!(
+    dispatch_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca,
+    finance_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca,
+);
 
 /// Certificates for `localhost` and `127.0.0.1` from a test CA, and another CA.
 struct Pki {
@@ -47,7 +65,7 @@ impl Pki {
         };
         let ours = ca("ca");
         ca("other-ca");
-        for leaf in ["registry", "dispatch"] {
+        for leaf in ["registry", "dispatch", "finance"] {
             let key = KeyPair::generate().unwrap();
             let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
                 .unwrap()
@@ -122,79 +140,229 @@ async fn start_registry(backend: Backend, pki: &Pki) -> Started {
     Started { addr, db, shutdown, task }
 }
 
-/// Dispatch calling the registry at `endpoint`, trusting `peer_ca`, serving (and presenting)
-/// its own certificate when `own_certificate`.
-async fn start_dispatch(backend: Backend, pki: &Pki, endpoint: &str, peer_ca: &Path, own_certificate: bool) -> Started {
+/// A service that asks the registry before it writes.
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    /// CreateTask reads the institution.
+    Dispatch,
+    /// RecordSessions asks the expert's civil-servant status on each work date.
+    Finance,
+}
+
+impl Caller {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Dispatch => "dispatch",
+            Self::Finance => "finance",
+        }
+    }
+
+    /// The table its call writes.
+    fn table(self) -> &'static str {
+        match self {
+            Self::Dispatch => "tasks",
+            Self::Finance => "fee_lines",
+        }
+    }
+
+    /// What the call needs from the registry, created there over TLS: an institution for
+    /// dispatch, an expert for finance. Answers its id.
+    async fn prepare(self, registry: &mut RegistryServiceClient<AuthedChannel>) -> String {
+        match self {
+            Self::Dispatch => {
+                registry
+                    .create_institution(CreateInstitutionRequest {
+                        request_id: "tls-school".into(),
+                        r#type: InstitutionType::VocationalTrainingSchool as i32,
+                        name: "蓬江职业培训学校".into(),
+                        credit_code: "91440703MA4W00001M".into(),
+                        parent_id: String::new(),
+                        county: BureauCode::Pengjiang as i32,
+                        address: "江门市蓬江区".into(),
+                        head: "李校长".into(),
+                    })
+                    .await
+                    .expect("the registry answers over TLS")
+                    .into_inner()
+                    .institution
+                    .unwrap()
+                    .id
+            }
+            Self::Finance => {
+                registry
+                    .create_expert(expert_request())
+                    .await
+                    .expect("the registry answers over TLS")
+                    .into_inner()
+                    .expert
+                    .unwrap()
+                    .id
+            }
+        }
+    }
+
+    /// The caller's command that asks the registry about `held` (what [`Caller::prepare`]
+    /// answered), sent at `channel`; answers how many rows it says it wrote.
+    async fn call(self, channel: &Channel, held: &str) -> Result<i64, Status> {
+        match self {
+            Self::Dispatch => {
+                let operator = testkit::token(Role::CountyOperator, Some(Bureau::Pengjiang));
+                let created = DispatchServiceClient::new(testkit::with_token(channel, Some(&operator)))
+                    .create_task(crate::deadlines::create_task("tls-task", held))
+                    .await?;
+                assert_eq!(created.into_inner().task.unwrap().institution_id, held, "the registry's institution");
+                Ok(1)
+            }
+            Self::Finance => {
+                // As dispatch's outbox delivers a revision: its SERVICE token acting for the operator.
+                let outbox = service_acting_for(channel, "dispatch", Role::CountyOperator, Some(Bureau::Xinhui));
+                let recorded = FinanceServiceClient::new(outbox).record_sessions(revision(held)).await?.into_inner();
+                assert!(recorded.applied, "{recorded:?}");
+                assert!(!recorded.lines.is_empty(), "{recorded:?}");
+                for line in &recorded.lines {
+                    assert_eq!(line.expert_id, held, "{line:?}");
+                }
+                let paid: i64 = recorded.lines.iter().map(|l| l.amount.unwrap().fen).sum();
+                assert!(paid > 0, "not a civil servant, per the registry: paid ({recorded:?})");
+                Ok(i64::try_from(recorded.lines.len()).unwrap())
+            }
+        }
+    }
+}
+
+/// An expert who is not a civil servant.
+fn expert_request() -> CreateExpertRequest {
+    let person = crate::scenario::person(1);
+    CreateExpertRequest {
+        request_id: "tls-expert".into(),
+        profile: Some(ExpertProfile {
+            kind: ExpertKind::Individual as i32,
+            name: "李明".into(),
+            identity: Some(IdentityDocument {
+                r#type: IdentityDocumentType::ResidentIdCard as i32,
+                number: person.id_number,
+                issuing_country: String::new(),
+                masked: false,
+            }),
+            locality: Some(Locality { place: Some(Place::County(BureauCode::Xinhui as i32)) }),
+            contact: Some(ContactDetails { mobile: person.mobile, ..Default::default() }),
+            categories: vec![CategoryHolding {
+                category: ExpertCategory::Technician as i32,
+                evidence: Some(Evidence { description: "技师证".into(), documents: vec![] }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        civil_servant_status: CivilServantStatus::None as i32,
+        civil_servant_since: Some(Date { year: 2022, month: 3, day: 1 }),
+        existing_appointment: None,
+    }
+}
+
+/// Revision 1 of an assignment of `expert`: 90 minutes on the morning of Thursday 2026-04-16.
+fn revision(expert: &str) -> RecordSessionsRequest {
+    let assignment = new_prefixed_id("asg_");
+    RecordSessionsRequest {
+        request_id: format!("{assignment}:1"),
+        assignment_id: assignment,
+        revision: 1,
+        task_id: new_prefixed_id("tsk_"),
+        task_number: "JM-2026-0042".into(),
+        expert_id: expert.to_owned(),
+        paying_bureau: BureauCode::Xinhui as i32,
+        fund_source: FundSource::CityCountyEmployment as i32,
+        sessions: vec![SessionWorked {
+            task_session_id: "ses-1".into(),
+            date: Some(Date { year: 2026, month: 4, day: 16 }),
+            half_day: HalfDay::Am as i32,
+            start_time: Some(TimeOfDay { hours: 9, minutes: 0 }),
+            minutes: 90,
+        }],
+        voided: false,
+        void_reason: String::new(),
+        event_time: Some(prost_types::Timestamp { seconds: 1_775_000_000, nanos: 0 }),
+    }
+}
+
+/// `caller` calling the registry at `endpoint`, trusting `peer_ca`, serving (and presenting)
+/// its own certificate when `own_certificate`, configured by its settings alone.
+async fn start_caller(
+    caller: Caller,
+    backend: Backend,
+    pki: &Pki,
+    endpoint: &str,
+    peer_ca: &Path,
+    own_certificate: bool,
+) -> Started {
     let db = TestDb::new(backend).await;
     let token_file = db.scratch_dir().join("service.token");
     std::fs::write(&token_file, testkit::token(Role::Service, None)).unwrap();
-    let tls = if own_certificate { pki.serving("dispatch") } else { TlsArgs::default() };
+    let tls = if own_certificate { pki.serving(caller.name()) } else { TlsArgs::default() };
     let mut common = common(&db, tls);
     common.peers.registry_endpoint = Some(endpoint.to_owned());
     common.peers.peer_ca_file = Some(peer_ca.to_owned());
     common.peers.service_token_file = Some(token_file);
-    // Monday 2026-06-01 10:00 in Jiangmen: the session a week later is in time.
-    let monday = Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0).unwrap();
-    std::fs::write(db.scratch_dir().join("clock-offset"), (monday - Utc::now()).num_seconds().to_string()).unwrap();
-    let config = supervision_dispatch::Config {
-        listen: "127.0.0.1:0".into(),
-        database_url: db.url().to_owned(),
-        common,
-        reference: Default::default(),
-    };
-    let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
-    let addr = app.local_addr();
+    let listen = "127.0.0.1:0".to_owned();
+    let database_url = db.url().to_owned();
     let shutdown = Shutdown::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let (addr, task) = match caller {
+        Caller::Dispatch => {
+            // Monday 2026-06-01 10:00 in Jiangmen: the session a week later is in time.
+            let monday = Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0).unwrap();
+            std::fs::write(db.scratch_dir().join("clock-offset"), (monday - Utc::now()).num_seconds().to_string())
+                .unwrap();
+            let config = supervision_dispatch::Config { listen, database_url, common, reference: Default::default() };
+            let app = supervision_dispatch::App::build(&config).await.expect("dispatch builds");
+            (app.local_addr(), tokio::spawn(app.run_until_stopped(shutdown.clone())))
+        }
+        Caller::Finance => {
+            let config = supervision_finance::Config { listen, database_url, common, reference: Default::default() };
+            let app = supervision_finance::App::build(&config).await.expect("finance builds");
+            (app.local_addr(), tokio::spawn(app.run_until_stopped(shutdown.clone())))
+        }
+    };
     Started { addr, db, shutdown, task }
 }
 
-async fn written(url: &str) -> (i64, supervision_kit::audit::AuditHead) {
+/// What a caller holds: rows of `table`, idempotency keys, and its audit chain's head.
+async fn written(url: &str, table: &str) -> (i64, i64, supervision_kit::audit::AuditHead) {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
-    let tasks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks").fetch_one(&pool).await.unwrap();
+    let count = |table: &str| sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")));
+    let rows: i64 = count(table).fetch_one(&pool).await.unwrap();
+    let keys: i64 = count("kit_idempotency_keys").fetch_one(&pool).await.unwrap();
     let head = supervision_kit::audit::head(&pool).await.unwrap();
     pool.close().await;
-    (tasks, head)
+    (rows, keys, head)
 }
 
 async fn dispatch_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(backend: Backend) {
+    calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(backend, Caller::Dispatch).await;
+}
+
+async fn finance_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(backend: Backend) {
+    calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(backend, Caller::Finance).await;
+}
+
+async fn calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(backend: Backend, caller: Caller) {
     let pki = Pki::new();
     let registry = start_registry(backend, &pki).await;
     let admin_token = testkit::token(Role::CityAdmin, None);
     let mut admin = RegistryServiceClient::new(testkit::with_token(
-        &pki.channel(registry.addr, "dispatch").await,
+        &pki.channel(registry.addr, caller.name()).await,
         Some(&admin_token),
     ));
-    let school = admin
-        .create_institution(CreateInstitutionRequest {
-            request_id: "tls-school".into(),
-            r#type: InstitutionType::VocationalTrainingSchool as i32,
-            name: "蓬江职业培训学校".into(),
-            credit_code: "91440703MA4W00001M".into(),
-            parent_id: String::new(),
-            county: BureauCode::Pengjiang as i32,
-            address: "江门市蓬江区".into(),
-            head: "李校长".into(),
-        })
-        .await
-        .expect("the registry answers over TLS")
-        .into_inner()
-        .institution
-        .unwrap()
-        .id;
+    let held = caller.prepare(&mut admin).await;
     let https = format!("https://localhost:{}", registry.addr.port());
-    let operator = testkit::token(Role::CountyOperator, Some(Bureau::Pengjiang));
+    let name = caller.name();
 
-    // Configured: TLS both ways, the task is created with the registry's institution.
-    let good = start_dispatch(backend, &pki, &https, &pki.path("ca.pem"), true).await;
+    // Configured: TLS both ways, the call asks the registry and writes.
+    let good = start_caller(caller, backend, &pki, &https, &pki.path("ca.pem"), true).await;
     let channel = pki.channel(good.addr, "registry").await;
-    let created = DispatchServiceClient::new(testkit::with_token(&channel, Some(&operator)))
-        .create_task(crate::deadlines::create_task("tls-task", &school))
-        .await
-        .expect("dispatch reads the institution from the registry over TLS");
-    assert_eq!(created.into_inner().task.unwrap().institution_id, school);
-    assert_eq!(written(good.db.url()).await.0, 1);
+    let rows =
+        caller.call(&channel, &held).await.unwrap_or_else(|e| panic!("{name} asks the registry over TLS: {e:?}"));
+    let (stored, keys, _) = written(good.db.url(), caller.table()).await;
+    assert_eq!((stored, keys), (rows, 1), "{name} wrote its rows and the command's key");
 
     // Misconfigured three ways: each call is UNAVAILABLE and nothing is written.
     let plaintext = format!("http://{}", registry.addr);
@@ -204,21 +372,18 @@ async fn dispatch_calls_the_registry_over_mutual_tls_and_refuses_a_wrong_ca(back
         ("plaintext to the TLS port", plaintext.as_str(), pki.path("ca.pem"), true),
     ];
     for (what, endpoint, ca, own) in cases {
-        let bad = start_dispatch(backend, &pki, endpoint, &ca, own).await;
-        let before = written(bad.db.url()).await;
+        let bad = start_caller(caller, backend, &pki, endpoint, &ca, own).await;
+        let before = written(bad.db.url(), caller.table()).await;
         let channel = if own {
             pki.channel(bad.addr, "registry").await
         } else {
             Endpoint::from_shared(format!("http://{}", bad.addr)).unwrap().connect().await.unwrap()
         };
-        let refused = DispatchServiceClient::new(testkit::with_token(&channel, Some(&operator)))
-            .create_task(crate::deadlines::create_task("tls-task", &school))
-            .await
-            .expect_err(what);
-        assert_eq!(refused.code(), Code::Unavailable, "{what}: {refused:?}");
-        let after = written(bad.db.url()).await;
-        assert_eq!(after, before, "{what}: dispatch wrote nothing");
-        assert_eq!(after.0, 0, "{what}: no task");
+        let refused = caller.call(&channel, &held).await.expect_err(what);
+        assert_eq!(refused.code(), Code::Unavailable, "{name}, {what}: {refused:?}");
+        let after = written(bad.db.url(), caller.table()).await;
+        assert_eq!(after, before, "{name}, {what}: nothing written");
+        assert_eq!((after.0, after.1), (0, 0), "{name}, {what}: no row, no idempotency key");
         bad.stop().await;
     }
     good.stop().await;
