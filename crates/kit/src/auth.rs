@@ -5,7 +5,12 @@
 //! caller may name the user it acts for in the `x-actor` header; the callee authorises the
 //! service and records that user in its audit entries.
 
-use std::{fmt, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use chrono::{DateTime, Utc};
@@ -175,11 +180,31 @@ pub enum KeyError {
     Encode(String),
 }
 
+/// Tokens whose signature has been checked, remembered at most this many at once.
+const VERIFIED_TOKENS_KEPT: usize = 4096;
+
 /// Checks tokens with the issuer's public key.
+///
+/// A token's signature and claims are checked once and remembered (by the whole token's text,
+/// so any other token, a changed byte included, is checked afresh); its validity window is
+/// checked on every call. Checking an EdDSA signature was about a third of the registry's CPU
+/// time per GetExpert (`docs/performance.md`, "Registry reads"), and a caller sends the same
+/// token for its whole life.
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    verified: Arc<Mutex<HashMap<String, Verified>>>,
+    /// How many checked tokens are remembered at most ([`VERIFIED_TOKENS_KEPT`]).
+    keep: usize,
+}
+
+/// What a checked token says, with its validity window.
+#[derive(Debug, Clone)]
+struct Verified {
+    caller: Caller,
+    exp: i64,
+    nbf: Option<i64>,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -197,24 +222,48 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.leeway = 30;
-        Ok(Self { key, validation })
+        Ok(Self { key, validation, verified: Arc::default(), keep: VERIFIED_TOKENS_KEPT })
     }
 
     /// Verifies a token at `now` and turns its claims into a [`Caller`].
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Caller, Status> {
+        let remembered = self.verified.lock().ok().and_then(|kept| kept.get(token).cloned());
+        let verified = match remembered {
+            Some(verified) => verified,
+            None => {
+                let verified = self.check(token)?;
+                if let Ok(mut kept) = self.verified.lock() {
+                    if kept.len() >= self.keep {
+                        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+                        kept.retain(|_, v| v.exp + leeway >= now.timestamp());
+                        if kept.len() >= self.keep {
+                            kept.clear();
+                        }
+                    }
+                    kept.insert(token.to_owned(), verified.clone());
+                }
+                verified
+            }
+        };
+        // The window is checked against the clock the caller passes (the service's clock), so
+        // tests that move the clock see tokens expire, remembered or not.
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        if verified.exp + leeway < now.timestamp() {
+            return Err(Status::unauthenticated("token expired"));
+        }
+        if verified.nbf.is_some_and(|nbf| nbf - leeway > now.timestamp()) {
+            return Err(Status::unauthenticated("token not yet valid"));
+        }
+        Ok(verified.caller)
+    }
+
+    /// The signature and every claim but the validity window.
+    fn check(&self, token: &str) -> Result<Verified, Status> {
         let mut validation = self.validation.clone();
-        // Expiry is checked below against the system clock the caller passes, so tests that
-        // move the clock see tokens expire.
         validation.validate_exp = false;
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &validation)
             .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
         let claims = data.claims;
-        if claims.exp + i64::try_from(self.validation.leeway).unwrap_or(0) < now.timestamp() {
-            return Err(Status::unauthenticated("token expired"));
-        }
-        if claims.nbf.is_some_and(|nbf| nbf - i64::try_from(self.validation.leeway).unwrap_or(0) > now.timestamp()) {
-            return Err(Status::unauthenticated("token not yet valid"));
-        }
         let role =
             Role::from_code(&claims.role).ok_or_else(|| Status::unauthenticated("token names an unknown role"))?;
         let bureau = match claims.bureau.as_deref() {
@@ -235,7 +284,11 @@ impl TokenVerifier {
         if role == Role::Expert && claims.expert_id.as_deref().is_none_or(str::is_empty) {
             return Err(Status::unauthenticated("an EXPERT token needs an expert id"));
         }
-        Ok(Caller { subject: claims.sub, role, bureau, expert_id: claims.expert_id, acting_for: None })
+        Ok(Verified {
+            caller: Caller { subject: claims.sub, role, bureau, expert_id: claims.expert_id, acting_for: None },
+            exp: claims.exp,
+            nbf: claims.nbf,
+        })
     }
 }
 
@@ -398,6 +451,30 @@ mod tests {
         let later = issuer.issue_valid_from(&county_operator(), now, start).unwrap();
         assert_eq!(verifier.verify(&later, now).unwrap_err().message(), "token not yet valid");
         assert!(verifier.verify(&later, start).is_ok(), "valid from its start");
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_changed_one_is_checked_again() {
+        let (issuer, verifier) = pair();
+        let now = Utc::now();
+        let token = issuer.issue(&county_operator(), now).unwrap();
+        assert!(verifier.verify(&token, now).is_ok());
+        assert!(verifier.verify(&token, now).is_ok(), "remembered");
+        assert_eq!(verifier.verify(&token, now + chrono::Duration::hours(2)).unwrap_err().message(), "token expired");
+        // The last character of the signature changed: not the remembered token, and refused.
+        let mut changed = token.clone();
+        let last = changed.pop().unwrap();
+        changed.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verifier.verify(&changed, now).is_err());
+        // A clone shares what was remembered, and a full memory is emptied, not grown.
+        let mut clone = verifier.clone();
+        assert_eq!(clone.verified.lock().unwrap().len(), 1);
+        clone.keep = 4;
+        for n in 0..10 {
+            let request = TokenRequest { subject: format!("op{n}"), ..county_operator() };
+            clone.verify(&issuer.issue(&request, now).unwrap(), now).unwrap();
+            assert!(verifier.verified.lock().unwrap().len() <= 4);
+        }
     }
 
     #[test]

@@ -98,7 +98,17 @@ impl Db {
                     Ok(())
                 })
             }),
-            Backend::Postgres => options,
+            Backend::Postgres => options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // No JIT compilation: the services' statements are short, and PostgreSQL
+                    // judges a prepared statement's generic plan by costs that assume no filter
+                    // applies, so it compiled ListExperts' page (51 rows read by the primary key)
+                    // for 450-800 ms on every call at 100,000 experts; without JIT the page
+                    // takes 2-3 ms (`docs/performance.md`, "Registry reads").
+                    sqlx::query("SET jit = off").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            }),
         };
         let pool = options.connect(&url).await.map_err(StorageError::Connect)?;
         let migrator = match backend {

@@ -3,3 +3,4 @@
 mod jobs;
 mod locks;
 mod outbox;
+mod storage;
