@@ -1,10 +1,11 @@
 //! The bureau walk (issue 11, item 6): a gRPC proxy in front of a service that checks, for
-//! every unary call of an RPC whose scope in `docs/rpc-roles.md` is `bureau` or `own`, that the
-//! caller's bureau (or, for EXPERT and APPLICANT, the caller's own identity) is what bounds the
-//! answer. When the caller is COUNTY_OPERATOR, FINANCE or FINANCE_LEAD of a bureau, or EXPERT or
-//! APPLICANT, the proxy
+//! every call (unary, or a server stream read whole) of an RPC whose scope in `docs/rpc-roles.md`
+//! is `bureau` or `own`, that the caller's bureau (or, for EXPERT and APPLICANT, the caller's own
+//! identity) is what bounds the answer. When the caller is COUNTY_OPERATOR, FINANCE or
+//! FINANCE_LEAD of a bureau, or EXPERT or APPLICANT, the proxy
 //!
-//! 1. sends the real call and hands its answer back unchanged;
+//! 1. sends the real call and hands its answer back unchanged (a server stream of such an RPC,
+//!    ImportInstitutions, is read to its end first, and judged below by its last message);
 //! 2. when it answered OK, sends a copy of the same request as the same role of *another*
 //!    bureau ([`other_bureau`]: Pengjiang <-> Jianghai, Xinhui <-> Taishan, Kaiping <-> Heshan,
 //!    Enping -> Kaiping, the city -> Xinhui), or as another expert or applicant; a copy of a
@@ -157,6 +158,8 @@ pub struct Tally {
     pub per_role: BTreeMap<String, (usize, usize)>,
     /// Per answer of the copies (`PermissionDenied`, `NotFound`, `Ok`): how many.
     pub answers: BTreeMap<String, usize>,
+    /// Per scoped RPC, per answer of its copies: how many.
+    pub answers_per_rpc: BTreeMap<String, BTreeMap<String, usize>>,
     /// Copies not sent in sweep mode, per RPC.
     pub not_sent: BTreeMap<String, usize>,
     pub wrong: Vec<String>,
@@ -265,19 +268,30 @@ impl Checker {
         }
     }
 
+    /// Sends one call upstream: its answer, one message for a unary call, every message of the
+    /// stream read to its end for a server stream.
     async fn send(
         &self,
         upstream: &Channel,
         path: &str,
         metadata: &MetadataMap,
         body: Vec<u8>,
-    ) -> Result<Vec<u8>, Status> {
+    ) -> Result<Vec<Vec<u8>>, Status> {
         self.tally.lock().unwrap().calls += 1;
+        let streaming = self.rpcs.get(path).is_some_and(MethodDescriptor::is_server_streaming);
         let request = tonic::Request::from_parts(metadata.clone(), tonic::Extensions::default(), body);
         let mut grpc = tonic::client::Grpc::new(upstream.clone());
         grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
         let path = path.parse().map_err(|_| Status::unimplemented("not a path"))?;
-        grpc.unary(request, path, RawCodec).await.map(tonic::Response::into_inner)
+        if !streaming {
+            return grpc.unary(request, path, RawCodec).await.map(|r| vec![r.into_inner()]);
+        }
+        let mut stream = grpc.server_streaming(request, path, RawCodec).await?.into_inner();
+        let mut messages = Vec::new();
+        while let Some(message) = stream.message().await? {
+            messages.push(message);
+        }
+        Ok(messages)
     }
 
     /// Who a copy of a call of `path` by the holder of `claims` is sent as, if it is checked.
@@ -301,20 +315,26 @@ impl Checker {
         }
     }
 
-    /// One unary call from a client, checked as the module header says.
-    async fn unary(
+    /// Whether a call of `path` with `metadata` is checked: the caller and who its copy is sent as.
+    fn checked(&self, path: &str, metadata: &MetadataMap) -> Option<(MethodDescriptor, Claims, Other)> {
+        let (method, claims) = (self.rpcs.get(path)?, claims(metadata)?);
+        let other = self.other(path, &claims)?;
+        Some((method.clone(), claims, other))
+    }
+
+    /// One call from a client (unary, or a server stream collected whole), checked as the module
+    /// header says: the real answer's messages.
+    async fn call(
         &self,
         upstream: &Channel,
         path: &str,
         metadata: MetadataMap,
         body: Vec<u8>,
-    ) -> Result<Vec<u8>, Status> {
-        let (Some(method), Some(claims)) = (self.rpcs.get(path), claims(&metadata)) else {
+    ) -> Result<Vec<Vec<u8>>, Status> {
+        let Some((method, claims, other)) = self.checked(path, &metadata) else {
             return self.send(upstream, path, &metadata, body).await;
         };
-        let Some(other) = self.other(path, &claims) else {
-            return self.send(upstream, path, &metadata, body).await;
-        };
+        let method = &method;
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let _in_flight = InFlight(&self.in_flight);
         let real = self.send(upstream, path, &metadata, body.clone()).await;
@@ -333,7 +353,10 @@ impl Checker {
         let token = crate::identity::token_for(copy_token(&claims, &other));
         copy_metadata.insert(AUTHORIZATION, format!("Bearer {token}").parse().expect("an ASCII token"));
         let copy = self.send(upstream, path, &copy_metadata, request.encode_to_vec()).await;
-        let verdict = judge(path, method, &request, answer, &copy, &other);
+        // A stream is judged by its last message (an import's result).
+        let last = |messages: &[Vec<u8>]| messages.last().cloned().unwrap_or_default();
+        let copy = copy.map(|messages| last(&messages));
+        let verdict = judge(path, method, &request, &last(answer), &copy, &other);
         let code = match &copy {
             Ok(_) => "Ok".to_owned(),
             Err(e) => format!("{:?}", e.code()),
@@ -343,6 +366,7 @@ impl Checker {
             *tally.checked.entry(path.to_owned()).or_default() += 1;
             tally.per_role.entry(other.role().to_owned()).or_default().1 += 1;
             *tally.answers.entry(code.clone()).or_default() += 1;
+            *tally.answers_per_rpc.entry(path.to_owned()).or_default().entry(code.clone()).or_default() += 1;
         }
         match verdict {
             None => self.log(&format!("checked {path} {} {code}", other.role())),
@@ -410,6 +434,9 @@ fn judge(
     else {
         return Some("an answer does not decode".into());
     };
+    if let Some(problem) = import_stored(&copy) {
+        return Some(problem);
+    }
     let shown = record_ids(&real);
     if let Some(id) = record_ids(&copy).intersection(&shown).next() {
         return Some(format!("answered OK showing {id}, a record the real answer showed"));
@@ -449,6 +476,32 @@ fn judge(
         }
     }
     None
+}
+
+/// What is wrong with an import's answer to a copy (a stream's last message holding an
+/// `ImportResult` as `result`): the copy stored rows, or some row of the file passed (every row
+/// names the first caller's county, which the copy's bureau may not import into).
+fn import_stored(answer: &DynamicMessage) -> Option<String> {
+    let result = answer.get_field_by_name("result")?;
+    let result = result.as_message()?;
+    if result.descriptor().name() != "ImportResult" {
+        return None;
+    }
+    let int = |name: &str| result.get_field_by_name(name).and_then(|v| v.as_i32()).unwrap_or_default();
+    let committed = result.get_field_by_name("committed").and_then(|v| v.as_bool()).unwrap_or_default();
+    if committed || int("rows_imported") > 0 {
+        return Some(format!("the copy's import stored {} rows", int("rows_imported")));
+    }
+    let bad: BTreeSet<i32> = match result.get_field_by_name("errors").as_deref() {
+        Some(Value::List(errors)) => errors
+            .iter()
+            .filter_map(Value::as_message)
+            .filter_map(|e| e.get_field_by_name("row").and_then(|v| v.as_i32()))
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    (i32::try_from(bad.len()).unwrap_or(i32::MAX) < int("rows_total"))
+        .then(|| format!("the copy's import found {} of {} rows bad", bad.len(), int("rows_total")))
 }
 
 /// The ids of the records an answer shows: its own `id`, and the `id` of each of its message
@@ -604,26 +657,37 @@ impl tonic::server::UnaryService<Vec<u8>> for Hop {
         let hop = self.clone();
         Box::pin(async move {
             let (metadata, _, body) = request.into_parts();
-            hop.checker.unary(&hop.upstream, &hop.path, metadata, body).await.map(tonic::Response::new)
+            let mut answer = hop.checker.call(&hop.upstream, &hop.path, metadata, body).await?;
+            Ok(tonic::Response::new(answer.pop().unwrap_or_default()))
         })
     }
 }
 
+type Messages = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Vec<u8>, Status>> + Send>>;
+
 impl tonic::server::ServerStreamingService<Vec<u8>> for Hop {
     type Response = Vec<u8>;
-    type ResponseStream = tonic::Streaming<Vec<u8>>;
+    type ResponseStream = Messages;
     type Future = BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
 
+    /// A checked stream (a scoped RPC: ImportInstitutions) is read whole, then its copy sent and
+    /// checked, and its messages handed on; any other is passed through as it comes.
     fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
         let hop = self.clone();
         Box::pin(async move {
             let (metadata, _, body) = request.into_parts();
+            if hop.checker.checked(&hop.path, &metadata).is_some() {
+                let messages = hop.checker.call(&hop.upstream, &hop.path, metadata, body).await?;
+                let stream: Messages = Box::pin(tokio_stream::iter(messages.into_iter().map(Ok)));
+                return Ok(tonic::Response::new(stream));
+            }
             hop.checker.tally.lock().unwrap().calls += 1;
             let mut grpc = tonic::client::Grpc::new(hop.upstream.clone());
             grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
             let path = hop.path.parse().map_err(|_| Status::unimplemented("not a path"))?;
             let request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), body);
-            grpc.server_streaming(request, path, RawCodec).await
+            let stream = grpc.server_streaming(request, path, RawCodec).await?.into_inner();
+            Ok(tonic::Response::new(Box::pin(stream) as Messages))
         })
     }
 }
@@ -724,6 +788,37 @@ mod tests {
         let mut both = theirs;
         both.tasks.push(task("tsk_1", Bureau::Taishan));
         assert!(verdict(LIST, request, real, Ok(both.encode_to_vec())).is_some_and(|w| w.contains("tsk_1")));
+    }
+
+    #[test]
+    fn an_imports_copy_must_store_nothing_and_find_every_row_bad() {
+        use supervision_proto::registry::{
+            ImportInstitutionsResponse, ImportResult, ImportRowError, import_institutions_response::Event,
+        };
+        const IMPORT: &str = "/supervision.registry.v1.RegistryService/ImportInstitutions";
+        let answer =
+            |result: ImportResult| ImportInstitutionsResponse { event: Some(Event::Result(result)) }.encode_to_vec();
+        let row = |n: i32| ImportRowError { row: n, column: "county".into(), message: "another county".into() };
+        let real = answer(ImportResult {
+            import_id: "imp_1".into(),
+            committed: true,
+            rows_total: 2,
+            rows_imported: 2,
+            errors: vec![],
+        });
+        let refused = ImportResult {
+            import_id: "imp_2".into(),
+            rows_total: 2,
+            errors: vec![row(2), row(3)],
+            ..Default::default()
+        };
+        assert_eq!(verdict(IMPORT, Vec::new(), real.clone(), Ok(answer(refused.clone()))), None);
+        let stored = ImportResult { committed: true, rows_imported: 2, ..refused.clone() };
+        let wrong = verdict(IMPORT, Vec::new(), real.clone(), Ok(answer(stored)));
+        assert!(wrong.is_some_and(|w| w.contains("stored 2 rows")));
+        let one_passed = ImportResult { errors: vec![row(2)], ..refused };
+        let wrong = verdict(IMPORT, Vec::new(), real, Ok(answer(one_passed)));
+        assert!(wrong.is_some_and(|w| w.contains("1 of 2 rows bad")));
     }
 
     #[test]

@@ -384,8 +384,10 @@ impl Deployment {
 }
 
 /// Settings with a metrics port, a movable clock in `db`'s scratch directory and, when `calls`
-/// names any peers, a SERVICE token: `(settings, clock file)`.
-fn deployed_args(db: &TestDb, calls: &[(&str, SocketAddr)]) -> (CommonArgs, PathBuf) {
+/// names any peers, the SERVICE token of `service` (subject `svc:<service>`, as a deployment
+/// gives each service its own: the registry trusts only `svc:finance` with payee details):
+/// `(settings, clock file)`.
+fn deployed_args(db: &TestDb, service: &str, calls: &[(&str, SocketAddr)]) -> (CommonArgs, PathBuf) {
     let clock_file = db.scratch_dir().join("clock-offset");
     let mut common = common_args(Some(clock_file.clone()));
     common.metrics_listen = Some("127.0.0.1:0".into());
@@ -403,7 +405,7 @@ fn deployed_args(db: &TestDb, calls: &[(&str, SocketAddr)]) -> (CommonArgs, Path
         let token_file = db.scratch_dir().join("service.token");
         // Valid for 1000 days: scenarios run on a deployment move the test clocks by weeks.
         let token = identity::token_for(supervision_kit::auth::TokenRequest {
-            subject: "service-user".into(),
+            subject: supervision_kit::auth::service_subject(service),
             role: Role::Service,
             bureau: None,
             expert_id: None,
@@ -423,7 +425,7 @@ pub async fn spawn_deployment(backend: Backend) -> Deployment {
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port for dispatch");
 
     let db = TestDb::new(backend).await;
-    let (common, clock_file) = deployed_args(&db, &[("dispatch", dispatch_addr)]);
+    let (common, clock_file) = deployed_args(&db, "registry", &[("dispatch", dispatch_addr)]);
     let config = supervision_registry::Config {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
@@ -436,7 +438,7 @@ pub async fn spawn_deployment(backend: Backend) -> Deployment {
     let registry = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;
 
     let db = TestDb::new(backend).await;
-    let (common, clock_file) = deployed_args(&db, &[("registry", registry.addr)]);
+    let (common, clock_file) = deployed_args(&db, "finance", &[("registry", registry.addr)]);
     let config = supervision_finance::Config {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
@@ -448,7 +450,7 @@ pub async fn spawn_deployment(backend: Backend) -> Deployment {
     let finance = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;
 
     let db = TestDb::new(backend).await;
-    let (common, clock_file) = deployed_args(&db, &[("registry", registry.addr)]);
+    let (common, clock_file) = deployed_args(&db, "recruitment", &[("registry", registry.addr)]);
     let config = supervision_recruitment::Config {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
@@ -461,7 +463,8 @@ pub async fn spawn_deployment(backend: Backend) -> Deployment {
     let recruitment = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;
 
     let db = TestDb::new(backend).await;
-    let (common, clock_file) = deployed_args(&db, &[("registry", registry.addr), ("finance", finance.addr)]);
+    let (common, clock_file) =
+        deployed_args(&db, "dispatch", &[("registry", registry.addr), ("finance", finance.addr)]);
     let config = supervision_dispatch::Config {
         listen: dispatch_addr.to_string(),
         database_url: db.url().to_owned(),

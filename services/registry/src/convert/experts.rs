@@ -34,6 +34,9 @@ const MAX_SHORT_CHARS: usize = 100;
 const MAX_ADDRESS_CHARS: usize = 500;
 const MAX_NOTE_CHARS: usize = 1000;
 const MAX_REASON_CHARS: usize = 500;
+/// GetPayee's `purpose`: finance writes `<export id> <kind> (request <request id>)`, and a request
+/// id may be 128 characters (`supervision_kit::idempotency::MAX_REQUEST_ID_LEN`), so about 200.
+const MAX_PURPOSE_CHARS: usize = 300;
 const MAX_OTHER_DOCUMENTS: usize = 5;
 const MAX_DOCUMENTS_PER_EVIDENCE: usize = 20;
 const MAX_SPECIALTIES: usize = 20;
@@ -751,7 +754,7 @@ pub fn payee_query(req: &pb::GetPayeeRequest) -> Result<(ExpertId, String), Stat
     if expert_id.is_none() {
         v.add("expert_id", "is not an expert id");
     }
-    let purpose = optional_text(&req.purpose, "purpose", MAX_SHORT_CHARS, &mut v);
+    let purpose = optional_text(&req.purpose, "purpose", MAX_PURPOSE_CHARS, &mut v);
     v.check()?;
     Ok((expert_id.expect("checked above"), purpose))
 }
@@ -976,6 +979,24 @@ mod tests {
     use tonic_types::StatusExt;
 
     use super::*;
+
+    /// Finance's purpose for a bank payment file or a withholding return with a UUID request id is
+    /// 101 or 102 characters; it was refused at 100, so every such export answered UNAVAILABLE.
+    #[test]
+    fn a_payee_purpose_holds_finances_export_id_kind_and_longest_request_id() {
+        let query = |purpose: String| {
+            payee_query(&pb::GetPayeeRequest { expert_id: "exp_01a2296a9777776aa13eb88ef1215d31".into(), purpose })
+        };
+        let export = "exp_01a2296a9777776aa13eb88ef1215d32";
+        for kind in ["BANK_PAYMENT_FILE", "WITHHOLDING_RETURN", "YEARLY_STATEMENT"] {
+            for request_id in ["9b2f7c1e-4d0a-4c55-8f3e-2a6b1c0d9e8f".to_owned(), "r".repeat(128)] {
+                let purpose = format!("{export} {kind} (request {request_id})");
+                assert_eq!(query(purpose.clone()).expect("accepted").1, purpose);
+            }
+        }
+        let too_long = query("x".repeat(MAX_PURPOSE_CHARS + 1)).unwrap_err();
+        assert_eq!(too_long.code(), tonic::Code::InvalidArgument);
+    }
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()
