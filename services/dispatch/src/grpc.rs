@@ -364,9 +364,13 @@ impl DispatchService for Dispatch {
     }
 
     async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
-        let visibility = TaskVisibility::of(Caller::of(&request)?);
+        let caller = Caller::of(&request)?;
         let id = convert::task_id(&request.get_ref().id, "id")?;
-        let task = tasks::get(&self.db, &id, visibility).await?;
+        let task = if caller.role == supervision_kit::Role::Expert {
+            tasks::get_for_expert(&self.db, &id, caller.expert_id.as_deref().unwrap_or_default()).await?
+        } else {
+            tasks::get(&self.db, &id, TaskVisibility::of(caller)).await?
+        };
         Ok(Response::new(pb::GetTaskResponse { task: Some(convert::task_to_proto(task)) }))
     }
 

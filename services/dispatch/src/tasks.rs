@@ -214,6 +214,22 @@ pub async fn get(db: &Db, id: &TaskId, visibility: TaskVisibility) -> Result<Tas
         .ok_or_else(|| Error::TaskNotFound(id.to_string()))
 }
 
+/// A task as an EXPERT reads it: only a task they hold or held an assignment on, and without
+/// what is the bureau's alone (who reported the institution, who created the task, the city's
+/// exception decisions); any other task is NOT_FOUND, as if it did not exist.
+pub async fn get_for_expert(db: &Db, id: &TaskId, expert_id: &str) -> Result<Task, Error> {
+    let mut conn = db.pool().acquire().await?;
+    let assigned = !expert_id.is_empty() && crate::store::draws::expert_assigned(&mut conn, id, expert_id).await?;
+    let mut task = task_store::get_task(&mut conn, id)
+        .await?
+        .filter(|_| assigned)
+        .ok_or_else(|| Error::TaskNotFound(id.to_string()))?;
+    task.details.reporter_expert_id = String::new();
+    task.details.exceptions.clear();
+    task.created_by = supervision_kit::auth::Actor { subject: String::new(), role: String::new(), bureau: None };
+    Ok(task)
+}
+
 pub async fn list(db: &Db, filter: &TaskFilter, page: &Page) -> Result<(Vec<Task>, Option<String>), Error> {
     let mut conn = db.pool().acquire().await?;
     let items = task_store::list_tasks(&mut conn, filter, &page.probe()).await?;

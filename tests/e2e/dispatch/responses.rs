@@ -35,6 +35,7 @@ on_both_backends!(
     a_phone_decline_counts_from_its_received_time,
     a_recusal_writes_the_relation_to_the_registry,
     a_status_change_cancels_and_refills,
+    an_expert_reads_only_the_tasks_they_are_assigned_to,
 );
 
 /// A drawn task: the services, the task, its primaries and backups (by position).
@@ -408,4 +409,38 @@ async fn a_status_change_cancels_and_refills(backend: Backend) {
         user(&d.dispatch, "operator-a").expert_status_changed(request).await.unwrap_err().code(),
         Code::PermissionDenied
     );
+}
+
+/// GetTask admits EXPERT for their own tasks (`docs/rpc-roles.md`): an expert drawn for a task
+/// reads it, without the bureau's own details (the reporter, the creator, the exceptions); an
+/// expert not on the task, or a task they were never drawn for, is NOT_FOUND.
+async fn an_expert_reads_only_the_tasks_they_are_assigned_to(backend: Backend) {
+    use supervision_proto::dispatch::GetTaskRequest;
+    let d = drawn(backend).await;
+    let on_task = &d.primaries[0].expert_id;
+    let read = expert(&d.dispatch, on_task)
+        .get_task(GetTaskRequest { id: d.task_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(read.id, d.task_id);
+    assert!(!read.sessions.is_empty() && !read.institution_id.is_empty());
+    assert!(read.reporter_expert_id.is_empty() && read.exceptions.is_empty());
+    assert!(read.created_by.as_ref().is_none_or(|a| a.subject.is_empty()), "{:?}", read.created_by);
+    let backup = &d.backups[0].expert_id;
+    assert!(expert(&d.dispatch, backup).get_task(GetTaskRequest { id: d.task_id.clone() }).await.is_ok());
+    let stranger = "exp_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f";
+    let err = expert(&d.dispatch, stranger).get_task(GetTaskRequest { id: d.task_id.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // Staff still read the whole task.
+    let staff = user(&d.dispatch, "operator-a")
+        .get_task(GetTaskRequest { id: d.task_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert!(staff.created_by.is_some_and(|a| !a.subject.is_empty()));
 }

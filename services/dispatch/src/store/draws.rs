@@ -577,6 +577,17 @@ pub async fn notified_assignments(conn: &mut AnyConnection) -> Result<Vec<Assign
     rows.iter().map(assignment_from_row).collect()
 }
 
+/// Whether `expert` holds or held any assignment on `task` (offered, declined or replaced alike).
+pub async fn expert_assigned(conn: &mut AnyConnection, task: &TaskId, expert: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM assignments WHERE task_id = $1 AND expert_id = $2 LIMIT 1")
+            .bind(task.as_str())
+            .bind(expert)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Frees the half-days an assignment held.
 pub async fn delete_bookings(conn: &mut AnyConnection, assignment: &AssignmentId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM bookings WHERE assignment_id = $1").bind(assignment.as_str()).execute(&mut *conn).await?;
