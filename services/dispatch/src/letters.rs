@@ -223,7 +223,10 @@ pub async fn audit_sealed_reads(
     let mut tasks: Vec<&TaskId> = assignments.iter().map(|a| &a.task_id).collect();
     tasks.sort();
     tasks.dedup();
-    let mut tx = db.pool().begin().await?;
+    // A write transaction from the start: on SQLite a deferred one that reads the tasks and then
+    // appends the audit entry fails with SQLITE_BUSY when another writer commits in between
+    // (seen as UNAVAILABLE on ListAssignments under load).
+    let mut tx = db.begin_write().await?;
     for task_id in tasks {
         let Some(task) = task_store::get_task(&mut tx, task_id).await? else { continue };
         if !sealed(&task, today) {

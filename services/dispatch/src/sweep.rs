@@ -183,7 +183,9 @@ async fn expire(
     let command = Command::new(caller, JOB_METHOD, &key, &pb::GetAssignmentRequest { id: waiting.id.to_string() })
         .map_err(|e| Error::InvalidField { field: "request_id".into(), problem: e.message().to_owned() })?;
     for _ in 0..responses::attempts() {
-        let mut tx = db.pool().begin().await?;
+        // Reads, then writes: a write transaction from the start (SQLite's deferred one would fail
+        // with SQLITE_BUSY when another writer committed in between).
+        let mut tx = db.begin_write().await?;
         let Some(mut a) = draw_store::get_assignment(&mut tx, &waiting.id).await? else { return Ok(None) };
         if a.status != AssignmentStatus::Notified || a.updated_at != waiting.updated_at {
             return Ok(None);

@@ -25,6 +25,7 @@ on_both_backends!(
     an_accepted_assignment_gets_a_letter_the_institution_can_verify,
     sealed_roster_reads_by_staff_are_audited,
     concurrent_accepts_on_one_task_get_distinct_letter_numbers,
+    concurrent_sealed_roster_reads_are_each_answered_and_audited,
 );
 
 fn by_assignment(id: &str, format: FileFormat) -> GetDispatchLetterRequest {
@@ -175,4 +176,31 @@ async fn sealed_roster_reads_by_staff_are_audited(backend: Backend) {
     clock_at(&d.dispatch, (2026, 6, 8, 0, 30));
     operator.list_assignments(list()).await.unwrap();
     assert_eq!(audited(&d.dispatch, "read_sealed_roster").await, 2);
+}
+
+/// Staff reads of a sealed roster each append an audit entry. Many at once (each a read and then
+/// a write) are all answered: on SQLite the audit write used to run in a deferred transaction,
+/// and a reader whose snapshot another read's entry had overtaken failed with SQLITE_BUSY
+/// (UNAVAILABLE "the database is busy").
+async fn concurrent_sealed_roster_reads_are_each_answered_and_audited(backend: Backend) {
+    let d = drawn(backend).await;
+    let before = audited(&d.dispatch, "read_sealed_roster").await;
+    const READERS: usize = 6;
+    const ROUNDS: usize = 5;
+    for _ in 0..ROUNDS {
+        let mut reads = tokio::task::JoinSet::new();
+        for n in 0..READERS {
+            let mut staff = user(&d.dispatch, &format!("operator-{n}"));
+            let task_id = d.task_id.clone();
+            reads.spawn(async move {
+                staff.list_assignments(ListAssignmentsRequest { task_id, ..Default::default() }).await
+            });
+        }
+        for answer in reads.join_all().await {
+            let roster = answer.expect("every sealed read is answered").into_inner().assignments;
+            assert_eq!(roster.len(), d.primaries.len() + d.backups.len());
+        }
+    }
+    let after = audited(&d.dispatch, "read_sealed_roster").await;
+    assert_eq!(after - before, i64::try_from(READERS * ROUNDS).unwrap(), "one entry per read");
 }
