@@ -9,6 +9,7 @@
 
 mod backend;
 pub mod idempotency;
+pub mod proxy;
 pub mod identity;
 pub mod private_pg;
 pub mod process;

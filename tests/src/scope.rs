@@ -37,16 +37,13 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    convert::Infallible,
     io::Write,
-    marker::PhantomData,
     net::SocketAddr,
     path::PathBuf,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
@@ -59,12 +56,7 @@ use supervision_kit::{
     auth::{AUTHORIZATION, Claims, TokenRequest},
     outbox::RawCodec,
 };
-use tonic::{
-    Code, Status,
-    codegen::{Body, BoxFuture, Service, StdError, http},
-    metadata::MetadataMap,
-    transport::Channel,
-};
+use tonic::{Code, Status, codegen::BoxFuture, metadata::MetadataMap, transport::Channel};
 
 use crate::idempotency::{descriptor_pool, is_state_changing, rpcs};
 
@@ -574,120 +566,42 @@ fn walk(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The proxy: a gRPC server for one service name that hands every call to the checker (as the
-// idempotency checker's, which is private to it).
+// The proxy (`proxy.rs`) hands every call to the checker.
 
-trait Served: Send + Sync + 'static {
-    const NAME: &'static str;
-}
-
-macro_rules! served {
-    ($($marker:ident => $name:literal),+ $(,)?) => {
-        $(
-            struct $marker;
-            impl Served for $marker {
-                const NAME: &'static str = $name;
-            }
-        )+
-    };
-}
-
-served!(
-    RegistryName => "supervision.registry.v1.RegistryService",
-    RecruitmentName => "supervision.recruitment.v1.RecruitmentService",
-    DispatchName => "supervision.dispatch.v1.DispatchService",
-    FinanceName => "supervision.finance.v1.FinanceService",
-    CalendarName => "supervision.calendar.v1.CalendarService",
-    HealthName => "grpc.health.v1.Health",
-);
-
-struct Proxy<N> {
-    upstream: Channel,
-    checker: Arc<Checker>,
-    _name: PhantomData<fn() -> N>,
-}
-
-impl<N> Clone for Proxy<N> {
-    fn clone(&self) -> Self {
-        Self { upstream: self.upstream.clone(), checker: self.checker.clone(), _name: PhantomData }
-    }
-}
-
-impl<N: Served> tonic::server::NamedService for Proxy<N> {
-    const NAME: &'static str = N::NAME;
-}
-
-impl<N: Served, B> Service<http::Request<B>> for Proxy<N>
-where
-    B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+impl crate::proxy::Check for Checker {
+    fn rpcs(&self) -> &BTreeMap<String, MethodDescriptor> {
+        &self.rpcs
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path().to_owned();
-        let streaming = path == "/grpc.health.v1.Health/Watch"
-            || self.checker.rpcs.get(&path).is_some_and(MethodDescriptor::is_server_streaming);
-        let hop = Hop { upstream: self.upstream.clone(), checker: self.checker.clone(), path };
+    fn unary(
+        self: Arc<Self>,
+        upstream: Channel,
+        path: String,
+        metadata: MetadataMap,
+        body: Vec<u8>,
+    ) -> BoxFuture<Vec<u8>, Status> {
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec).apply_max_message_size_config(Some(64 << 20), None);
-            Ok(if streaming { grpc.server_streaming(hop, request).await } else { grpc.unary(hop, request).await })
+            let mut answer = self.call(&upstream, &path, metadata, body).await?;
+            Ok(answer.pop().unwrap_or_default())
         })
     }
-}
-
-#[derive(Clone)]
-struct Hop {
-    upstream: Channel,
-    checker: Arc<Checker>,
-    path: String,
-}
-
-impl tonic::server::UnaryService<Vec<u8>> for Hop {
-    type Response = Vec<u8>;
-    type Future = BoxFuture<tonic::Response<Vec<u8>>, Status>;
-
-    fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
-        let hop = self.clone();
-        Box::pin(async move {
-            let (metadata, _, body) = request.into_parts();
-            let mut answer = hop.checker.call(&hop.upstream, &hop.path, metadata, body).await?;
-            Ok(tonic::Response::new(answer.pop().unwrap_or_default()))
-        })
-    }
-}
-
-type Messages = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Vec<u8>, Status>> + Send>>;
-
-impl tonic::server::ServerStreamingService<Vec<u8>> for Hop {
-    type Response = Vec<u8>;
-    type ResponseStream = Messages;
-    type Future = BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
 
     /// A checked stream (a scoped RPC: ImportInstitutions) is read whole, then its copy sent and
     /// checked, and its messages handed on; any other is passed through as it comes.
-    fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
-        let hop = self.clone();
+    fn server_streaming(
+        self: Arc<Self>,
+        upstream: Channel,
+        path: String,
+        metadata: MetadataMap,
+        body: Vec<u8>,
+    ) -> BoxFuture<crate::proxy::Messages, Status> {
         Box::pin(async move {
-            let (metadata, _, body) = request.into_parts();
-            if hop.checker.checked(&hop.path, &metadata).is_some() {
-                let messages = hop.checker.call(&hop.upstream, &hop.path, metadata, body).await?;
-                let stream: Messages = Box::pin(tokio_stream::iter(messages.into_iter().map(Ok)));
-                return Ok(tonic::Response::new(stream));
+            if self.checked(&path, &metadata).is_some() {
+                let messages = self.call(&upstream, &path, metadata, body).await?;
+                return Ok(Box::pin(tokio_stream::iter(messages.into_iter().map(Ok))) as crate::proxy::Messages);
             }
-            hop.checker.tally.lock().unwrap().calls += 1;
-            let mut grpc = tonic::client::Grpc::new(hop.upstream.clone());
-            grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
-            let path = hop.path.parse().map_err(|_| Status::unimplemented("not a path"))?;
-            let request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), body);
-            let stream = grpc.server_streaming(request, path, RawCodec).await?.into_inner();
-            Ok(tonic::Response::new(Box::pin(stream) as Messages))
+            self.tally.lock().unwrap().calls += 1;
+            crate::proxy::pass_stream(upstream, path, metadata, body).await
         })
     }
 }
@@ -695,21 +609,7 @@ impl tonic::server::ServerStreamingService<Vec<u8>> for Hop {
 /// A proxy in front of `upstream` (any of the services, the calendar and health), serving
 /// until the process ends: its address and a channel to it.
 pub async fn proxy(upstream: &Channel, checker: &Arc<Checker>) -> (SocketAddr, Channel) {
-    fn hop<N: Served>(upstream: &Channel, checker: &Arc<Checker>) -> Proxy<N> {
-        Proxy { upstream: upstream.clone(), checker: checker.clone(), _name: PhantomData }
-    }
-    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = incoming.local_addr().unwrap();
-    let router = tonic::transport::Server::builder()
-        .add_service(hop::<RegistryName>(upstream, checker))
-        .add_service(hop::<RecruitmentName>(upstream, checker))
-        .add_service(hop::<DispatchName>(upstream, checker))
-        .add_service(hop::<FinanceName>(upstream, checker))
-        .add_service(hop::<CalendarName>(upstream, checker))
-        .add_service(hop::<HealthName>(upstream, checker));
-    tokio::spawn(router.serve_with_incoming(incoming));
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    (addr, channel)
+    crate::proxy::serve(upstream, checker).await
 }
 
 /// `channel` itself, or with `SUPERVISION_SCOPE_SWEEP` set, a channel to a checking proxy in
