@@ -9,10 +9,10 @@
 
 mod backend;
 pub mod idempotency;
-pub mod proxy;
 pub mod identity;
 pub mod private_pg;
 pub mod process;
+pub mod proxy;
 mod scaleout;
 pub mod scenario;
 pub mod scope;
