@@ -68,6 +68,40 @@ impl RunningService {
         self._db.as_ref().expect("the database is held until the service stops").url()
     }
 
+    /// On PostgreSQL, that the registry's stored read of every expert's child rows
+    /// (`expert_reads`, kept by triggers) is the one computed from the child tables now, that
+    /// every expert has one, and that the registry's inline expression for it computes the same;
+    /// on SQLite, which has no such table, nothing. Panics with the stale experts otherwise. For a
+    /// registry only.
+    pub async fn assert_expert_reads_current(&self) {
+        if !self.database_url().starts_with("postgres") {
+            return;
+        }
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(self.database_url()).await.expect("the registry's database");
+        let stale: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT e.id, r.expert_id IS NULL FROM experts e LEFT JOIN expert_reads r ON r.expert_id = e.id \
+             WHERE r.children IS DISTINCT FROM expert_children(e.id) ORDER BY e.id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("expert_reads is compared with the child tables");
+        // The expression the registry's reads compute inline is the function the triggers use.
+        let differing: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT e.id FROM experts e WHERE {} IS DISTINCT FROM expert_children(e.id)",
+            supervision_registry::store::experts::CHILDREN_JSON_SQL
+        )))
+        .fetch_all(&pool)
+        .await
+        .expect("the inline expression is compared with expert_children");
+        assert!(differing.is_empty(), "the inline child rows differ from expert_children for {differing:?}");
+        let experts: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM experts").fetch_one(&pool).await.expect("experts are counted");
+        pool.close().await;
+        assert!(experts > 0, "the check compared no expert");
+        assert!(stale.is_empty(), "stale or missing (true) stored reads of {} experts: {stale:?}", experts);
+    }
+
     /// The file this service's test clock reads its offset from (for [`crate::scenario::Clock`]).
     pub fn clock_file(&self) -> &std::path::Path {
         &self.clock_file

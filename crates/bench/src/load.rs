@@ -63,6 +63,16 @@ impl Outcome {
         }
     }
 
+    /// Adds another run of the same scenario (a later slice of it): its calls, answers and time.
+    pub fn absorb(&mut self, other: Outcome) {
+        if self.name.is_empty() {
+            self.name.clone_from(&other.name);
+            self.concurrency = other.concurrency;
+        }
+        self.elapsed += other.elapsed;
+        self.merge(other);
+    }
+
     fn merge(&mut self, other: Outcome) {
         self.hist.merge(&other.hist);
         self.ok += other.ok;

@@ -38,6 +38,9 @@ use crate::{
     scenarios::{Drawers, Slots},
 };
 
+/// How many turns GetExpert and its sqlx baseline take each within `--read-seconds`.
+const READ_ROUNDS: u32 = 8;
+
 #[derive(Debug, Parser)]
 #[command(name = "supbench", about = "Load generator and baselines for the supervision services (issue 12)")]
 struct Cli {
@@ -91,7 +94,8 @@ struct RunArgs {
     /// Pool streams per size (sizes of 10,000 and more).
     #[arg(long, default_value_t = 5)]
     pool_streams: u64,
-    /// Seconds and concurrency of each read scenario and its baselines.
+    /// Seconds and concurrency of each read scenario and of each baseline (GetExpert and its sqlx
+    /// baseline take 8 turns each within the seconds).
     #[arg(long, default_value_t = 8)]
     read_seconds: u64,
     #[arg(long, default_value_t = 4)]
@@ -268,14 +272,17 @@ async fn run_backend(args: &RunArgs, pools: &[u32], storage: &Storage, report: &
         if size == 10_000 || Some(&size) == pools.last() {
             let ids = Arc::new(ids.clone());
             let before = metrics::scrape(registry.metrics).await;
-            let get = scenarios::get_expert(
-                reader.clone(),
-                ids.clone(),
-                args.read_concurrency,
-                read_for,
-                &format!("GetExpert, {size} experts"),
-            )
-            .await;
+            // GetExpert and its sqlx baseline take turns, a slice each, so that both meet the same
+            // moments of a shared machine and their ratio is not the drift between two periods.
+            let slice = (read_for / READ_ROUNDS).max(Duration::from_secs(1));
+            let (mut get, mut sql) = (Outcome::default(), Outcome::default());
+            for _ in 0..READ_ROUNDS {
+                let label = format!("GetExpert, {size} experts");
+                get.absorb(
+                    scenarios::get_expert(reader.clone(), ids.clone(), args.read_concurrency, slice, &label).await,
+                );
+                sql.absorb(scenarios::sqlx_select(db.clone(), ids.clone(), args.read_concurrency, slice).await);
+            }
             let middle = metrics::scrape(registry.metrics).await;
             let list = scenarios::list_experts(
                 reader.clone(),
@@ -285,7 +292,6 @@ async fn run_backend(args: &RunArgs, pools: &[u32], storage: &Storage, report: &
             )
             .await;
             let after = metrics::scrape(registry.metrics).await;
-            let sql = scenarios::sqlx_select(db.clone(), ids.clone(), args.read_concurrency, read_for).await;
             // The bare server answers with the real service's own messages.
             let mut client = RegistryServiceClient::new(reader.clone());
             let one = client.get_expert(GetExpertRequest { id: ids[0].clone() }).await?.into_inner();

@@ -142,9 +142,11 @@ pub async fn create(
 pub async fn get(db: &Db, key: &PersonalDataKey, caller: &Caller, id: &ExpertId) -> Result<Expert, Error> {
     require_own(caller, id)?;
     if db.backend() == Backend::Postgres {
-        // One statement (`sql::get_expert`) is one snapshot: no transaction around it.
+        // One statement (`sql::get_committed_expert`) is one snapshot: no transaction around it.
         let mut conn = db.pool().acquire().await?;
-        return load(&mut conn, key, id).await;
+        return sql::get_committed_expert(&mut conn, key, id)
+            .await?
+            .ok_or_else(|| Error::ExpertNotFound(id.to_string()));
     }
     let mut conn = snapshot(db).await?;
     load(&mut conn, key, id).await

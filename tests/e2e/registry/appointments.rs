@@ -280,6 +280,7 @@ async fn a_renewal_starts_the_next_term_inside_the_window(backend: Backend) {
     let late = appoint(&registry, appoint_request("王芳", ID_B, date(2025, 3, 1))).await.appointment.unwrap();
     let err = r.renew_term(renew_request(&late.expert_id, date(2027, 1, 4))).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    registry.assert_expert_reads_current().await;
     registry.stop().await;
 }
 
@@ -373,6 +374,7 @@ async fn suspension_reinstatement_and_retirement_follow_the_table(backend: Backe
     assert!(back.existing_record);
     assert_eq!(back.expert.unwrap().id, expert_id);
     assert_eq!(back.appointment.unwrap().term_number, 2);
+    registry.assert_expert_reads_current().await;
     registry.stop().await;
 }
 
@@ -419,6 +421,7 @@ async fn a_termination_needs_its_ground_and_revokes_the_certificate(backend: Bac
         .await
         .unwrap_err();
     assert_eq!(reason_of(&err), "STATUS_TRANSITION_NOT_ALLOWED");
+    registry.assert_expert_reads_current().await;
     registry.stop().await;
 }
 

@@ -268,6 +268,7 @@ async fn an_update_is_kept_in_the_change_history(backend: Backend) {
 
     let err = c.update_expert(UpdateExpertRequest { update_mask: None, ..update(&[], 0) }).await.unwrap_err();
     assert_eq!(violated_fields(&err), ["update_mask"]);
+    registry.assert_expert_reads_current().await;
     registry.stop().await;
 }
 
@@ -672,6 +673,7 @@ async fn the_civil_servant_status_is_answered_for_a_date(backend: Backend) {
 
     let today = get(&mut c, &expert.id).await.unwrap();
     assert_eq!(today.civil_servant_status, CivilServantStatus::CivilServant as i32, "as of today");
+    registry.assert_expert_reads_current().await;
     registry.stop().await;
 }
 

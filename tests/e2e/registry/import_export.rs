@@ -251,6 +251,7 @@ async fn a_gb18030_csv_and_an_xlsx_of_fifty_experts_arrive_whole(backend: Backen
         ids += m.experts.len();
     }
     assert_eq!(ids, 100);
+    registry.assert_expert_reads_current().await;
 }
 
 async fn a_file_with_bad_rows_imports_nothing_and_names_each(backend: Backend) {

@@ -236,6 +236,7 @@ async fn a_term_that_ran_out_ends_with_its_change_queued_for_dispatch(backend: B
         .into_inner()
         .appointments;
     assert_eq!(naive(terms[0].ended_date.as_ref().unwrap()), NaiveDate::from_ymd_opt(2024, 5, 31).unwrap());
+    registry.assert_expert_reads_current().await;
     registry.stop().await;
 }
 

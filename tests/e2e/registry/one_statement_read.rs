@@ -1,8 +1,8 @@
-//! GetExpert's one-statement read on PostgreSQL (the expert's row with each child table
-//! aggregated as JSON, no transaction) against the assembled read (the row, then one query per
-//! child table, in one snapshot) that SQLite and ListExperts use: the same expert, field for
-//! field, for an expert with every kind of child row; ListExperts' page (one statement on
-//! PostgreSQL too) reads the same.
+//! The one-statement reads on PostgreSQL (the expert's row with each child table aggregated as
+//! JSON, no transaction; and GetExpert's, with the child rows as `expert_reads` stores them)
+//! against the assembled read (the row, then one query per child table, in one snapshot) that
+//! SQLite uses: the same expert, field for field, for an expert with every kind of child row;
+//! ListExperts' page (one statement on PostgreSQL too) reads the same.
 
 use supervision_kit::personal::PersonalDataKey;
 use supervision_proto::{
@@ -84,6 +84,7 @@ async fn the_one_statement_read_equals_the_assembled_read(backend: Backend) {
         })
         .await
         .unwrap();
+    registry.assert_expert_reads_current().await;
     let db = registry.stop_keeping_database().await;
 
     let key = PersonalDataKey::from_file(&personal_data_key_file(&db)).unwrap();
@@ -98,6 +99,9 @@ async fn the_one_statement_read_equals_the_assembled_read(backend: Backend) {
     drop(snapshot);
 
     assert_eq!(read, assembled);
+    let committed =
+        experts::get_committed_expert(&mut conn, &key, &expert_id).await.unwrap().expect("the expert is read");
+    assert_eq!(committed, assembled, "the stored child rows (expert_reads on PostgreSQL) read the same");
     let page = supervision_kit::Page { size: 10, after: None };
     let listed = experts::list_experts(&mut conn, &key, &ExpertFilter::default(), &page).await.unwrap();
     assert_eq!(listed, [assembled], "ListExperts' page reads the same expert");

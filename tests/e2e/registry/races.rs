@@ -1,7 +1,9 @@
 //! Writes that lose a race with another transaction (issue 5 review findings): a CreateExpert
 //! whose identity document another expert takes between the check and the insert names that
 //! expert, and an UpdateExpert whose row another transaction moved on answers the revision it
-//! left, not a guess; neither writes anything.
+//! left, not a guess; neither writes anything. And an expert's stored read (`expert_reads`, kept
+//! by triggers at commit) stays the one computed from the child tables when transactions change
+//! the same expert at once, through the service and behind its back.
 //!
 //! PostgreSQL only: on SQLite every write transaction takes the database's write lock with its
 //! first statement (`BEGIN IMMEDIATE`), so a check and its write cannot be separated by another
@@ -12,7 +14,10 @@ use std::time::Duration;
 
 use supervision_proto::{
     common::{CivilServantStatus, EntryChannel, OnBehalf, Specialty, SpecialtyCode},
-    registry::{CreateExpertRequest, Expert, GetExpertRequest, ListExpertsRequest, UpdateExpertRequest},
+    registry::{
+        CreateExpertRequest, Expert, GetExpertRequest, ListExpertsRequest, RecordCivilServantStatusRequest,
+        UpdateExpertRequest,
+    },
 };
 use testkit::{Backend, RunningService, spawn_registry};
 use tonic::Code;
@@ -29,6 +34,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_update_that_lost_a_race_answers_the_revision_it_lost_to() {
         super::an_update_that_lost_a_race_answers_the_revision_it_lost_to().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_to_one_expert_leave_its_stored_read_current() {
+        super::concurrent_changes_to_one_expert_leave_its_stored_read_current().await;
     }
 }
 
@@ -173,6 +183,75 @@ async fn an_update_that_lost_a_race_answers_the_revision_it_lost_to() {
         .unwrap();
     assert_eq!(now.revision, lost_to);
     assert!(now.profile.unwrap().specialties.is_empty());
+    pool.close().await;
+    registry.assert_expert_reads_current().await;
+    registry.stop().await;
+}
+
+/// Six civil-servant entries recorded through the service and six specialties inserted straight
+/// into the table by transactions that take no lock on the expert first (as a careless writer
+/// would), all at once: each transaction's trigger locks the expert at commit and computes from
+/// what is committed, so the last to commit leaves the whole picture.
+async fn concurrent_changes_to_one_expert_leave_its_stored_read_current() {
+    let registry = spawn_registry(Backend::Postgres).await;
+    let expert = create(&registry, "李明", ID_A).await;
+    let pool = pool(&registry).await;
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..6_i32 {
+        let mut c = admin(&registry);
+        let expert_id = expert.id.clone();
+        writers.spawn(async move {
+            let valid_from = supervision_proto::common::Date { year: 2024, month: i + 1, day: 1 };
+            c.record_civil_servant_status(RecordCivilServantStatusRequest {
+                request_id: id(),
+                expert_id,
+                status: CivilServantStatus::None as i32,
+                valid_from: Some(valid_from),
+                evidence: Some(supervision_proto::common::Evidence { description: "证明".into(), documents: vec![] }),
+                on_behalf: None,
+            })
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+        });
+        let pool = pool.clone();
+        let expert_id = expert.id.clone();
+        writers.spawn(async move {
+            let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+            sqlx::query(
+                "INSERT INTO expert_specialties (expert_id, ordinal, code, level, note) \
+                 VALUES ($1, $2, '4-07-05-01', '', $3)",
+            )
+            .bind(&expert_id)
+            .bind(10 + i)
+            .bind(format!("written behind the service {i}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            tx.commit().await.map_err(|e| e.to_string())
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap().unwrap();
+    }
+    registry.assert_expert_reads_current().await;
+    let read = admin(&registry)
+        .get_expert(GetExpertRequest { id: expert.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .expert
+        .unwrap();
+    assert_eq!(read.profile.unwrap().specialties.len(), 6, "every specialty written behind the service is read");
+    let entries: i32 = sqlx::query_scalar(
+        "SELECT json_array_length(CAST(children AS json) -> 'civil_servant') FROM expert_reads WHERE expert_id = $1",
+    )
+    .bind(&expert.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(entries, 7, "the first entry and the six recorded");
     pool.close().await;
     registry.stop().await;
 }

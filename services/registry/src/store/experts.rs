@@ -73,25 +73,44 @@ macro_rules! children_query {
     };
 }
 
-/// PostgreSQL's child rows of the experts `e` as columns beside their row, so reading experts is one
-/// statement (one snapshot, no transaction around it): each child table aggregated into a JSON
-/// array of its rows in the order `assemble` reads them, and the last term as one JSON row.
-/// `row_to_json` keeps the column names, TEXT as strings and INTEGER as numbers, so `JsonRow`
-/// hands the same values to the same parsers.
-macro_rules! children_json_columns {
+/// PostgreSQL's child rows of an expert `e` as one JSON object: each child table as an array of
+/// its rows in stored order, and the last term as one row (`row_to_json` keeps the column names,
+/// TEXT as strings and INTEGER as numbers, so `JsonRow` hands the same values to the same parsers).
+/// The same text as the `expert_children(e.id)` function of migration `0009_expert_reads.sql`,
+/// which the triggers keeping `expert_reads` use; written inline here because PostgreSQL plans a
+/// SQL function's body on every call, and an inline expression once with its statement.
+macro_rules! children_json_expr {
     () => {
-        ", CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_documents c \
-            WHERE c.expert_id = e.id), '[]') AS TEXT) AS documents_json\
-         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_categories c \
-            WHERE c.expert_id = e.id), '[]') AS TEXT) AS categories_json\
-         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_conditions c \
-            WHERE c.expert_id = e.id), '[]') AS TEXT) AS conditions_json\
-         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_specialties c \
-            WHERE c.expert_id = e.id), '[]') AS TEXT) AS specialties_json\
-         , CAST(COALESCE((SELECT json_agg(c ORDER BY c.seq) FROM expert_civil_servant_entries c \
-            WHERE c.expert_id = e.id), '[]') AS TEXT) AS civil_servant_json\
-         , (SELECT CAST(row_to_json(a) AS TEXT) FROM appointments a \
-            WHERE a.expert_id = e.id ORDER BY a.term_number DESC LIMIT 1) AS appointment_json"
+        "CAST(json_build_object(\
+         'documents', COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_documents c \
+            WHERE c.expert_id = e.id), '[]'), \
+         'categories', COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_categories c \
+            WHERE c.expert_id = e.id), '[]'), \
+         'conditions', COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_conditions c \
+            WHERE c.expert_id = e.id), '[]'), \
+         'specialties', COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_specialties c \
+            WHERE c.expert_id = e.id), '[]'), \
+         'civil_servant', COALESCE((SELECT json_agg(c ORDER BY c.seq) FROM expert_civil_servant_entries c \
+            WHERE c.expert_id = e.id), '[]'), \
+         'appointment', (SELECT row_to_json(a) FROM appointments a \
+            WHERE a.expert_id = e.id ORDER BY a.term_number DESC LIMIT 1)) AS TEXT)"
+    };
+}
+
+/// `children_json_expr!()` as SQL text, for tests that compare it with `expert_children`.
+pub const CHILDREN_JSON_SQL: &str = children_json_expr!();
+
+/// The experts `e` with their stored child rows (`expert_reads`, which triggers rewrite at the
+/// commit of every change to them), and the column `children_json` read from there, or computed
+/// now for an expert that has none stored. Only for a transaction that has not changed experts:
+/// its own changes reach `expert_reads` when it commits.
+macro_rules! stored_children {
+    () => {
+        concat!(
+            ", COALESCE(r.children, ",
+            children_json_expr!(),
+            ") AS children_json FROM experts e LEFT JOIN expert_reads r ON r.expert_id = e.id "
+        )
     };
 }
 
@@ -427,8 +446,9 @@ pub async fn list_changes(
     rows.iter().map(change_from_row).collect()
 }
 
-/// One expert with its child rows. On PostgreSQL one statement (`GET_EXPERT_ONE_STATEMENT`), so it
-/// needs no snapshot transaction around it; on SQLite the assembled read, inside one.
+/// One expert with its child rows, as the connection's transaction sees them (its own changes
+/// included). On PostgreSQL one statement (`GET_EXPERT_ONE_STATEMENT`, the child rows aggregated
+/// now), so it needs no snapshot transaction around it; on SQLite the assembled read, inside one.
 pub async fn get_expert(
     conn: &mut AnyConnection,
     key: &PersonalDataKey,
@@ -436,6 +456,21 @@ pub async fn get_expert(
 ) -> Result<Option<Expert>, StoreError> {
     if conn.backend_name() == "PostgreSQL" {
         let row = sqlx::query(GET_EXPERT_ONE_STATEMENT).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        return row.map(|row| expert_from_one_statement(&row, key)).transpose();
+    }
+    get_expert_assembled(conn, key, id).await
+}
+
+/// `get_expert` for a connection that has changed nothing in its transaction (GetExpert's read):
+/// on PostgreSQL the child rows as `expert_reads` holds them (`stored_children!`), one primary-key
+/// read instead of six aggregates; on SQLite the assembled read, inside one snapshot.
+pub async fn get_committed_expert(
+    conn: &mut AnyConnection,
+    key: &PersonalDataKey,
+    id: &ExpertId,
+) -> Result<Option<Expert>, StoreError> {
+    if conn.backend_name() == "PostgreSQL" {
+        let row = sqlx::query(GET_COMMITTED_EXPERT_STATEMENT).bind(id.as_str()).fetch_optional(&mut *conn).await?;
         return row.map(|row| expert_from_one_statement(&row, key)).transpose();
     }
     get_expert_assembled(conn, key, id).await
@@ -457,11 +492,11 @@ pub async fn get_expert_assembled(
     Ok(experts.pop())
 }
 
-/// `list_experts`' filter and order, after the selected columns: `$1`..`$15` as it binds them.
+/// `list_experts`' filter and order, after the selected columns and `FROM experts e`: `$1`..`$15`
+/// as it binds them.
 macro_rules! expert_listing {
     () => {
-        " FROM experts e \
-         WHERE ($1 = '' OR e.id > $1) \
+        " WHERE ($1 = '' OR e.id > $1) \
            AND ($2 = '' OR e.status = $2) \
            AND ($3 = '' OR EXISTS (SELECT 1 FROM expert_categories c WHERE c.expert_id = e.id AND c.category = $3)) \
            AND ($4 = '' OR EXISTS (SELECT 1 FROM expert_specialties s WHERE s.expert_id = e.id \
@@ -478,8 +513,9 @@ macro_rules! expert_listing {
     };
 }
 
-/// One page of experts matching `filter`, in id order: on PostgreSQL one statement (see
-/// `children_json_columns!`), on SQLite the page's rows then one query per child table.
+/// One page of experts matching `filter`, in id order: on PostgreSQL one statement reading the
+/// stored child rows (`stored_children!`; not inside a transaction that changed experts), on
+/// SQLite the page's rows then one query per child table.
 pub async fn list_experts(
     conn: &mut AnyConnection,
     key: &PersonalDataKey,
@@ -492,9 +528,9 @@ pub async fn list_experts(
     let employer_like = if employer.is_empty() { String::new() } else { like_pattern(&employer) };
     let postgres = conn.backend_name() == "PostgreSQL";
     let statement = if postgres {
-        concat!("SELECT ", expert_columns!(), children_json_columns!(), expert_listing!())
+        concat!("SELECT ", expert_columns!(), stored_children!(), expert_listing!())
     } else {
-        concat!("SELECT ", expert_columns!(), expert_listing!())
+        concat!("SELECT ", expert_columns!(), " FROM experts e", expert_listing!())
     };
     let rows = sqlx::query(statement)
         .bind(page.after.as_deref().unwrap_or_default())
@@ -632,38 +668,56 @@ async fn assemble(
 }
 
 /// PostgreSQL's `get_expert`.
-const GET_EXPERT_ONE_STATEMENT: &str =
-    concat!("SELECT ", expert_columns!(), children_json_columns!(), " FROM experts e WHERE e.id = $1");
+const GET_EXPERT_ONE_STATEMENT: &str = concat!(
+    "SELECT ",
+    expert_columns!(),
+    ", ",
+    children_json_expr!(),
+    " AS children_json FROM experts e WHERE e.id = $1"
+);
 
-/// An expert read with `children_json_columns!()`.
+/// PostgreSQL's `get_committed_expert`.
+const GET_COMMITTED_EXPERT_STATEMENT: &str =
+    concat!("SELECT ", expert_columns!(), stored_children!(), "WHERE e.id = $1");
+
+/// `children_json_expr!()` parsed: each child table's rows as `row_to_json` writes them.
+#[derive(serde::Deserialize)]
+struct ChildrenJson {
+    documents: Vec<JsonFields>,
+    categories: Vec<JsonFields>,
+    conditions: Vec<JsonFields>,
+    specialties: Vec<JsonFields>,
+    civil_servant: Vec<JsonFields>,
+    appointment: Option<JsonFields>,
+}
+
+type JsonFields = serde_json::Map<String, serde_json::Value>;
+
+/// An expert read with its `children_json` column.
 fn expert_from_one_statement(row: &AnyRow, key: &PersonalDataKey) -> Result<Expert, StoreError> {
     let head = head_from_row(row, key)?;
-    let id = head.id.to_string();
-    let array = |column: &str, table: &'static str| -> Result<Vec<JsonRow>, StoreError> {
-        let text: String = row.try_get(column)?;
-        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
-            from_json(&text).map_err(|problem| CorruptRow { table, id: id.clone(), problem })?;
-        Ok(rows.into_iter().map(|fields| JsonRow { table, fields }).collect())
-    };
+    let text: String = row.try_get("children_json")?;
+    let children: ChildrenJson =
+        from_json(&text).map_err(|problem| CorruptRow { table: "expert_reads", id: head.id.to_string(), problem })?;
+    let rows =
+        |rows: Vec<JsonFields>, table: &'static str| rows.into_iter().map(move |fields| JsonRow { table, fields });
     let mut found = Children::default();
-    for r in array("documents_json", "expert_documents")? {
+    for r in rows(children.documents, "expert_documents") {
         found.documents.push(document_from(&r, key)?.1);
     }
-    for r in array("categories_json", "expert_categories")? {
+    for r in rows(children.categories, "expert_categories") {
         found.categories.push(category_from(&r)?.1);
     }
-    for r in array("conditions_json", "expert_conditions")? {
+    for r in rows(children.conditions, "expert_conditions") {
         found.conditions.push(condition_from(&r)?.1);
     }
-    for r in array("specialties_json", "expert_specialties")? {
+    for r in rows(children.specialties, "expert_specialties") {
         found.specialties.push(specialty_from(&r)?.1);
     }
-    for r in array("civil_servant_json", "expert_civil_servant_entries")? {
+    for r in rows(children.civil_servant, "expert_civil_servant_entries") {
         found.civil_servant.push(civil_servant_from_row(&r)?.1);
     }
-    if let Some(text) = row.try_get::<Option<String>, _>("appointment_json")? {
-        let fields =
-            from_json(&text).map_err(|problem| CorruptRow { table: "appointments", id: id.clone(), problem })?;
+    if let Some(fields) = children.appointment {
         found.appointment =
             Some(super::appointments::appointment_from_row(&JsonRow { table: "appointments", fields })?);
     }
@@ -703,7 +757,7 @@ fn attach(head: Expert, children: Children) -> Result<Expert, StoreError> {
 }
 
 /// A row's values by column name: a fetched row, or one row of a child table that
-/// `children_json_columns!()` aggregated as JSON.
+/// `children_json_expr!()` holds as JSON.
 pub(crate) trait Columns {
     fn text(&self, column: &str) -> Result<String, StoreError>;
     fn int(&self, column: &str) -> Result<i32, StoreError>;
