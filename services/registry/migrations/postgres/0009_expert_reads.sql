@@ -8,10 +8,13 @@
 -- trip. The document holds only what the child tables hold (ciphertext, never a plain number).
 
 -- The JSON object the readers parse: each child table as an array of its rows in stored order,
--- and the last term as one row (null before the first appointment).
+-- and the last term as one row (null before the first appointment). PL/pgSQL rather than SQL so
+-- that each session plans its statement once: a SQL function's body is planned on every call,
+-- which made the triggers below cost 0.58 ms per imported expert instead of 0.35 ms.
 CREATE FUNCTION expert_children(expert TEXT) RETURNS TEXT
-LANGUAGE sql STABLE AS $$
-    SELECT CAST(json_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN CAST(json_build_object(
         'documents', COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_documents c
                                WHERE c.expert_id = expert), '[]'),
         'categories', COALESCE((SELECT json_agg(c ORDER BY c.ordinal) FROM expert_categories c
@@ -24,7 +27,8 @@ LANGUAGE sql STABLE AS $$
                                    WHERE c.expert_id = expert), '[]'),
         'appointment', (SELECT row_to_json(a) FROM appointments a
                         WHERE a.expert_id = expert ORDER BY a.term_number DESC LIMIT 1)
-    ) AS TEXT)
+    ) AS TEXT);
+END
 $$;
 
 CREATE TABLE expert_reads (

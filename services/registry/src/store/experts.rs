@@ -77,8 +77,8 @@ macro_rules! children_query {
 /// its rows in stored order, and the last term as one row (`row_to_json` keeps the column names,
 /// TEXT as strings and INTEGER as numbers, so `JsonRow` hands the same values to the same parsers).
 /// The same text as the `expert_children(e.id)` function of migration `0009_expert_reads.sql`,
-/// which the triggers keeping `expert_reads` use; written inline here because PostgreSQL plans a
-/// SQL function's body on every call, and an inline expression once with its statement.
+/// which the triggers keeping `expert_reads` use (the testkit's `assert_expert_reads_current`
+/// checks that the two agree); written inline so that a read's statement is all in the code.
 macro_rules! children_json_expr {
     () => {
         "CAST(json_build_object(\
