@@ -141,15 +141,13 @@ pub async fn create(
 /// One expert, for a caller allowed to see it.
 pub async fn get(db: &Db, key: &PersonalDataKey, caller: &Caller, id: &ExpertId) -> Result<Expert, Error> {
     require_own(caller, id)?;
-    if db.backend() == Backend::Postgres {
+    let expert = if db.backend() == Backend::Postgres {
         // One statement (`sql::get_committed_expert`) is one snapshot: no transaction around it.
-        let mut conn = db.pool().acquire().await?;
-        return sql::get_committed_expert(&mut conn, key, id)
-            .await?
-            .ok_or_else(|| Error::ExpertNotFound(id.to_string()));
-    }
-    let mut conn = snapshot(db).await?;
-    load(&mut conn, key, id).await
+        sql::get_committed_expert(&mut *db.pool().acquire().await?, key, id).await?
+    } else {
+        sql::get_committed_expert(&mut *snapshot(db).await?, key, id).await?
+    };
+    expert.ok_or_else(|| Error::ExpertNotFound(id.to_string()))
 }
 
 /// A read-only transaction whose statements all see one snapshot, so an expert's row and its

@@ -454,11 +454,7 @@ pub async fn get_expert(
     key: &PersonalDataKey,
     id: &ExpertId,
 ) -> Result<Option<Expert>, StoreError> {
-    if conn.backend_name() == "PostgreSQL" {
-        let row = sqlx::query(GET_EXPERT_ONE_STATEMENT).bind(id.as_str()).fetch_optional(&mut *conn).await?;
-        return row.map(|row| expert_from_one_statement(&row, key)).transpose();
-    }
-    get_expert_assembled(conn, key, id).await
+    read_expert(conn, key, id, GET_EXPERT_ONE_STATEMENT).await
 }
 
 /// `get_expert` for a connection that has changed nothing in its transaction (GetExpert's read):
@@ -469,8 +465,19 @@ pub async fn get_committed_expert(
     key: &PersonalDataKey,
     id: &ExpertId,
 ) -> Result<Option<Expert>, StoreError> {
+    read_expert(conn, key, id, GET_COMMITTED_EXPERT_STATEMENT).await
+}
+
+/// One expert by `postgres` (a statement of the expert's columns and `children_json`) on
+/// PostgreSQL, the assembled read on SQLite.
+async fn read_expert(
+    conn: &mut AnyConnection,
+    key: &PersonalDataKey,
+    id: &ExpertId,
+    postgres: &'static str,
+) -> Result<Option<Expert>, StoreError> {
     if conn.backend_name() == "PostgreSQL" {
-        let row = sqlx::query(GET_COMMITTED_EXPERT_STATEMENT).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query(postgres).bind(id.as_str()).fetch_optional(&mut *conn).await?;
         return row.map(|row| expert_from_one_statement(&row, key)).transpose();
     }
     get_expert_assembled(conn, key, id).await
