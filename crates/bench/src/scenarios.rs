@@ -212,6 +212,7 @@ pub async fn stream_pool(registry: &Channel, school: &str, day: NaiveDate) -> Re
         session_dates: vec![pb_date(day)],
         task_id: format!("tsk_{}", id()),
         expert_ids: vec![],
+        ..Default::default()
     };
     let mut stream = client.stream_draw_pool(request).await?.into_inner();
     let mut ids = Vec::new();

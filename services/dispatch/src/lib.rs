@@ -20,6 +20,7 @@ pub mod grpc;
 pub mod letters;
 pub mod metrics;
 pub mod notify;
+pub mod pool_copy;
 pub mod registry;
 pub mod reports;
 pub mod responses;

@@ -6,6 +6,8 @@
 //! their transaction, and any answer other than the institution or "not found" is
 //! `UNAVAILABLE`, which the client may retry with the same `request_id`.
 
+use std::{collections::HashSet, sync::Arc, time::Instant};
+
 use chrono::NaiveDate;
 use supervision_kit::{
     Bureau,
@@ -20,10 +22,11 @@ use tonic::{
     transport::Channel,
 };
 
-use crate::{domain::PoolExpert, error::Error};
-
-/// The most ids one StreamDrawPool request may name (the registry's bound).
-pub const IDS_PER_REQUEST: usize = 1000;
+use crate::{
+    domain::PoolExpert,
+    error::Error,
+    pool_copy::{PoolCopy, SyncAnswer},
+};
 
 /// What a task needs to know of an institution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,8 @@ pub struct Registry {
     /// past either the use case answers UNAVAILABLE having written nothing. Never retried here:
     /// the client retries with the same `request_id`.
     timeouts: PeerTimeouts,
+    /// The pool as last read, brought up to date by each read (`pool_copy`); one read at a time.
+    copy: Arc<tokio::sync::Mutex<PoolCopy>>,
 }
 
 impl Registry {
@@ -53,7 +58,11 @@ impl Registry {
             (_, None) => tracing::warn!("no SERVICE token configured: tasks cannot be created"),
             _ => {}
         }
-        Self { peer: channel.zip(service_token), timeouts: PeerTimeouts::default() }
+        Self {
+            peer: channel.zip(service_token),
+            timeouts: PeerTimeouts::default(),
+            copy: Arc::new(tokio::sync::Mutex::new(PoolCopy::default())),
+        }
     }
 
     /// The same registry with these deadlines (`--peer-timeout-seconds`,
@@ -95,11 +104,12 @@ impl Registry {
         })
     }
 
-    /// Every appointed expert the registry streams for `institution_id` and the task's session
-    /// `dates` (StreamDrawPool, ARCHITECTURE.md "The draw" step 1), whole or not at all: a stream
-    /// that breaks, runs past its deadline or ends with another count than it sent is
-    /// `UNAVAILABLE`, and an unknown institution is "not found".
-    #[tracing::instrument(name = "registry.stream_draw_pool", skip_all, fields(pool = tracing::field::Empty))]
+    /// Every appointed expert of the registry's pool for `institution_id` and the task's session
+    /// `dates` (ARCHITECTURE.md "The draw" step 1), as one StreamDrawPool sync read brings this
+    /// service's copy up to date (`pool_copy`), whole or not at all: a stream that breaks, runs
+    /// past its deadline or ends with other counts than it sent is `UNAVAILABLE` (the copy is left
+    /// as it was), and an unknown institution is "not found".
+    #[tracing::instrument(name = "registry.stream_draw_pool", skip_all, fields(pool = tracing::field::Empty, changed = tracing::field::Empty))]
     pub async fn draw_pool(
         &self,
         institution_id: &str,
@@ -107,15 +117,15 @@ impl Registry {
         task_id: &str,
         actor: &Actor,
     ) -> Result<Vec<PoolExpert>, Error> {
-        let pool = self.stream_pool(institution_id, dates, task_id, Vec::new(), actor).await?;
+        let pool = self.synced_pool(institution_id, dates, task_id, None, actor).await?;
         tracing::Span::current().record("pool", pool.len());
         Ok(pool)
     }
 
-    /// The experts of `ids` that the pool of [`Self::draw_pool`] holds, with the same facts
-    /// (StreamDrawPoolRequest.expert_ids, asked [`IDS_PER_REQUEST`] at a time); an id the pool does
-    /// not hold is absent from the answer. The same refusals as `draw_pool`.
-    #[tracing::instrument(name = "registry.draw_pool_experts", skip_all, fields(asked = ids.len(), found = tracing::field::Empty))]
+    /// The experts of `ids` that the pool of [`Self::draw_pool`] holds, with the same facts and
+    /// from the same kind of read; an id the pool does not hold is absent from the answer. The
+    /// same refusals as `draw_pool`.
+    #[tracing::instrument(name = "registry.draw_pool_experts", skip_all, fields(asked = ids.len(), found = tracing::field::Empty, changed = tracing::field::Empty))]
     pub async fn pool_experts(
         &self,
         institution_id: &str,
@@ -124,30 +134,48 @@ impl Registry {
         ids: &[String],
         actor: &Actor,
     ) -> Result<Vec<PoolExpert>, Error> {
-        // One deadline for every chunk together, as for a whole pool.
-        let all = async {
-            let mut found = Vec::new();
-            for chunk in ids.chunks(IDS_PER_REQUEST) {
-                found.extend(self.stream_pool(institution_id, dates, task_id, chunk.to_vec(), actor).await?);
-            }
-            Ok::<_, Error>(found)
-        };
-        let found = tokio::time::timeout(self.timeouts.stream, all)
-            .await
-            .map_err(|_| Error::RegistryUnavailable("the pool streams ran past their deadline".into()))??;
+        let only: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let found = self.synced_pool(institution_id, dates, task_id, Some(&only), actor).await?;
         tracing::Span::current().record("found", found.len());
         Ok(found)
     }
 
-    /// One StreamDrawPool call, whole or not at all.
+    /// Brings the copy up to date with one sync read and answers its pool for the task (only the
+    /// experts of `only` when given). A registry that answers without a version (one from before
+    /// sync reads) has sent the task's pool itself, which is used as it is.
+    async fn synced_pool(
+        &self,
+        institution_id: &str,
+        dates: &[NaiveDate],
+        task_id: &str,
+        only: Option<&HashSet<&str>>,
+        actor: &Actor,
+    ) -> Result<Vec<PoolExpert>, Error> {
+        let mut copy = self.copy.lock().await;
+        let asked_at = Instant::now();
+        let since = copy.since(asked_at).to_owned();
+        let answer = self.stream_pool(institution_id, dates, task_id, &since, actor).await?;
+        tracing::Span::current().record("changed", answer.experts.len() + answer.removed.len());
+        if answer.end.version.is_empty() {
+            let pool = answer.experts.into_iter().map(pool_expert);
+            return Ok(match only {
+                Some(ids) => pool.filter(|e| ids.contains(e.id.as_str())).collect(),
+                None => pool.collect(),
+            });
+        }
+        let overlay = copy.apply(answer, asked_at);
+        Ok(copy.pool(dates, &overlay, only))
+    }
+
+    /// One StreamDrawPool sync read since `since`, whole or not at all.
     async fn stream_pool(
         &self,
         institution_id: &str,
         dates: &[NaiveDate],
         task_id: &str,
-        expert_ids: Vec<String>,
+        since: &str,
         actor: &Actor,
-    ) -> Result<Vec<PoolExpert>, Error> {
+    ) -> Result<SyncAnswer, Error> {
         let Some((channel, token)) = &self.peer else {
             return Err(Error::RegistryUnavailable("no registry endpoint or SERVICE token is configured".into()));
         };
@@ -155,7 +183,9 @@ impl Registry {
             institution_id: institution_id.to_owned(),
             session_dates: dates.iter().map(|d| supervision_kit::convert::date(*d)).collect(),
             task_id: task_id.to_owned(),
-            expert_ids,
+            expert_ids: Vec::new(),
+            sync: true,
+            since_version: since.to_owned(),
         };
         let mut request = authorised(message, token, actor)?;
         request.set_timeout(self.timeouts.stream);
@@ -172,20 +202,25 @@ impl Registry {
                 }
                 Err(status) => return Err(unavailable(status)),
             };
-            let mut pool = Vec::new();
+            let mut answer = SyncAnswer::default();
             loop {
                 match stream.message().await {
                     Ok(Some(batch)) => {
-                        pool.extend(batch.experts.into_iter().map(pool_expert));
+                        answer.experts.extend(batch.experts);
+                        answer.removed.extend(batch.removed_expert_ids);
                         if let Some(end) = batch.end {
-                            if usize::try_from(end.expert_count).ok() != Some(pool.len()) {
+                            let counts = (usize::try_from(end.expert_count), usize::try_from(end.removed_count));
+                            if counts != (Ok(answer.experts.len()), Ok(answer.removed.len())) {
                                 return Err(Error::RegistryUnavailable(format!(
-                                    "the registry announced {} experts and sent {}",
+                                    "the registry announced {} experts and {} removals and sent {} and {}",
                                     end.expert_count,
-                                    pool.len()
+                                    end.removed_count,
+                                    answer.experts.len(),
+                                    answer.removed.len()
                                 )));
                             }
-                            return Ok(pool);
+                            answer.end = end;
+                            return Ok(answer);
                         }
                     }
                     Ok(None) => {
@@ -213,27 +248,35 @@ fn authorised<M>(message: M, token: &str, actor: &Actor) -> Result<Request<M>, E
     Ok(request)
 }
 
-fn day(d: Option<&supervision_proto::common::Date>) -> Option<NaiveDate> {
+pub(crate) fn day(d: Option<&supervision_proto::common::Date>) -> Option<NaiveDate> {
     d.and_then(|d| NaiveDate::from_ymd_opt(d.year, u32::try_from(d.month).ok()?, u32::try_from(d.day).ok()?))
 }
 
-fn pool_expert(e: rpb::DrawPoolExpert) -> PoolExpert {
+pub(crate) fn pool_expert(e: rpb::DrawPoolExpert) -> PoolExpert {
     let active = rpb::ExpertStatus::Active as i32;
     let term = e.term.as_ref().and_then(|t| day(t.start.as_ref()).zip(day(t.end.as_ref())));
     let leaves_on =
         e.scheduled_change.as_ref().filter(|c| c.status != active).and_then(|c| day(c.effective_date.as_ref()));
-    PoolExpert {
+    let mut expert = PoolExpert {
         id: e.expert_id,
         active: e.status == active,
         term,
         trained: e.trained,
         employer_key: e.employer_key,
-        conflicted: !e.conflicts.is_empty(),
-        employed_by_institution: e.conflicts.iter().any(|c| {
-            c.relation_type == supervision_proto::common::RelationType::CurrentEmployment as i32
-                || c.path == rpb::ConflictPath::Employer as i32
-        }),
+        conflicted: false,
+        employed_by_institution: false,
         leaves_on,
         specialties: e.specialties.into_iter().map(|s| s.code).collect(),
-    }
+    };
+    set_conflicts(&mut expert, &e.conflicts);
+    expert
+}
+
+/// The registry's conflict reasons for `expert`, as the exclusions need them.
+pub(crate) fn set_conflicts(expert: &mut PoolExpert, reasons: &[rpb::ConflictReason]) {
+    expert.conflicted = !reasons.is_empty();
+    expert.employed_by_institution = reasons.iter().any(|c| {
+        c.relation_type == supervision_proto::common::RelationType::CurrentEmployment as i32
+            || c.path == rpb::ConflictPath::Employer as i32
+    });
 }

@@ -107,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
                 session_dates: vec![Date { year: t.year(), month: t.month() as i32, day: t.day() as i32 }],
                 task_id: format!("tsk_{}", uuid::Uuid::now_v7().simple()),
                 expert_ids: vec![],
+                ..Default::default()
             };
             let mut stream = client.stream_draw_pool(request).await?.into_inner();
             let (mut count, mut batches) = (0usize, 0usize);

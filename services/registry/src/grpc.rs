@@ -1066,17 +1066,35 @@ impl RegistryService for Registry {
             let read = reader
                 .send_batches(move |batch| {
                     let experts = batch.iter().map(cr::pool_expert_to_proto).collect();
-                    async move { to.send(Ok(pb::StreamDrawPoolResponse { experts, end: None })).await.is_ok() }
+                    let message = pb::StreamDrawPoolResponse { experts, ..Default::default() };
+                    async move { to.send(Ok(message)).await.is_ok() }
                 })
                 .await;
+            if let (Ok(()), Some(sync)) = (&read, &reader.sync) {
+                for ids in sync.removed.chunks(relations::POOL_BATCH as usize) {
+                    let message = pb::StreamDrawPoolResponse { removed_expert_ids: ids.to_vec(), ..Default::default() };
+                    if sender.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+            }
             let last = match read {
-                Ok(()) => Ok(pb::StreamDrawPoolResponse {
-                    experts: vec![],
-                    end: Some(pb::DrawPoolEnd {
+                Ok(()) => {
+                    let mut end = pb::DrawPoolEnd {
                         expert_count: i32::try_from(reader.count).unwrap_or(i32::MAX),
                         as_of: Some(supervision_kit::convert::timestamp(reader.as_of)),
-                    }),
-                }),
+                        ..Default::default()
+                    };
+                    if let Some(sync) = &reader.sync {
+                        end.version = sync.version.encode();
+                        end.full = sync.full();
+                        end.removed_count = i32::try_from(sync.removed.len()).unwrap_or(i32::MAX);
+                        end.conflicts = sync.conflicts.iter().map(|(e, r)| cr::conflicted_to_proto(e, r)).collect();
+                        end.scheduled_changes =
+                            reader.scheduled_changes().into_iter().map(crate::convert::appointments::status_change_to_proto).collect();
+                    }
+                    Ok(pb::StreamDrawPoolResponse { end: Some(end), ..Default::default() })
+                }
                 Err(err) => Err(Status::from(err)),
             };
             let _ = sender.send(last).await;

@@ -176,6 +176,27 @@ async fn relation_conflicts(
     Ok(reasons)
 }
 
+/// Every conflicted expert with every reason: the profile links (employer, represented unit) to
+/// the family of `id`, then the `relations`' reasons.
+async fn every_conflict(
+    conn: &mut sqlx::AnyConnection,
+    id: &InstitutionId,
+    family: &InstitutionFamily,
+    relations: &HashMap<ExpertId, Vec<ConflictReason>>,
+) -> Result<BTreeMap<ExpertId, Vec<ConflictReason>>, Error> {
+    let mut by_expert: BTreeMap<ExpertId, Vec<ConflictReason>> = BTreeMap::new();
+    for (expert, links) in sql::family_profile_links(conn, id).await? {
+        let reasons = family.profile_reasons(&links);
+        if !reasons.is_empty() {
+            by_expert.entry(expert).or_default().extend(reasons);
+        }
+    }
+    for (expert, reasons) in relations {
+        by_expert.entry(expert.clone()).or_default().extend(reasons.iter().cloned());
+    }
+    Ok(by_expert)
+}
+
 /// Who is conflicted for an institution (with its parent and sub-units) over some dates and why,
 /// in expert id order, one page at a time.
 pub async fn query(
@@ -186,17 +207,8 @@ pub async fn query(
     let lookback = lookback_years(reference, q.first)?;
     let mut conn = snapshot(db).await?;
     let family = family(&mut conn, &q.institution_id).await?;
-    let mut by_expert: BTreeMap<ExpertId, Vec<ConflictReason>> = BTreeMap::new();
-    for (expert, links) in sql::family_profile_links(&mut conn, &q.institution_id).await? {
-        let reasons = family.profile_reasons(&links);
-        if !reasons.is_empty() {
-            by_expert.entry(expert).or_default().extend(reasons);
-        }
-    }
     let relations = relation_conflicts(&mut conn, &q.institution_id, &family, q.first, q.last, lookback).await?;
-    for (expert, reasons) in relations {
-        by_expert.entry(expert).or_default().extend(reasons);
-    }
+    let by_expert = every_conflict(&mut conn, &q.institution_id, &family, &relations).await?;
     let after = q.page.after.as_deref().unwrap_or_default();
     let items: Vec<_> = by_expert
         .into_iter()
@@ -222,6 +234,10 @@ pub struct PoolCandidate {
 /// are checked against the institution's family in memory as rows arrive. Three statements
 /// whatever the pool's size; no personal data is read or decrypted. With a list of experts the
 /// candidates' statement looks up only those ids (by the experts' and appointments' keys).
+///
+/// A sync read (StreamDrawPoolRequest.sync) streams the candidates whose facts changed since
+/// the caller's version (all of them without one), without conflicts, scheduled changes or the
+/// session-date filter; [`Self::sync`] then has the rest of the answer.
 #[derive(Debug)]
 pub struct PoolReader {
     conn: Transaction<'static, Any>,
@@ -235,6 +251,30 @@ pub struct PoolReader {
     pub as_of: DateTime<Utc>,
     /// Experts read so far.
     pub count: u64,
+    /// Set for a sync read.
+    pub sync: Option<PoolSync>,
+}
+
+/// What a sync read answers besides the changed candidates.
+#[derive(Debug)]
+pub struct PoolSync {
+    /// The version the read reflects, for the caller's next sync.
+    pub version: sql::PoolVersion,
+    /// The version the changes are since; `None` for the whole pool.
+    since: Option<sql::PoolVersion>,
+    /// The experts whose facts changed since `since`, in id order (a changes-only read).
+    changed: Vec<String>,
+    /// Those of `changed` that the pool no longer holds, known once the candidates are sent.
+    pub removed: Vec<String>,
+    /// Every expert conflicted for the institution on the session dates, with the reasons.
+    pub conflicts: BTreeMap<ExpertId, Vec<ConflictReason>>,
+}
+
+impl PoolSync {
+    /// Whether the read is the whole pool (the caller replaces its copy).
+    pub fn full(&self) -> bool {
+        self.since.is_none()
+    }
 }
 
 /// Opens the pool for one task: the institution must exist and the first session date fall in an
@@ -262,6 +302,9 @@ pub async fn open_pool(
     if !request.expert_ids.is_empty() {
         after["expert_ids"] = request.expert_ids.iter().map(ExpertId::as_str).collect::<Vec<_>>().into();
     }
+    if request.sync.is_some() {
+        after["sync"] = true.into();
+    }
     let change = Change {
         method: STREAM_DRAW_POOL,
         request_id: "",
@@ -284,29 +327,59 @@ pub async fn open_pool(
         // Oldest first: the last one recorded for an expert wins.
         scheduled.insert(change.expert_id.clone(), change);
     }
+    let sync = match &request.sync {
+        None => None,
+        Some(since) => {
+            let postgres = db.backend() == supervision_kit::Backend::Postgres;
+            let version = sql::pool_version_now(&mut conn, postgres).await?;
+            // A version this database cannot place answers the whole pool.
+            let since = sql::PoolVersion::decode(since).filter(|s| s.precedes(&version));
+            let changed = match &since {
+                Some(since) => sql::pool_changed_ids(&mut conn, since).await?,
+                None => Vec::new(),
+            };
+            let conflicts = every_conflict(&mut conn, &request.institution_id, &family, &relation_conflicts).await?;
+            Some(PoolSync { version, since, changed, removed: Vec::new(), conflicts })
+        }
+    };
     let only = request.expert_ids.clone();
-    Ok(PoolReader { conn, family, relation_conflicts, scheduled, first, only, as_of, count: 0 })
+    Ok(PoolReader { conn, family, relation_conflicts, scheduled, first, only, as_of, count: 0, sync })
 }
 
 impl PoolReader {
     /// Hands the pool to `send` in batches of up to [`POOL_BATCH`] candidates, in id order; stops
     /// early (without error) when `send` answers `false` (the caller hung up). [`Self::count`]
-    /// is the number handed over.
+    /// is the number handed over. A sync read's candidates carry no conflicts and no scheduled
+    /// change, and its [`PoolSync::removed`] is filled once the last is handed over.
     pub async fn send_batches<F>(&mut self, mut send: impl FnMut(Vec<PoolCandidate>) -> F) -> Result<(), Error>
     where
         F: Future<Output = bool>,
     {
         use tokio_stream::StreamExt as _;
-        let Self { conn, family, relation_conflicts, scheduled, first, only, count, .. } = self;
-        let mut rows = std::pin::pin!(sql::pool_rows(conn, *first, only));
+        let Self { conn, family, relation_conflicts, scheduled, first, only, count, sync, .. } = self;
+        let scope = match sync.as_ref().map(|s| s.since.as_ref()) {
+            None => sql::PoolScope::OnDate { first: *first, only },
+            Some(None) => sql::PoolScope::Everyone,
+            Some(Some(since)) => sql::PoolScope::ChangedSince(since),
+        };
+        let mut rows = std::pin::pin!(sql::pool_rows(conn, scope));
         let mut batch = Vec::with_capacity(POOL_BATCH as usize);
+        let mut present = std::collections::HashSet::new();
         while let Some(row) = rows.next().await {
             let row = row?;
-            let mut conflicts = family.profile_reasons(&row.links);
-            if let Some(more) = relation_conflicts.get(&row.expert_id) {
-                conflicts.extend(more.iter().cloned());
-            }
-            batch.push(PoolCandidate { scheduled: scheduled.get(&row.expert_id).cloned(), conflicts, row });
+            let candidate = if let Some(sync) = sync.as_ref() {
+                if !sync.full() {
+                    present.insert(row.expert_id.as_str().to_owned());
+                }
+                PoolCandidate { scheduled: None, conflicts: Vec::new(), row }
+            } else {
+                let mut conflicts = family.profile_reasons(&row.links);
+                if let Some(more) = relation_conflicts.get(&row.expert_id) {
+                    conflicts.extend(more.iter().cloned());
+                }
+                PoolCandidate { scheduled: scheduled.get(&row.expert_id).cloned(), conflicts, row }
+            };
+            batch.push(candidate);
             if batch.len() == POOL_BATCH as usize {
                 *count += batch.len() as u64;
                 if !send(std::mem::replace(&mut batch, Vec::with_capacity(POOL_BATCH as usize))).await {
@@ -318,7 +391,18 @@ impl PoolReader {
             *count += batch.len() as u64;
             send(batch).await;
         }
+        if let Some(sync) = sync.as_mut() {
+            sync.removed = sync.changed.iter().filter(|id| !present.contains(id.as_str())).cloned().collect();
+        }
         Ok(())
+    }
+
+    /// The status changes recorded to take effect after today, the last recorded per expert, in
+    /// expert id order.
+    pub fn scheduled_changes(&self) -> Vec<&StatusChange> {
+        let mut changes: Vec<&StatusChange> = self.scheduled.values().collect();
+        changes.sort_by(|a, b| a.expert_id.cmp(&b.expert_id));
+        changes
     }
 }
 

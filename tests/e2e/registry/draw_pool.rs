@@ -1,7 +1,8 @@
 //! The draw pool dispatch streams (ARCHITECTURE.md "The draw" step 1; D14, D18): every appointed
 //! expert whose latest term has not ended before the first session date, with status, term,
 //! trained flag, specialty codes, employer key, represented unit and conflict reasons for the
-//! institution, in id order, in batches, ending with the count; opaque ids only.
+//! institution, in id order, in batches, ending with the count; opaque ids only. Sync reads
+//! (issue 12): the changes since a version, which brought to a copy give the whole pool.
 
 use chrono::Datelike;
 use supervision_proto::{
@@ -24,7 +25,17 @@ on_both_backends!(
     the_pool_lists_only_appointed_experts_with_their_conflict_reasons,
     a_pool_of_hundreds_streams_whole,
     a_pool_read_for_some_experts_answers_those_of_the_pool_only,
+    sync_reads_bring_a_copy_to_the_whole_pool_from_any_earlier_version,
 );
+
+/// PostgreSQL only: on SQLite a sync read (which writes its audit entry first) waits for any
+/// writer to finish, so no change can commit after a read's version and before the read.
+mod postgres_writers {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_committed_after_a_sync_read_began_is_in_the_next_one() {
+        super::a_change_committed_after_a_sync_read_began_is_in_the_next_one().await;
+    }
+}
 
 /// A valid resident identity number (GB 11643 check character) for person `n`.
 fn resident(n: u32) -> String {
@@ -51,6 +62,7 @@ fn pool_request(institution: &str, dates: Vec<Date>) -> StreamDrawPoolRequest {
         session_dates: dates,
         task_id: format!("tsk_{}", id()),
         expert_ids: vec![],
+        ..Default::default()
     }
 }
 
@@ -72,7 +84,7 @@ async fn stream(
 fn experts_of(messages: &[StreamDrawPoolResponse]) -> Vec<DrawPoolExpert> {
     let (last, batches) = messages.split_last().expect("at least the end");
     assert!(last.experts.is_empty(), "the last message carries only the end");
-    let end = last.end.expect("the stream ends with the count");
+    let end = last.end.as_ref().expect("the stream ends with the count");
     assert!(end.as_of.is_some());
     let experts: Vec<DrawPoolExpert> = batches
         .iter()
@@ -206,6 +218,7 @@ async fn the_pool_lists_only_appointed_experts_with_their_conflict_reasons(backe
         session_dates: vec![],
         task_id: String::new(),
         expert_ids: vec![],
+        ..Default::default()
     };
     let err = stream(&mut dispatch(&registry), bad).await.unwrap_err();
     assert_eq!(violated_fields(&err), ["session_dates", "task_id"]);
@@ -375,5 +388,206 @@ async fn a_pool_read_for_some_experts_answers_those_of_the_pool_only(backend: Ba
         .into_inner()
         .entries;
     assert_eq!(after.len(), audited + 1, "only the valid 1,000-id read is audited");
+    registry.stop().await;
+}
+
+/// One sync read's parts, with the stream's shape checked: batches of experts (at most 1,000, in
+/// id order), then the removed ids, then the end with both counts and a version.
+struct Synced {
+    experts: Vec<DrawPoolExpert>,
+    removed: Vec<String>,
+    end: supervision_proto::registry::DrawPoolEnd,
+}
+
+async fn sync(registry: &RunningService, institution: &str, dates: &[Date], since: &str) -> Synced {
+    let mut req = pool_request(institution, dates.to_vec());
+    req.sync = true;
+    req.since_version = since.to_owned();
+    let messages = stream(&mut dispatch(registry), req).await.unwrap();
+    let (last, batches) = messages.split_last().expect("at least the end");
+    let end = last.end.clone().expect("the stream ends with the counts");
+    assert!(last.experts.is_empty() && last.removed_expert_ids.is_empty());
+    let experts: Vec<DrawPoolExpert> = batches.iter().flat_map(|m| m.experts.clone()).collect();
+    let removed: Vec<String> = batches.iter().flat_map(|m| m.removed_expert_ids.clone()).collect();
+    assert!(batches.iter().all(|m| m.end.is_none() && m.experts.len() <= 1000 && m.removed_expert_ids.len() <= 1000));
+    assert_eq!((end.expert_count as usize, end.removed_count as usize), (experts.len(), removed.len()));
+    assert!(experts.windows(2).all(|w| w[0].expert_id < w[1].expert_id), "in id order");
+    assert!(experts.iter().all(|e| e.conflicts.is_empty() && e.scheduled_change.is_none()), "those come in the end");
+    assert!(!end.version.is_empty());
+    Synced { experts, removed, end }
+}
+
+/// A copy built the way dispatch builds it: a full answer replaces it, changes replace and remove.
+fn apply(copy: &mut std::collections::BTreeMap<String, DrawPoolExpert>, s: &Synced) {
+    if s.end.full {
+        copy.clear();
+    }
+    for id in &s.removed {
+        copy.remove(id);
+    }
+    for e in &s.experts {
+        copy.insert(e.expert_id.clone(), e.clone());
+    }
+}
+
+/// The copy's pool for sessions from `first` with the answer's conflicts and scheduled changes,
+/// as the whole pool (a read without `sync`) gives it.
+fn as_whole_pool(
+    copy: &std::collections::BTreeMap<String, DrawPoolExpert>,
+    s: &Synced,
+    first: chrono::NaiveDate,
+) -> Vec<DrawPoolExpert> {
+    let naive = |d: &Date| chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32).unwrap();
+    copy.values()
+        .filter(|e| {
+            let last = e.term_ended.as_ref().or(e.term.as_ref().and_then(|t| t.end.as_ref())).map(naive);
+            last.is_some_and(|l| l >= first)
+        })
+        .map(|e| {
+            let mut e = e.clone();
+            e.conflicts =
+                s.end.conflicts.iter().find(|c| c.expert_id == e.expert_id).map(|c| c.reasons.clone()).unwrap_or_default();
+            e.scheduled_change = s.end.scheduled_changes.iter().find(|c| c.expert_id == e.expert_id).cloned();
+            e
+        })
+        .collect()
+}
+
+async fn sync_reads_bring_a_copy_to_the_whole_pool_from_any_earlier_version(backend: Backend) {
+    let registry = spawn_registry(backend).await;
+    let parent = institution(&registry, legal_entity(PARENT_CODE, "江门市技师学院")).await;
+    let studio = institution(&registry, sub_unit(&parent, "江门市技师学院烹饪工作室")).await;
+    let decided = Some(days_from_today(-30));
+    let mut req = appoint_request("李明", &resident(21), decided);
+    req.profile.as_mut().unwrap().employer.as_mut().unwrap().organisation = Some(Organisation {
+        name: "江门市技师学院".into(),
+        credit_code: PARENT_CODE.into(),
+        institution_id: String::new(),
+    });
+    let employed = appoint(&registry, req).await.expert.unwrap().id;
+    let plain = appoint(&registry, appoint_request("张伟", &resident(22), decided)).await.expert.unwrap().id;
+    let leaving = appoint(&registry, appoint_request("赵敏", &resident(23), decided)).await.expert.unwrap().id;
+    let lapsed = appoint(&registry, appoint_request("钱进", &resident(24), date(2024, 6, 1))).await.expert.unwrap().id;
+    let sessions = vec![days_from_today(10), days_from_today(11)];
+    let first = {
+        let d = &sessions[0];
+        chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32).unwrap()
+    };
+
+    // The whole pool: every appointed expert whatever the term (the lapsed one too), conflicts
+    // in the end, and the same pool as a read without sync.
+    let whole = sync(&registry, &studio, &sessions, "").await;
+    assert!(whole.end.full && whole.removed.is_empty());
+    let mut ids: Vec<&str> = whole.experts.iter().map(|e| e.expert_id.as_str()).collect();
+    let mut want = vec![employed.as_str(), plain.as_str(), leaving.as_str(), lapsed.as_str()];
+    want.sort_unstable();
+    ids.sort_unstable();
+    assert_eq!(ids, want);
+    assert_eq!(whole.end.conflicts.iter().map(|c| c.expert_id.as_str()).collect::<Vec<_>>(), [employed.as_str()]);
+    let mut copy = std::collections::BTreeMap::new();
+    apply(&mut copy, &whole);
+    let dated = experts_of(&stream(&mut dispatch(&registry), pool_request(&studio, sessions.clone())).await.unwrap());
+    assert_eq!(as_whole_pool(&copy, &whole, first), dated);
+
+    // Nothing changed: nothing to send.
+    let quiet = sync(&registry, &studio, &sessions, &whole.end.version).await;
+    assert!(!quiet.end.full && quiet.experts.is_empty() && quiet.removed.is_empty(), "{:?}", quiet.experts);
+
+    // Changes: a status now, a scheduled one, a relation, a new expert, one leaving the pool.
+    admin(&registry)
+        .suspend_expert(SuspendExpertRequest {
+            request_id: id(),
+            expert_id: plain.clone(),
+            reason: "调查期间暂停".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin(&registry)
+        .suspend_expert(SuspendExpertRequest {
+            request_id: id(),
+            expert_id: employed.clone(),
+            reason: "调查期间暂停".into(),
+            effective_date: Some(days_from_today(20)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    record(&registry, by_bureau(&leaving, RelationType::PaidService, &studio)).await;
+    let added = appoint(&registry, appoint_request("王芳", &resident(25), decided)).await.expert.unwrap().id;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(registry.database_url()).await.unwrap();
+    sqlx::query("UPDATE experts SET status = 'NOT_APPOINTED' WHERE id = $1")
+        .bind(&lapsed)
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let changes = sync(&registry, &studio, &sessions, &quiet.end.version).await;
+    assert!(!changes.end.full);
+    let changed: Vec<&str> = changes.experts.iter().map(|e| e.expert_id.as_str()).collect();
+    assert!(changed.contains(&plain.as_str()) && changed.contains(&added.as_str()), "{changed:?}");
+    assert!(!changed.contains(&leaving.as_str()), "a relation is not a change to the expert's facts");
+    assert_eq!(changes.removed, [lapsed.clone()]);
+    apply(&mut copy, &changes);
+    let dated = experts_of(&stream(&mut dispatch(&registry), pool_request(&studio, sessions.clone())).await.unwrap());
+    assert_eq!(as_whole_pool(&copy, &changes, first), dated, "the copy brought up to date is the whole pool");
+    assert!(dated.iter().any(|e| e.expert_id == leaving && !e.conflicts.is_empty()));
+    assert!(dated.iter().any(|e| e.expert_id == employed && e.scheduled_change.is_some()));
+
+    // From the first version too (two reads' changes at once).
+    let mut from_first = std::collections::BTreeMap::new();
+    apply(&mut from_first, &whole);
+    let both = sync(&registry, &studio, &sessions, &whole.end.version).await;
+    apply(&mut from_first, &both);
+    assert_eq!(as_whole_pool(&from_first, &both, first), dated);
+
+    // A version the registry cannot place answers the whole pool: malformed, another backend's,
+    // or from after the registry's own state (as after a restore).
+    let other_backends = if whole.end.version.starts_with("pg:") { "sqlite:7" } else { "pg:1:2:" };
+    for since in ["nonsense", "pg:5:3:", other_backends, "pg:999999999999:999999999999:", "sqlite:999999999999"] {
+        let answer = sync(&registry, &studio, &sessions, since).await;
+        assert!(answer.end.full, "{since}");
+        let mut fresh = std::collections::BTreeMap::new();
+        apply(&mut fresh, &answer);
+        assert_eq!(as_whole_pool(&fresh, &answer, first), dated, "{since}");
+    }
+
+    // Bad requests are named and change nothing.
+    let mut both_ways = pool_request(&studio, sessions.clone());
+    both_ways.sync = true;
+    both_ways.expert_ids = vec![plain.clone()];
+    assert_eq!(violated_fields(&stream(&mut dispatch(&registry), both_ways).await.unwrap_err()), ["expert_ids"]);
+    let mut stray = pool_request(&studio, sessions.clone());
+    stray.since_version = whole.end.version.clone();
+    assert_eq!(violated_fields(&stream(&mut dispatch(&registry), stray).await.unwrap_err()), ["since_version"]);
+    db.close().await;
+    registry.stop().await;
+}
+
+/// A transaction that changes an expert and commits after a sync read took its version is in
+/// the next read's changes, though it began before that read.
+async fn a_change_committed_after_a_sync_read_began_is_in_the_next_one() {
+    let registry = spawn_registry(Backend::Postgres).await;
+    let school = institution(&registry, legal_entity(PARENT_CODE, "江门市技师学院")).await;
+    let decided = Some(days_from_today(-30));
+    let expert = appoint(&registry, appoint_request("李明", &resident(31), decided)).await.expert.unwrap().id;
+    let sessions = vec![days_from_today(10)];
+    let whole = sync(&registry, &school, &sessions, "").await;
+    let trained = whole.experts.iter().find(|e| e.expert_id == expert).unwrap().trained;
+
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(registry.database_url()).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("UPDATE experts SET trained = 1 - trained WHERE id = $1").bind(&expert).execute(&mut *tx).await.unwrap();
+    let during = sync(&registry, &school, &sessions, &whole.end.version).await;
+    assert!(during.experts.is_empty(), "an uncommitted change is not read");
+    tx.commit().await.unwrap();
+    let after = sync(&registry, &school, &sessions, &during.end.version).await;
+    assert_eq!(after.experts.iter().map(|e| (e.expert_id.as_str(), e.trained)).collect::<Vec<_>>(), [(
+        expert.as_str(),
+        !trained
+    )]);
+    db.close().await;
     registry.stop().await;
 }

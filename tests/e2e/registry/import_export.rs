@@ -242,6 +242,7 @@ async fn a_gb18030_csv_and_an_xlsx_of_fifty_experts_arrive_whole(backend: Backen
             }],
             task_id: format!("tsk_{}", id()),
             expert_ids: vec![],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -479,6 +480,7 @@ async fn ten_thousand_experts_import_and_a_pool_of_a_hundred_thousand_streams() 
                 }],
                 task_id: format!("tsk_{}", id()),
                 expert_ids: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -76,6 +76,10 @@ pub struct ConflictQuery {
     pub page: Page,
 }
 
+/// The longest sync version accepted back: a PostgreSQL snapshot names every transaction in
+/// progress when it was read, which even a busy registry keeps far below this.
+pub const MAX_VERSION_LEN: usize = 64 * 1024;
+
 /// A validated StreamDrawPool request.
 #[derive(Debug, Clone)]
 pub struct PoolRequest {
@@ -85,6 +89,8 @@ pub struct PoolRequest {
     pub task_id: String,
     /// Only these experts when not empty (sorted, without repeats); otherwise the whole pool.
     pub expert_ids: Vec<ExpertId>,
+    /// A sync read, since this version (empty for the whole pool).
+    pub sync: Option<String>,
 }
 
 fn expert_field(raw: &str, field: &str, v: &mut FieldViolations) -> Option<ExpertId> {
@@ -374,8 +380,23 @@ pub fn pool_request(req: &pb::StreamDrawPoolRequest) -> Result<PoolRequest, Stat
         .collect();
     expert_ids.sort_unstable();
     expert_ids.dedup();
+    if req.sync && !req.expert_ids.is_empty() {
+        v.add("expert_ids", "must be empty for a sync read");
+    }
+    if !req.sync && !req.since_version.is_empty() {
+        v.add("since_version", "is only for a sync read");
+    }
+    if req.since_version.len() > MAX_VERSION_LEN {
+        v.add("since_version", format!("at most {MAX_VERSION_LEN} characters"));
+    }
     v.check()?;
-    Ok(PoolRequest { institution_id: institution_id.expect("checked above"), session_dates, task_id, expert_ids })
+    Ok(PoolRequest {
+        institution_id: institution_id.expect("checked above"),
+        session_dates,
+        task_id,
+        expert_ids,
+        sync: req.sync.then(|| req.since_version.clone()),
+    })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -437,6 +458,7 @@ pub fn pool_expert_to_proto(c: &crate::relations::PoolCandidate) -> pb::DrawPool
         represented_unit_key: c.row.represented.as_ref().map(Organisation::key).unwrap_or_default(),
         conflicts: c.conflicts.iter().map(reason_to_proto).collect(),
         scheduled_change: c.scheduled.as_ref().map(status_change_to_proto),
+        term_ended: c.row.ended.map(date),
     }
 }
 

@@ -246,38 +246,151 @@ pub struct PoolRow {
     pub links: ProfileLinks,
     pub term_start: NaiveDate,
     pub term_end: NaiveDate,
+    /// The day the term ended before its end, if it did.
+    pub ended: Option<NaiveDate>,
     /// Specialty codes in ordinal order.
     pub specialties: Vec<String>,
 }
 
-/// The whole draw pool in expert id order, read by one statement and streamed row by row: every
-/// expert that holds an appointment, is not NOT_APPOINTED, and whose latest term did not end
-/// (early or at its end) before `first_date`, each with that term and its specialty codes in
-/// ordinal order (aggregated in SQL, so there is no second query per batch). With `only` not
-/// empty, just those of the pool among these ids.
+/// A point in the history of the experts' pool facts (StreamDrawPool's sync `version`): on
+/// PostgreSQL a read's snapshot (`xmin:xmax:xip,...`, migration 0010), on SQLite the value of the
+/// one counter every change advances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolVersion {
+    Postgres { snapshot: String, xmax: u64 },
+    Sqlite(i64),
+}
+
+impl PoolVersion {
+    /// The text a sync answer carries.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Postgres { snapshot, .. } => format!("pg:{snapshot}"),
+            Self::Sqlite(n) => format!("sqlite:{n}"),
+        }
+    }
+
+    /// A version from its text; `None` for anything [`Self::encode`] does not make.
+    pub fn decode(text: &str) -> Option<Self> {
+        if let Some(n) = text.strip_prefix("sqlite:") {
+            return n.parse().ok().filter(|n| *n >= 0).map(Self::Sqlite);
+        }
+        let snapshot = text.strip_prefix("pg:")?;
+        let mut parts = snapshot.splitn(3, ':');
+        let xmin: u64 = parts.next()?.parse().ok()?;
+        let xmax: u64 = parts.next()?.parse().ok()?;
+        let xip = parts.next()?;
+        let in_progress = xip.split(',').filter(|x| !x.is_empty()).map(str::parse::<u64>);
+        let well_formed = in_progress.map(|x| x.ok().filter(|x| (xmin..xmax).contains(x))).all(|x| x.is_some());
+        (xmin <= xmax && well_formed).then(|| Self::Postgres { snapshot: snapshot.to_owned(), xmax })
+    }
+
+    /// Whether `self`, read from this database, can be a point before or at `now`: of the same
+    /// backend and not after it (a version from after `now` comes from a state the database no
+    /// longer has, as after a restore).
+    pub fn precedes(&self, now: &Self) -> bool {
+        match (self, now) {
+            (Self::Postgres { xmax: since, .. }, Self::Postgres { xmax: now, .. }) => since <= now,
+            (Self::Sqlite(since), Self::Sqlite(now)) => since <= now,
+            _ => false,
+        }
+    }
+}
+
+/// The version the snapshot `conn` reads (read it inside the snapshot transaction).
+pub async fn pool_version_now(conn: &mut AnyConnection, postgres: bool) -> Result<PoolVersion, StoreError> {
+    let text = if postgres {
+        let row = sqlx::query("SELECT CAST(pg_current_snapshot() AS TEXT) AS v").fetch_one(&mut *conn).await?;
+        format!("pg:{}", row.try_get::<String, _>("v")?)
+    } else {
+        let row = sqlx::query("SELECT version FROM pool_clock WHERE id = 1").fetch_one(&mut *conn).await?;
+        format!("sqlite:{}", row.try_get::<i64, _>("version")?)
+    };
+    PoolVersion::decode(&text)
+        .ok_or_else(|| CorruptRow { table: "pool_clock", id: "1".into(), problem: format!("version {text}") }.into())
+}
+
+/// The experts (pool or not) whose pool facts changed since `since`.
+macro_rules! changed_since {
+    ($backend:expr) => {
+        match $backend {
+            PoolVersion::Postgres { .. } => {
+                "SELECT expert_id FROM pool_versions \
+                 WHERE txid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot)) \
+                   AND NOT pg_visible_in_snapshot(txid, CAST($1 AS pg_snapshot))"
+            }
+            PoolVersion::Sqlite(_) => "SELECT expert_id FROM pool_versions WHERE version > $1",
+        }
+    };
+}
+
+fn bind_version<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    since: &PoolVersion,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    match since {
+        PoolVersion::Postgres { snapshot, .. } => query.bind(snapshot.clone()),
+        PoolVersion::Sqlite(n) => query.bind(*n),
+    }
+}
+
+/// The experts whose pool facts changed since `since`, in id order (whether or not they are in
+/// the pool now; an expert no longer stored is among them).
+pub async fn pool_changed_ids(conn: &mut AnyConnection, since: &PoolVersion) -> Result<Vec<String>, StoreError> {
+    let sql = format!("{} ORDER BY expert_id", changed_since!(since));
+    let rows = bind_version(sqlx::query(sqlx::AssertSqlSafe(sql)), since).fetch_all(&mut *conn).await?;
+    rows.iter().map(|row| Ok(row.try_get::<String, _>("expert_id")?)).collect()
+}
+
+/// Which experts of the pool a read takes.
+#[derive(Debug, Clone, Copy)]
+pub enum PoolScope<'a> {
+    /// In term on `first` (the term did not end, early or at its end, before it); with `only` not
+    /// empty, just those ids.
+    OnDate { first: NaiveDate, only: &'a [ExpertId] },
+    /// Every expert of the pool, whatever their term (a whole copy for a sync).
+    Everyone,
+    /// The experts of the pool whose facts changed since the version (a sync).
+    ChangedSince(&'a PoolVersion),
+}
+
+/// The draw pool in expert id order, read by one statement and streamed row by row: every
+/// expert that holds an appointment and is not NOT_APPOINTED, as `scope` narrows it, each with
+/// their latest term and specialty codes in ordinal order (aggregated in SQL, so there is no
+/// second query per batch).
 ///
 /// The latest term is the one no later term of the same expert follows (an anti-join, which
 /// PostgreSQL answers with one merge over the appointments index instead of one lookup per
-/// expert); `string_agg(... ORDER BY ...)` is PostgreSQL's and SQLite's (3.44 and later). The
-/// list of ids restricts both the experts and the specialties' aggregate, so each id is looked up
-/// by the primary keys of experts and expert_specialties and the appointments' (expert_id,
+/// expert); `string_agg(... ORDER BY ...)` is PostgreSQL's and SQLite's (3.44 and later). A list
+/// of ids restricts both the experts and the specialties' aggregate, so each id is looked up by
+/// the primary keys of experts and expert_specialties and the appointments' (expert_id,
 /// term_number) index, whatever the size of the registry.
 pub fn pool_rows<'c>(
     conn: &'c mut AnyConnection,
-    first_date: NaiveDate,
-    only: &[ExpertId],
+    scope: PoolScope<'_>,
 ) -> impl tokio_stream::Stream<Item = Result<PoolRow, StoreError>> + Send + 'c {
     use tokio_stream::StreamExt as _;
-    let (experts, specialties) = if only.is_empty() {
-        (String::new(), String::new())
+    let (experts, specialties, dated) = match scope {
+        PoolScope::OnDate { only, .. } if !only.is_empty() => {
+            // Only placeholders are spliced in; every id is bound.
+            let list = (0..only.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+            (format!("e.id IN ({list}) AND "), format!(" WHERE expert_id IN ({list})"), true)
+        }
+        PoolScope::OnDate { .. } => (String::new(), String::new(), true),
+        PoolScope::Everyone => (String::new(), String::new(), false),
+        PoolScope::ChangedSince(since) => {
+            let changed = changed_since!(since);
+            (format!("e.id IN ({changed}) AND "), format!(" WHERE expert_id IN ({changed})"), false)
+        }
+    };
+    let on_date = if dated {
+        " AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $1"
     } else {
-        // Only placeholders are spliced in; every id is bound.
-        let list = (0..only.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
-        (format!("e.id IN ({list}) AND "), format!(" WHERE expert_id IN ({list})"))
+        ""
     };
     let sql = format!(
         "SELECT e.id, e.status, e.trained, e.employer_key, e.employer_institution_id, e.represented_name, \
-         e.represented_credit_code, e.represented_institution_id, a.term_start, a.term_end, \
+         e.represented_credit_code, e.represented_institution_id, a.term_start, a.term_end, a.ended_date, \
          COALESCE(s.codes, '') AS specialty_codes \
          FROM experts e \
          JOIN appointments a ON a.expert_id = e.id \
@@ -285,13 +398,19 @@ pub fn pool_rows<'c>(
                     FROM expert_specialties{specialties} GROUP BY expert_id) s ON s.expert_id = e.id \
          WHERE {experts}e.status <> 'NOT_APPOINTED' \
            AND NOT EXISTS (SELECT 1 FROM appointments n \
-                           WHERE n.expert_id = a.expert_id AND n.term_number > a.term_number) \
-           AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $1 \
+                           WHERE n.expert_id = a.expert_id AND n.term_number > a.term_number){on_date} \
          ORDER BY e.id",
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(first_date.to_string());
-    for id in only {
-        query = query.bind(id.as_str().to_owned());
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    match scope {
+        PoolScope::OnDate { first, only } => {
+            query = query.bind(first.to_string());
+            for id in only {
+                query = query.bind(id.as_str().to_owned());
+            }
+        }
+        PoolScope::Everyone => {}
+        PoolScope::ChangedSince(since) => query = bind_version(query, since),
     }
     query.fetch(conn).map(|row| pool_row(&row?))
 }
@@ -325,6 +444,7 @@ fn pool_row(row: &AnyRow) -> Result<PoolRow, StoreError> {
         },
         term_start: day("term_start")?,
         term_end: day("term_end")?,
+        ended: opt_date(&text("ended_date")?).map_err(bad)?,
         specialties: text("specialty_codes")?.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
     })
 }
