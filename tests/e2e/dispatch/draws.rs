@@ -14,7 +14,7 @@ use supervision_draw::{DrawRecord, RecordedRank, verify};
 use supervision_proto::{
     common::{
         self, BureauCode, CivilServantStatus, ContactDetails, Date, ExpertCategory, ExpertKind, HalfDay,
-        IdentityDocument, IdentityDocumentType, Locality, Organisation, locality::Place,
+        IdentityDocument, IdentityDocumentType, Locality, Organisation, RelationType, locality::Place,
     },
     dispatch::{
         Assignment, AssignmentRole, AssignmentStatus, Draw, DrawStatus, ExclusionReason, ExecuteDrawRequest,
@@ -22,8 +22,8 @@ use supervision_proto::{
         SkipReason, TaskOrigin, VerifyDrawRequest, WitnessDrawRequest, dispatch_service_client::DispatchServiceClient,
     },
     registry::{
-        AppointExpertRequest, CategoryHolding, ExpertProfile, SuspendExpertRequest,
-        registry_service_client::RegistryServiceClient,
+        AppointExpertRequest, CategoryHolding, ExpertProfile, RecordRelationRequest, RelationSource,
+        SuspendExpertRequest, registry_service_client::RegistryServiceClient,
     },
 };
 use testkit::{
@@ -42,6 +42,7 @@ on_both_backends!(
     an_expert_booked_since_prepare_is_skipped_at_execute,
     experts_suspended_since_prepare_are_skipped_beyond_the_first_window,
     a_draw_stores_the_head_of_its_order_and_a_changed_head_fails_verification,
+    each_draw_freezes_the_pool_as_the_registry_has_it_then,
 );
 
 const SCHOOL_CODE: &str = "91440703MA4W00001M";
@@ -566,6 +567,56 @@ async fn a_draw_stores_the_head_of_its_order_and_a_changed_head_fails_verificati
     let named = verdict.problems.iter().filter(|p| p.contains("order position")).count();
     assert!(named >= 2, "both swapped places are named: {:?}", verdict.problems);
     assert_eq!(executed.candidate_count, 12);
+    registry.stop().await;
+    dispatch.stop().await;
+}
+
+/// Dispatch keeps a copy of the registry's pool and brings it up to date at every draw
+/// (`pool_copy`): a draw prepared after experts were suspended, appointed, or related to the
+/// institution freezes the pool as the registry has it then, exactly as a whole read would.
+async fn each_draw_freezes_the_pool_as_the_registry_has_it_then(backend: Backend) {
+    let (registry, dispatch) = spawn_dispatch_with_registry(backend).await;
+    set_clock(&dispatch);
+    let school = school(&registry).await;
+    let experts = independents(&registry, 1, 8).await;
+    let mut operator = user(&dispatch, "operator-a");
+    let first = create_task(&mut operator, &school, None, HalfDay::Am).await;
+    let before = prepare(&mut operator, "prep-1", &first).await;
+    assert_eq!(before.candidate_count, 7);
+
+    let mut city = RegistryServiceClient::new(registry.as_role(Role::CityAdmin, None));
+    let suspend = SuspendExpertRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        expert_id: experts[0].clone(),
+        reason: "事件调查中".into(),
+        ..Default::default()
+    };
+    city.suspend_expert(suspend).await.unwrap();
+    let relation = RecordRelationRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        expert_id: experts[1].clone(),
+        r#type: RelationType::PaidService as i32,
+        institution_id: school.clone(),
+        source: RelationSource::Bureau as i32,
+        ..Default::default()
+    };
+    city.record_relation(relation).await.unwrap();
+    let added = independents(&registry, 8, 10).await;
+    employed_by_school(&registry, 10).await;
+
+    let second = create_task(&mut operator, &school, None, HalfDay::Pm).await;
+    let after = prepare(&mut operator, "prep-2", &second).await;
+    assert_eq!(first_reason_count(&after, ExclusionReason::NotActive), 1);
+    assert_eq!(first_reason_count(&after, ExclusionReason::Conflicted), 2);
+    assert_eq!(after.candidate_count, 7 - 2 + 2, "two excluded, two appointed since");
+    witness(&mut user(&dispatch, "operator-b"), "wit-2", &after.id, "").await;
+    execute(&mut operator, "exec-2", &after.id).await;
+    let export = operator.export_draw(ExportDrawRequest { draw_id: after.id.clone() }).await.unwrap().into_inner();
+    let list = String::from_utf8(export.candidate_list.unwrap().content).unwrap();
+    let frozen: HashSet<&str> = list.lines().collect();
+    let want: HashSet<&str> = experts[2..].iter().chain(&added).map(String::as_str).collect();
+    assert_eq!(frozen, want);
+
     registry.stop().await;
     dispatch.stop().await;
 }
