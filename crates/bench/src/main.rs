@@ -352,6 +352,17 @@ async fn run_backend(args: &RunArgs, pools: &[u32], storage: &Storage, report: &
             ));
         }
 
+        // The first draw after seeding brings dispatch's copy of the pool up to date with every
+        // expert imported since the last (the whole pool at the first size): timed on its own.
+        let catch_up = scenarios::sequential_draws(
+            &drawers,
+            &slots,
+            1,
+            &format!("first draw after seeding to {size} (dispatch's pool copy catches up)"),
+        )
+        .await;
+        rows.push(catch_up.outcome);
+
         // Draws from this pool, one after the other, each on its own half-day.
         let (d0, r0) = (metrics::scrape(dispatch.metrics).await, metrics::scrape(registry.metrics).await);
         let run = scenarios::sequential_draws(

@@ -31,17 +31,31 @@ pub struct DrawOrder {
 pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
     let seed_sha256_hex = seed.sha256_hex();
     let prefix = Ticket::seed_hasher(&seed_sha256_hex);
-    let mut keyed: Vec<(u64, RankedCandidate)> = list
-        .ids()
+    let tickets: Vec<Ticket> =
+        list.ids().iter().map(|id| Ticket::first_generation_after(&prefix, id.as_str())).collect();
+    // The sort moves sixteen-byte keys, not the candidates; an index breaks no tie the full
+    // comparison has not already broken (ids are distinct), so the order is deterministic.
+    let mut keyed: Vec<(u64, u32)> = tickets
         .iter()
-        .map(|id| {
-            let ticket = Ticket::first_generation_after(&prefix, id.as_str());
-            (ticket.sort_key(), RankedCandidate { ticket, id: id.clone() })
+        .enumerate()
+        .map(|(i, ticket)| (ticket.sort_key(), u32::try_from(i).expect("fewer than 2^32 candidates")))
+        .collect();
+    let ids = list.ids();
+    keyed.sort_unstable_by(|(x, i), (y, j)| {
+        x.cmp(y).then_with(|| {
+            let (i, j) = (*i as usize, *j as usize);
+            tickets[i].cmp(&tickets[j]).then_with(|| ids[i].cmp(&ids[j]))
+        })
+    });
+    let mut tickets: Vec<Option<Ticket>> = tickets.into_iter().map(Some).collect();
+    let ranked = keyed
+        .into_iter()
+        .map(|(_, i)| {
+            let i = i as usize;
+            RankedCandidate { id: ids[i].clone(), ticket: tickets[i].take().expect("each index once") }
         })
         .collect();
-    // Ids are distinct, so no two elements are equal and the unstable sort is deterministic.
-    keyed.sort_unstable_by(|(x, a), (y, b)| x.cmp(y).then_with(|| sampling_order(a, b)));
-    DrawOrder { seed_sha256_hex, ranked: keyed.into_iter().map(|(_, c)| c).collect() }
+    DrawOrder { seed_sha256_hex, ranked }
 }
 
 /// The sampler's order: the full ticket first, the id (bytewise) only where two tickets are

@@ -13,21 +13,30 @@
 //! 64-digit prefixes and so never arises in practice, but the string order is what the package
 //! does, so it is what this crate does.
 
-use std::{cmp::Ordering, fmt};
+use std::{cmp::Ordering, fmt, hash, sync::OnceLock};
 
 use sha2::{Digest, Sha256};
 
-/// A ticket number in (0, 1), kept as its decimal digits after `0.`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A ticket number in (0, 1), kept as its decimal digits after `0.`. A ticket computed here
+/// keeps the SHA-256 digest it comes from and writes the digits only when they are asked for:
+/// an order of 100,000 candidates needs every ticket's [`Ticket::sort_key`], read straight off
+/// the digest, but the full digits of only the few it shows.
+#[derive(Debug, Clone)]
 pub struct Ticket {
-    digits: String,
+    /// The hash the ticket was computed from; `None` for a ticket read from its digits.
+    digest: Option<[u8; 32]>,
+    digits: OnceLock<String>,
 }
 
 impl Ticket {
     /// No ticket: the place of a candidate in an order that was given, not drawn
     /// ([`crate::DrawOrder::given`]).
     pub(crate) fn none() -> Self {
-        Self { digits: String::new() }
+        Self::from_digits(String::new())
+    }
+
+    fn from_digits(digits: String) -> Self {
+        Self { digest: None, digits: OnceLock::from(digits) }
     }
 
     /// The first-generation ticket of `id` under a seed whose SHA-256 hex is `seed_sha256_hex`.
@@ -49,50 +58,54 @@ impl Ticket {
     pub(crate) fn first_generation_after(seed_hasher: &Sha256, id: &str) -> Self {
         let mut hasher = seed_hasher.clone();
         hasher.update(id.as_bytes());
-        Self::from_digest(&hasher.finalize().into())
+        Self { digest: Some(hasher.finalize().into()), digits: OnceLock::new() }
     }
 
     /// The first nineteen digits as a number, shorter tickets padded with zeros: an order on
     /// tickets that agrees with [`Ord`] wherever two keys differ (`0` is the smallest digit, so a
     /// padded prefix sorts where the string does). Equal keys say nothing; [`Ord`] decides.
+    ///
+    /// For a computed ticket the digits are the digest's decimal reversed, so its first nineteen
+    /// are the last nineteen of the decimal, read backwards: the digest modulo 10^19, reversed.
     pub(crate) fn sort_key(&self) -> u64 {
+        if let Some(digest) = &self.digest {
+            return reversed_19(low_19_digits(digest));
+        }
         let mut key = 0u64;
-        let mut digits = self.digits.bytes();
+        let mut digits = self.digits().bytes();
         for _ in 0..19 {
             key = key * 10 + digits.next().map_or(0, |d| u64::from(d - b'0'));
         }
         key
     }
 
-    fn from_digest(digest: &[u8; 32]) -> Self {
-        let mut digits = padded_decimal(digest);
-        // The decimal text is ASCII, so reversing its bytes reverses its digits.
-        let reversed: String = digits.drain(..).rev().collect();
-        Self { digits: reversed }
-    }
-
     /// Reads a ticket as written by the package: `0.` followed by decimal digits.
     pub fn parse(fraction: &str) -> Option<Self> {
         let digits = fraction.strip_prefix("0.")?;
-        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| Self { digits: digits.to_owned() })
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| Self::from_digits(digits.to_owned()))
     }
 
     /// The full ticket as the package writes it, `0.<digits>`.
     pub fn as_fraction(&self) -> String {
-        format!("0.{}", self.digits)
+        format!("0.{}", self.digits())
     }
 
     /// The digits after `0.`.
     pub fn digits(&self) -> &str {
-        &self.digits
+        self.digits.get_or_init(|| {
+            let digest = self.digest.as_ref().expect("a ticket without digits has its digest");
+            // The decimal text is ASCII, so reversing its bytes reverses its digits.
+            padded_decimal(digest).bytes().rev().map(char::from).collect()
+        })
     }
 
     /// The ticket as the package's `sampler` prints it by default: cut (not rounded) after the
     /// leading run of 9s plus `significant` more digits, as its `trim(x, significant)`.
     pub fn trimmed(&self, significant: usize) -> String {
-        let leading_nines = self.digits.bytes().take_while(|b| *b == b'9').count();
-        let end = (leading_nines + significant).min(self.digits.len());
-        format!("0.{}", &self.digits[..end])
+        let digits = self.digits();
+        let leading_nines = digits.bytes().take_while(|b| *b == b'9').count();
+        let end = (leading_nines + significant).min(digits.len());
+        format!("0.{}", &digits[..end])
     }
 }
 
@@ -100,7 +113,24 @@ impl Ticket {
 /// strings, which for these ASCII digit strings is bytewise.
 impl Ord for Ticket {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.digits.as_bytes().cmp(other.digits.as_bytes())
+        self.digits().as_bytes().cmp(other.digits().as_bytes())
+    }
+}
+
+impl PartialEq for Ticket {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.digest, &other.digest) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.digits() == other.digits(),
+        }
+    }
+}
+
+impl Eq for Ticket {}
+
+impl hash::Hash for Ticket {
+    fn hash<H: hash::Hasher>(&self, state: &mut H) {
+        self.digits().hash(state);
     }
 }
 
@@ -112,8 +142,31 @@ impl PartialOrd for Ticket {
 
 impl fmt::Display for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0.{}", self.digits)
+        write!(f, "0.{}", self.digits())
     }
+}
+
+/// 10^19, the largest power of ten below 2^64.
+const TEN_TO_THE_19: u128 = 10_000_000_000_000_000_000;
+
+/// The 256-bit big-endian `digest` modulo 10^19: its last nineteen decimal digits. Horner's rule
+/// over four 64-bit limbs; every remainder is below 10^19 < 2^64, so each step fits in 128 bits.
+fn low_19_digits(digest: &[u8; 32]) -> u64 {
+    digest.chunks_exact(8).fold(0u64, |remainder, chunk| {
+        let limb = chunk.iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+        let current = (u128::from(remainder) << 64) | u128::from(limb);
+        u64::try_from(current % TEN_TO_THE_19).expect("a remainder below 10^19")
+    })
+}
+
+/// `value` (below 10^19) written as nineteen digits with leading zeros, read backwards.
+fn reversed_19(mut value: u64) -> u64 {
+    let mut reversed = 0u64;
+    for _ in 0..19 {
+        reversed = reversed * 10 + value % 10;
+        value /= 10;
+    }
+    reversed
 }
 
 /// 10^9, the largest power of ten below 2^32: each pass of [`padded_decimal`]'s division yields
@@ -252,7 +305,7 @@ mod tests {
         // consistent_sampler.sha256_uniform("abc") from the package's docstring.
         let digest: [u8; 32] = Sha256::digest(b"abc").into();
         assert_eq!(
-            Ticket::from_digest(&digest).as_fraction(),
+            Ticket { digest: Some(digest), digits: OnceLock::new() }.as_fraction(),
             "0.56998071861792858926477341561059638840106636224182943832566300809078486324348"
         );
     }
@@ -296,6 +349,26 @@ mod tests {
                     assert_eq!(a.sort_key().cmp(&b.sort_key()), a.cmp(b), "{a} against {b}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_computed_tickets_key_read_off_its_digest_is_the_key_of_its_digits() {
+        let seed = sha256_hex("the key and the digits");
+        let mut digests: Vec<[u8; 32]> =
+            (0..2000).map(|n| Sha256::digest(format!("{seed}exp_{n:032x}").as_bytes()).into()).collect();
+        // Values with runs of zeros in the low digits, and the extremes.
+        digests.extend([[0u8; 32], [0xff; 32], {
+            let mut d = [0u8; 32];
+            d[31] = 10;
+            d
+        }]);
+        for digest in digests {
+            let computed = Ticket { digest: Some(digest), digits: OnceLock::new() };
+            let read = Ticket::parse(&computed.as_fraction()).unwrap();
+            assert_eq!(computed.sort_key(), read.sort_key(), "{computed}");
+            assert_eq!(computed, read);
+            assert_eq!(computed.cmp(&read), Ordering::Equal);
         }
     }
 

@@ -9,7 +9,8 @@
 //! expert is never booked twice on a half-day.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -186,7 +187,7 @@ pub async fn prepare(
     pool: &[PoolExpert],
     rules: &supervision_policy::ExclusionRules,
     kind: DrawKind,
-) -> Result<Draw, Error> {
+) -> Result<(Draw, FrozenList), Error> {
     let started = std::time::Instant::now();
     let task = task_for(tx, caller, task_id).await?;
     check_drawable(&task, kind)?;
@@ -201,8 +202,13 @@ pub async fn prepare(
         }
     };
     // A supplementary draw leaves out every expert already contacted for the task.
-    let pool: Vec<PoolExpert> = pool.iter().filter(|e| !contacted.contains(&e.id)).cloned().collect();
-    let pool = pool.as_slice();
+    let uncontacted: Vec<PoolExpert>;
+    let pool = if contacted.is_empty() {
+        pool
+    } else {
+        uncontacted = pool.iter().filter(|e| !contacted.contains(&e.id)).cloned().collect();
+        uncontacted.as_slice()
+    };
     let (slots, dates) = slots(&task);
     let booked = draw_store::booked_experts(tx, &slots).await?;
     let soft = soft_facts(tx, rules, &task, &dates, team.total()).await?;
@@ -295,7 +301,36 @@ pub async fn prepare(
     audit::append(tx, db.backend(), clock, caller, change).await?;
     crate::metrics::stage(db, crate::metrics::STAGE_PREPARE_RECORD, started);
     crate::metrics::prepared(db, &draw);
-    Ok(draw)
+    Ok((draw, list))
+}
+
+/// The frozen lists of the last draws this replica prepared, kept for their execution: reading
+/// a 100,000-id list back from the store and checking it line by line cost about 30 ms (issue
+/// 12). Only a committed prepare's list is kept, and a list is used only for the draw it was
+/// frozen for and while its SHA-256 is the one the draw records; any other execution (a draw
+/// prepared by another replica, or before a restart) reads the list from the store.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedLists(Arc<Mutex<VecDeque<(DrawId, Arc<FrozenList>)>>>);
+
+impl PreparedLists {
+    /// How many lists are kept (at 100,000 candidates each holds about 10 MB).
+    pub const KEPT: usize = 4;
+
+    /// Keeps the list of `draw` (prepared and committed), forgetting the oldest beyond [`Self::KEPT`].
+    pub fn keep(&self, draw: &DrawId, list: FrozenList) {
+        let mut kept = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.retain(|(id, _)| id != draw);
+        if kept.len() == Self::KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((draw.clone(), Arc::new(list)));
+    }
+
+    /// The list kept for the draw `draw`, when its hash is `sha256_hex`, the one the draw records.
+    pub fn get(&self, draw: &DrawId, sha256_hex: &str) -> Option<Arc<FrozenList>> {
+        let kept = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.iter().find(|(id, list)| id == draw && list.sha256_hex() == sha256_hex).map(|(_, list)| list.clone())
+    }
 }
 
 /// AbandonDraw inside `tx`: a PREPARED or WITNESSED draw that will not be executed stays visible
@@ -572,14 +607,18 @@ pub struct ToExecute {
     pub started: std::time::Instant,
 }
 
-/// Reads a draw to execute and computes its order (nothing is revealed until it commits).
-pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId) -> Result<ToExecute, Error> {
+/// Reads a draw to execute and computes its order (nothing is revealed until it commits), from
+/// the frozen list `lists` kept if this replica prepared the draw.
+pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId, lists: &PreparedLists) -> Result<ToExecute, Error> {
     let started = std::time::Instant::now();
     let mut conn = db.pool().acquire().await?;
     let draw = draw_store::get_draw(&mut conn, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
     let task = task_for(&mut conn, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
     check_executable(&draw)?;
-    let order = order_of(&mut conn, &draw).await?;
+    let order = match lists.get(&draw.id, &draw.frozen_list_sha256) {
+        Some(list) if draw.kind != DrawKind::Designation => rank_list(&draw, &list)?,
+        _ => order_of(&mut conn, &draw).await?,
+    };
     crate::metrics::stage(db, crate::metrics::STAGE_RANKING, started);
     Ok(ToExecute { draw, task, order, started: std::time::Instant::now() })
 }
@@ -620,13 +659,20 @@ fn ranked(draw: &Draw, frozen_list: &str) -> Result<DrawOrder, Error> {
     let corrupt =
         |problem: String| Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem });
     let list = FrozenList::parse(frozen_list.as_bytes()).map_err(|e| corrupt(format!("frozen list: {e}")))?;
+    rank_list(draw, &list)
+}
+
+/// The draw's order over `list` (its frozen list) under its seed and dice.
+fn rank_list(draw: &Draw, list: &FrozenList) -> Result<DrawOrder, Error> {
+    let corrupt =
+        |problem: String| Error::Store(crate::store::StoreError::Corrupt { id: draw.id.to_string(), problem });
     let seed = ServerSeed::from_hex(&draw.server_seed).map_err(|e| corrupt(format!("server seed: {e}")))?;
     let dice = if draw.dice_digits.is_empty() {
         None
     } else {
         Some(DiceDigits::parse(&draw.dice_digits).map_err(|e| corrupt(format!("dice digits: {e}")))?)
     };
-    Ok(rank(&list, &SeedString::new(&seed, dice.as_ref())))
+    Ok(rank(list, &SeedString::new(&seed, dice.as_ref())))
 }
 
 /// Step 5's walk with the facts as `booked` and `fresh` (the registry's answer now) give them;
@@ -1119,6 +1165,22 @@ pub fn export_json(draw: &Draw) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_list_serves_only_its_draw_with_the_recorded_hash_and_the_oldest_goes_first() {
+        let lists = PreparedLists::default();
+        let list = |n: usize| FrozenList::freeze_strs((0..n).map(|i| format!("exp_{i:032x}"))).unwrap();
+        let first = DrawId::generate();
+        lists.keep(&first, list(3));
+        let three = list(3).sha256_hex().to_owned();
+        assert_eq!(lists.get(&first, &three).map(|l| l.count()), Some(3));
+        assert!(lists.get(&first, list(4).sha256_hex()).is_none(), "another hash: read from the store");
+        assert!(lists.get(&DrawId::generate(), &three).is_none(), "another draw");
+        for n in 0..PreparedLists::KEPT {
+            lists.keep(&DrawId::generate(), list(n + 5));
+        }
+        assert!(lists.get(&first, &three).is_none(), "the oldest was forgotten");
+    }
 
     /// A re-check of the first `asked` candidates of `order`, answered from `pool`.
     fn recheck(order: &DrawOrder, asked: usize, pool: &HashMap<String, PoolExpert>) -> Recheck {

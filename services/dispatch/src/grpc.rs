@@ -61,6 +61,8 @@ pub struct Dispatch {
     reference: Reference,
     registry: Registry,
     locks: Locks,
+    /// Frozen lists of draws prepared here, for their execution.
+    prepared: draws::PreparedLists,
 }
 
 impl Dispatch {
@@ -86,7 +88,7 @@ impl Dispatch {
     }
 
     pub fn new(db: Db, clock: SharedClock, reference: Reference, registry: Registry, locks: Locks) -> Self {
-        Self { db, clock, reference, registry, locks }
+        Self { db, clock, reference, registry, locks, prepared: draws::PreparedLists::default() }
     }
 
     /// The pool of a task that can be drawn for, from the registry (step 1).
@@ -451,10 +453,11 @@ impl DispatchService for Dispatch {
             Err(refusal) => return self.replay_or(&command, refusal.into()).await,
         };
         let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
-        let draw =
+        let (draw, list) =
             draws::prepare(claim.tx(), &self.db, &self.clock, &caller, &command, &task_id, &pool, &rules, kind).await?;
         let response = pb::PrepareDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
         claim.finish(&response).await?;
+        self.prepared.keep(&draw.id, list);
         Ok(Response::new(response))
     }
 
@@ -487,7 +490,7 @@ impl DispatchService for Dispatch {
         let message = request.into_inner();
         let command = Command::new(&caller, EXECUTE_DRAW, &message.request_id, &message)?;
         let id = convert::draw_id(&message.draw_id, "draw_id")?;
-        let x = match draws::to_execute(&self.db, &caller, &id).await {
+        let x = match draws::to_execute(&self.db, &caller, &id, &self.prepared).await {
             Ok(x) => x,
             Err(refusal) => return self.replay_or(&command, refusal.into()).await,
         };

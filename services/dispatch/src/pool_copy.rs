@@ -186,7 +186,8 @@ mod tests {
         assert!(!pool[1].trained);
         assert_eq!(copy.since(t), "v2");
 
-        let again = SyncAnswer { experts: vec![expert("exp_z", date(2027, 12, 31))], removed: vec![], end: end("v9", true) };
+        let again =
+            SyncAnswer { experts: vec![expert("exp_z", date(2027, 12, 31))], removed: vec![], end: end("v9", true) };
         let overlay = copy.apply(again, t);
         assert_eq!(ids(&copy.pool(&[day(2027, 3, 1)], &overlay, None)), ["exp_z"], "a full answer replaces the copy");
     }

@@ -1090,8 +1090,11 @@ impl RegistryService for Registry {
                         end.full = sync.full();
                         end.removed_count = i32::try_from(sync.removed.len()).unwrap_or(i32::MAX);
                         end.conflicts = sync.conflicts.iter().map(|(e, r)| cr::conflicted_to_proto(e, r)).collect();
-                        end.scheduled_changes =
-                            reader.scheduled_changes().into_iter().map(crate::convert::appointments::status_change_to_proto).collect();
+                        end.scheduled_changes = reader
+                            .scheduled_changes()
+                            .into_iter()
+                            .map(crate::convert::appointments::status_change_to_proto)
+                            .collect();
                     }
                     Ok(pb::StreamDrawPoolResponse { end: Some(end), ..Default::default() })
                 }

@@ -156,14 +156,13 @@ fn lookback_years(reference: &Reference, date: NaiveDate) -> Result<u32, Error> 
 /// that conflicts on some day from `first` to `last`.
 async fn relation_conflicts(
     conn: &mut sqlx::AnyConnection,
-    id: &InstitutionId,
     family: &InstitutionFamily,
     first: NaiveDate,
     last: NaiveDate,
     lookback: u32,
 ) -> Result<HashMap<ExpertId, Vec<ConflictReason>>, Error> {
     let mut reasons: HashMap<ExpertId, Vec<ConflictReason>> = HashMap::new();
-    for relation in sql::family_relations(conn, id).await? {
+    for relation in sql::family_relations(conn, family).await? {
         let Some(path) = family.path_of_relation(&relation) else { continue };
         let Some(until) = relation.conflict_over(first, last, lookback) else { continue };
         reasons.entry(relation.expert_id.clone()).or_default().push(ConflictReason {
@@ -177,15 +176,14 @@ async fn relation_conflicts(
 }
 
 /// Every conflicted expert with every reason: the profile links (employer, represented unit) to
-/// the family of `id`, then the `relations`' reasons.
+/// `family`, then the `relations`' reasons.
 async fn every_conflict(
     conn: &mut sqlx::AnyConnection,
-    id: &InstitutionId,
     family: &InstitutionFamily,
     relations: &HashMap<ExpertId, Vec<ConflictReason>>,
 ) -> Result<BTreeMap<ExpertId, Vec<ConflictReason>>, Error> {
     let mut by_expert: BTreeMap<ExpertId, Vec<ConflictReason>> = BTreeMap::new();
-    for (expert, links) in sql::family_profile_links(conn, id).await? {
+    for (expert, links) in sql::family_profile_links(conn, family).await? {
         let reasons = family.profile_reasons(&links);
         if !reasons.is_empty() {
             by_expert.entry(expert).or_default().extend(reasons);
@@ -207,8 +205,8 @@ pub async fn query(
     let lookback = lookback_years(reference, q.first)?;
     let mut conn = snapshot(db).await?;
     let family = family(&mut conn, &q.institution_id).await?;
-    let relations = relation_conflicts(&mut conn, &q.institution_id, &family, q.first, q.last, lookback).await?;
-    let by_expert = every_conflict(&mut conn, &q.institution_id, &family, &relations).await?;
+    let relations = relation_conflicts(&mut conn, &family, q.first, q.last, lookback).await?;
+    let by_expert = every_conflict(&mut conn, &family, &relations).await?;
     let after = q.page.after.as_deref().unwrap_or_default();
     let items: Vec<_> = by_expert
         .into_iter()
@@ -320,8 +318,7 @@ pub async fn open_pool(
     let mut conn = snapshot(db).await?;
     let as_of = clock.now();
     let family = family(&mut conn, &request.institution_id).await?;
-    let relation_conflicts =
-        relation_conflicts(&mut conn, &request.institution_id, &family, first, last, lookback).await?;
+    let relation_conflicts = relation_conflicts(&mut conn, &family, first, last, lookback).await?;
     let mut scheduled = HashMap::new();
     for change in sql::scheduled_changes(&mut conn, shanghai_today(clock)).await? {
         // Oldest first: the last one recorded for an expert wins.
@@ -338,7 +335,7 @@ pub async fn open_pool(
                 Some(since) => sql::pool_changed_ids(&mut conn, since).await?,
                 None => Vec::new(),
             };
-            let conflicts = every_conflict(&mut conn, &request.institution_id, &family, &relation_conflicts).await?;
+            let conflicts = every_conflict(&mut conn, &family, &relation_conflicts).await?;
             Some(PoolSync { version, since, changed, removed: Vec::new(), conflicts })
         }
     };
@@ -357,11 +354,17 @@ impl PoolReader {
     {
         use tokio_stream::StreamExt as _;
         let Self { conn, family, relation_conflicts, scheduled, first, only, count, sync, .. } = self;
-        let scope = match sync.as_ref().map(|s| s.since.as_ref()) {
+        let scope = match sync.as_ref() {
             None => sql::PoolScope::OnDate { first: *first, only },
-            Some(None) => sql::PoolScope::Everyone,
-            Some(Some(since)) => sql::PoolScope::ChangedSince(since),
+            Some(PoolSync { since: None, .. }) => sql::PoolScope::Everyone,
+            // A few changes are looked up by id (each by the primary keys); many, by the
+            // version, in one pass over the tables.
+            Some(PoolSync { changed, .. }) if changed.len() <= POOL_BATCH as usize => sql::PoolScope::Ids(changed),
+            Some(PoolSync { since: Some(since), .. }) => sql::PoolScope::ChangedSince(since),
         };
+        if matches!(scope, sql::PoolScope::Ids(ids) if ids.is_empty()) {
+            return Ok(()); // nothing changed: nothing to read or send, nothing removed
+        }
         let mut rows = std::pin::pin!(sql::pool_rows(conn, scope));
         let mut batch = Vec::with_capacity(POOL_BATCH as usize);
         let mut present = std::collections::HashSet::new();

@@ -445,8 +445,13 @@ fn as_whole_pool(
         })
         .map(|e| {
             let mut e = e.clone();
-            e.conflicts =
-                s.end.conflicts.iter().find(|c| c.expert_id == e.expert_id).map(|c| c.reasons.clone()).unwrap_or_default();
+            e.conflicts = s
+                .end
+                .conflicts
+                .iter()
+                .find(|c| c.expert_id == e.expert_id)
+                .map(|c| c.reasons.clone())
+                .unwrap_or_default();
             e.scheduled_change = s.end.scheduled_changes.iter().find(|c| c.expert_id == e.expert_id).cloned();
             e
         })
@@ -517,11 +522,7 @@ async fn sync_reads_bring_a_copy_to_the_whole_pool_from_any_earlier_version(back
     let added = appoint(&registry, appoint_request("王芳", &resident(25), decided)).await.expert.unwrap().id;
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(registry.database_url()).await.unwrap();
-    sqlx::query("UPDATE experts SET status = 'NOT_APPOINTED' WHERE id = $1")
-        .bind(&lapsed)
-        .execute(&db)
-        .await
-        .unwrap();
+    sqlx::query("UPDATE experts SET status = 'NOT_APPOINTED' WHERE id = $1").bind(&lapsed).execute(&db).await.unwrap();
 
     let changes = sync(&registry, &studio, &sessions, &quiet.end.version).await;
     assert!(!changes.end.full);
@@ -579,15 +580,19 @@ async fn a_change_committed_after_a_sync_read_began_is_in_the_next_one() {
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(registry.database_url()).await.unwrap();
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("UPDATE experts SET trained = 1 - trained WHERE id = $1").bind(&expert).execute(&mut *tx).await.unwrap();
+    sqlx::query("UPDATE experts SET trained = 1 - trained WHERE id = $1")
+        .bind(&expert)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     let during = sync(&registry, &school, &sessions, &whole.end.version).await;
     assert!(during.experts.is_empty(), "an uncommitted change is not read");
     tx.commit().await.unwrap();
     let after = sync(&registry, &school, &sessions, &during.end.version).await;
-    assert_eq!(after.experts.iter().map(|e| (e.expert_id.as_str(), e.trained)).collect::<Vec<_>>(), [(
-        expert.as_str(),
-        !trained
-    )]);
+    assert_eq!(
+        after.experts.iter().map(|e| (e.expert_id.as_str(), e.trained)).collect::<Vec<_>>(),
+        [(expert.as_str(), !trained)]
+    );
     db.close().await;
     registry.stop().await;
 }

@@ -186,6 +186,16 @@ impl InstitutionFamily {
         Self { members }
     }
 
+    /// The members' institution ids.
+    pub fn ids(&self) -> Vec<String> {
+        self.members.iter().map(|(i, _, _)| i.to_string()).collect()
+    }
+
+    /// The members' credit codes (legal entities only have one).
+    pub fn credit_codes(&self) -> Vec<String> {
+        self.members.iter().filter_map(|(_, c, _)| c.clone()).collect()
+    }
+
     /// How the institution `id` reaches the one asked about, if it is in the family.
     pub fn path_of_institution(&self, id: &str) -> Option<ConflictPath> {
         self.members.iter().find(|(i, _, _)| i.as_str() == id).map(|(_, _, p)| *p)

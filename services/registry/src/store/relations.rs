@@ -16,8 +16,8 @@ use super::{
     institution_from_row,
 };
 use crate::domain::{
-    CreditCode, ExpertId, ExpertStatus, Institution, InstitutionId, Organisation, ProfileLinks, Relation, RelationId,
-    RelationKind, RelationSource, StatusChange,
+    CreditCode, ExpertId, ExpertStatus, Institution, InstitutionFamily, InstitutionId, Organisation, ProfileLinks,
+    Relation, RelationId, RelationKind, RelationSource, StatusChange,
 };
 
 /// The columns `relation_from_row` reads.
@@ -34,14 +34,6 @@ macro_rules! family_ids {
     () => {
         "SELECT id FROM institutions WHERE id = $1 OR parent_id = $1 \
          OR id = (SELECT parent_id FROM institutions WHERE id = $1)"
-    };
-}
-
-/// The credit codes in the family of the institution `$1` (legal entities only have one).
-macro_rules! family_codes {
-    () => {
-        "SELECT credit_code FROM institutions WHERE credit_code IS NOT NULL AND (id = $1 OR parent_id = $1 \
-         OR id = (SELECT parent_id FROM institutions WHERE id = $1))"
     };
 }
 
@@ -175,45 +167,75 @@ pub async fn institution_family(conn: &mut AnyConnection, id: &InstitutionId) ->
     rows.iter().map(|r| institution_from_row(r).map_err(Into::into)).collect()
 }
 
-/// Every relation not recorded in error that names a member of the family of `id`, by
-/// institution id or by credit code, by expert.
-pub async fn family_relations(conn: &mut AnyConnection, id: &InstitutionId) -> Result<Vec<Relation>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        relation_columns!(),
-        " FROM expert_relations WHERE recorded_in_error = 0 AND (institution_id IN (",
-        family_ids!(),
-        ") OR (org_credit_code <> '' AND org_credit_code IN (",
-        family_codes!(),
-        "))) ORDER BY expert_id, id"
-    ))
-    .bind(id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+/// `column IN ($n, ...)` for `values` bound from placeholder `$first` on, or `None` for none.
+fn bound_in(column: &str, first: usize, values: &[String]) -> Option<String> {
+    (!values.is_empty()).then(|| {
+        let list = (first..first + values.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        format!("{column} IN ({list})")
+    })
+}
+
+/// A statement over the family's ids and credit codes bound as values (not a subquery), so that
+/// each condition is answered by its column's index: an `IN (subquery)` under `OR` is a filter
+/// PostgreSQL tests on every row, which made it scan all 100,000 experts for every pool read.
+/// `where_ids` and `where_codes` name the columns compared.
+fn family_statement(
+    select: &str,
+    where_ids: &[&str],
+    where_codes: &[&str],
+    family: &InstitutionFamily,
+    order: &str,
+) -> (String, Vec<String>) {
+    let (ids, codes) = (family.ids(), family.credit_codes());
+    let mut binds = Vec::new();
+    let mut conditions = Vec::new();
+    for (columns, values) in [(where_ids, &ids), (where_codes, &codes)] {
+        for column in columns {
+            conditions.extend(bound_in(column, binds.len() + 1, values));
+            binds.extend(values.iter().cloned());
+        }
+    }
+    if conditions.is_empty() {
+        conditions.push("1 = 0".to_owned());
+    }
+    let sql = format!("{select} AND ({}) ORDER BY {order}", conditions.join(" OR "));
+    (sql, binds)
+}
+
+/// Every relation not recorded in error that names a member of `family`, by institution id or by
+/// credit code, by expert.
+pub async fn family_relations(
+    conn: &mut AnyConnection,
+    family: &InstitutionFamily,
+) -> Result<Vec<Relation>, StoreError> {
+    let select = format!("SELECT {} FROM expert_relations WHERE recorded_in_error = 0", relation_columns!());
+    let (sql, binds) = family_statement(&select, &["institution_id"], &["org_credit_code"], family, "expert_id, id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(relation_from_row).collect()
 }
 
-/// Experts whose employer or represented unit is a member of the family of `id`, with those
-/// links.
+/// Experts whose employer or represented unit is a member of `family`, with those links.
 pub async fn family_profile_links(
     conn: &mut AnyConnection,
-    id: &InstitutionId,
+    family: &InstitutionFamily,
 ) -> Result<Vec<(ExpertId, ProfileLinks)>, StoreError> {
-    let rows = sqlx::query(concat!(
+    let (sql, binds) = family_statement(
         "SELECT id, employer_institution_id, employer_key, represented_institution_id, represented_credit_code \
-         FROM experts WHERE employer_institution_id IN (",
-        family_ids!(),
-        ") OR employer_key IN (",
-        family_codes!(),
-        ") OR represented_institution_id IN (",
-        family_ids!(),
-        ") OR represented_credit_code IN (",
-        family_codes!(),
-        ") ORDER BY id"
-    ))
-    .bind(id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+         FROM experts WHERE 1 = 1",
+        &["employer_institution_id", "represented_institution_id"],
+        &["employer_key", "represented_credit_code"],
+        family,
+        "id",
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             let raw: String = row.try_get("id")?;
@@ -350,7 +372,9 @@ pub enum PoolScope<'a> {
     OnDate { first: NaiveDate, only: &'a [ExpertId] },
     /// Every expert of the pool, whatever their term (a whole copy for a sync).
     Everyone,
-    /// The experts of the pool whose facts changed since the version (a sync).
+    /// The experts of the pool among these ids, whatever their term (a sync's few changes).
+    Ids(&'a [String]),
+    /// The experts of the pool whose facts changed since the version (a sync's many changes).
     ChangedSince(&'a PoolVersion),
 }
 
@@ -378,16 +402,17 @@ pub fn pool_rows<'c>(
         }
         PoolScope::OnDate { .. } => (String::new(), String::new(), true),
         PoolScope::Everyone => (String::new(), String::new(), false),
+        PoolScope::Ids(ids) => {
+            let list = (0..ids.len()).map(|i| format!("${}", i + 1)).collect::<Vec<_>>().join(", ");
+            (format!("e.id IN ({list}) AND "), format!(" WHERE expert_id IN ({list})"), false)
+        }
         PoolScope::ChangedSince(since) => {
             let changed = changed_since!(since);
             (format!("e.id IN ({changed}) AND "), format!(" WHERE expert_id IN ({changed})"), false)
         }
     };
-    let on_date = if dated {
-        " AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $1"
-    } else {
-        ""
-    };
+    let on_date =
+        if dated { " AND (CASE WHEN a.ended_date <> '' THEN a.ended_date ELSE a.term_end END) >= $1" } else { "" };
     let sql = format!(
         "SELECT e.id, e.status, e.trained, e.employer_key, e.employer_institution_id, e.represented_name, \
          e.represented_credit_code, e.represented_institution_id, a.term_start, a.term_end, a.ended_date, \
@@ -410,6 +435,11 @@ pub fn pool_rows<'c>(
             }
         }
         PoolScope::Everyone => {}
+        PoolScope::Ids(ids) => {
+            for id in ids {
+                query = query.bind(id.clone());
+            }
+        }
         PoolScope::ChangedSince(since) => query = bind_version(query, since),
     }
     query.fetch(conn).map(|row| pool_row(&row?))
