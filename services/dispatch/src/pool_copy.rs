@@ -222,7 +222,9 @@ mod tests {
         assert!(pool[1].conflicted && pool[1].employed_by_institution);
         assert!(!pool[0].conflicted);
         let only: HashSet<&str> = ["exp_c", "exp_b", "exp_x"].into();
-        assert_eq!(ids(&copy.pool(&[day(2027, 2, 20)], &overlay, Some(&only))), ["exp_b", "exp_c"]);
+        // Before exp_b's term ended, it is in the pool; ids the copy does not hold are left out.
+        assert_eq!(ids(&copy.pool(&[day(2027, 1, 20)], &overlay, Some(&only))), ["exp_b", "exp_c"]);
+        assert_eq!(ids(&copy.pool(&[day(2027, 2, 20)], &overlay, Some(&only))), ["exp_c"]);
     }
 
     #[test]

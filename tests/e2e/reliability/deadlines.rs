@@ -396,7 +396,7 @@ impl tonic::server::ServerStreamingService<Vec<u8>> for FirstBatchOnly {
     type Future = tonic::codegen::BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
 
     fn call(&mut self, _: tonic::Request<Vec<u8>>) -> Self::Future {
-        let first = rpb::StreamDrawPoolResponse { experts: Vec::new(), end: None }.encode_to_vec();
+        let first = rpb::StreamDrawPoolResponse::default().encode_to_vec();
         let stream = tokio_stream::once(Ok(first)).chain(tokio_stream::pending());
         Box::pin(async move { Ok(tonic::Response::new(Box::pin(stream) as Self::ResponseStream)) })
     }
