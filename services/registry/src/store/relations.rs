@@ -359,9 +359,12 @@ fn bind_version<'q>(
 /// The experts whose pool facts changed since `since`, in id order (whether or not they are in
 /// the pool now; an expert no longer stored is among them).
 pub async fn pool_changed_ids(conn: &mut AnyConnection, since: &PoolVersion) -> Result<Vec<String>, StoreError> {
-    let sql = format!("{} ORDER BY expert_id", changed_since!(since));
-    let rows = bind_version(sqlx::query(sqlx::AssertSqlSafe(sql)), since).fetch_all(&mut *conn).await?;
-    rows.iter().map(|row| Ok(row.try_get::<String, _>("expert_id")?)).collect()
+    // Sorted here: with ORDER BY expert_id, SQLite walks the primary key through every expert
+    // instead of the version's index.
+    let rows = bind_version(sqlx::query(changed_since!(since)), since).fetch_all(&mut *conn).await?;
+    let mut ids = rows.iter().map(|row| row.try_get::<String, _>("expert_id")).collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Which experts of the pool a read takes.
@@ -484,12 +487,16 @@ pub async fn scheduled_changes(conn: &mut AnyConnection, today: NaiveDate) -> Re
     let rows = sqlx::query(
         "SELECT id, expert_id, previous_status, status, ground, effective_date, at, reason, incident_id, \
          appointment_id, certificate_status, actor_json, evidence_json, on_behalf_json \
-         FROM expert_status_changes WHERE effective_date > $1 ORDER BY id",
+         FROM expert_status_changes WHERE effective_date > $1",
     )
     .bind(today.to_string())
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(status_change_from_row).collect()
+    // Sorted here rather than by ORDER BY id, which SQLite answers by walking the primary key
+    // through every status change ever recorded instead of the effective date's index.
+    let mut changes = rows.iter().map(status_change_from_row).collect::<Result<Vec<_>, _>>()?;
+    changes.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(changes)
 }
 
 fn relation_from_row(row: &AnyRow) -> Result<Relation, StoreError> {
