@@ -310,7 +310,10 @@ pub async fn prepare(
 /// frozen for and while its SHA-256 is the one the draw records; any other execution (a draw
 /// prepared by another replica, or before a restart) reads the list from the store.
 #[derive(Debug, Clone, Default)]
-pub struct PreparedLists(Arc<Mutex<VecDeque<(DrawId, Arc<FrozenList>)>>>);
+pub struct PreparedLists(Arc<Mutex<KeptLists>>);
+
+/// The lists kept, oldest first, with the draw each was frozen for.
+type KeptLists = VecDeque<(DrawId, Arc<FrozenList>)>;
 
 impl PreparedLists {
     /// How many lists are kept (at 100,000 candidates each holds about 10 MB).

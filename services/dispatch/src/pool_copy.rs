@@ -71,11 +71,6 @@ impl PoolCopy {
         }
     }
 
-    /// Experts held.
-    pub fn len(&self) -> usize {
-        self.experts.len()
-    }
-
     /// Applies a sync answer (a whole pool when `end.full`, else the changes) and returns what
     /// the task-dependent part of it says. `now` is when the answer was asked for.
     pub fn apply(&mut self, answer: SyncAnswer, now: Instant) -> Overlay {

@@ -529,7 +529,7 @@ async fn sync_reads_bring_a_copy_to_the_whole_pool_from_any_earlier_version(back
     let changed: Vec<&str> = changes.experts.iter().map(|e| e.expert_id.as_str()).collect();
     assert!(changed.contains(&plain.as_str()) && changed.contains(&added.as_str()), "{changed:?}");
     assert!(!changed.contains(&leaving.as_str()), "a relation is not a change to the expert's facts");
-    assert_eq!(changes.removed, [lapsed.clone()]);
+    assert_eq!(changes.removed, std::slice::from_ref(&lapsed));
     apply(&mut copy, &changes);
     let dated = experts_of(&stream(&mut dispatch(&registry), pool_request(&studio, sessions.clone())).await.unwrap());
     assert_eq!(as_whole_pool(&copy, &changes, first), dated, "the copy brought up to date is the whole pool");
