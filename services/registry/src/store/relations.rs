@@ -336,10 +336,16 @@ pub async fn pool_version_now(conn: &mut AnyConnection, postgres: bool) -> Resul
 macro_rules! changed_since {
     ($backend:expr) => {
         match $backend {
+            // Not visible in the snapshot: begun at or after its xmax, or running when it was
+            // taken (its xip). The same set as `NOT pg_visible_in_snapshot(txid, $1)`, without a
+            // lower bound of xmin, which the oldest transaction open anywhere in the cluster (a
+            // long report, a dump) holds back, making the index range cover every change since.
+            // `= ANY(ARRAY(...))`, not `IN (SELECT ...)`: under OR only the first is an index
+            // condition (a bitmap OR of two index scans instead of a scan of the table).
             PoolVersion::Postgres { .. } => {
                 "SELECT expert_id FROM pool_versions \
-                 WHERE txid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot)) \
-                   AND NOT pg_visible_in_snapshot(txid, CAST($1 AS pg_snapshot))"
+                 WHERE txid >= pg_snapshot_xmax(CAST($1 AS pg_snapshot)) \
+                    OR txid = ANY(ARRAY(SELECT pg_snapshot_xip(CAST($1 AS pg_snapshot))))"
             }
             PoolVersion::Sqlite(_) => "SELECT expert_id FROM pool_versions WHERE version > $1",
         }
