@@ -8,7 +8,7 @@ use chrono::Datelike;
 use supervision_proto::{
     common::{CivilServantStatus, Date, Organisation, RelationType, Specialty, SpecialtyCode},
     registry::{
-        ConflictPath, CreateExpertRequest, DrawPoolExpert, ExpertStatus, ListAuditEntriesRequest,
+        ConflictPath, CreateExpertRequest, DrawPoolExpert, ExpertStatus, ExpertStatusChange, ListAuditEntriesRequest,
         StreamDrawPoolRequest, StreamDrawPoolResponse, SuspendExpertRequest,
         registry_service_client::RegistryServiceClient,
     },
@@ -50,6 +50,18 @@ fn days_from_today(n: i64) -> Date {
     let t = today();
     let d = chrono::NaiveDate::from_ymd_opt(t.year, t.month as u32, t.day as u32).unwrap() + chrono::Duration::days(n);
     Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
+}
+
+/// Suspends `expert` by the city bureau, from `from` (a later date) or at once; the recorded change.
+async fn suspend(registry: &RunningService, expert: &str, from: Option<Date>) -> ExpertStatusChange {
+    let request = SuspendExpertRequest {
+        request_id: id(),
+        expert_id: expert.to_owned(),
+        reason: "调查期间暂停".into(),
+        effective_date: from,
+        ..Default::default()
+    };
+    admin(registry).suspend_expert(request).await.unwrap().into_inner().change.unwrap()
 }
 
 fn dispatch(registry: &RunningService) -> RegistryServiceClient<AuthedChannel> {
@@ -127,19 +139,7 @@ async fn the_pool_lists_only_appointed_experts_with_their_conflict_reasons(backe
     let plain = appoint(&registry, appoint_request("张伟", &resident(3), decided)).await.expert.unwrap().id;
     // Suspended from a later date: in the pool, with the change scheduled.
     let suspended = appoint(&registry, appoint_request("赵敏", &resident(4), decided)).await.expert.unwrap().id;
-    let suspension = admin(&registry)
-        .suspend_expert(SuspendExpertRequest {
-            request_id: id(),
-            expert_id: suspended.clone(),
-            reason: "调查期间暂停".into(),
-            effective_date: Some(days_from_today(20)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .change
-        .unwrap();
+    let suspension = suspend(&registry, &suspended, Some(days_from_today(20))).await;
     // A term that ended before the sessions, and an expert never appointed: not in the pool.
     let lapsed = appoint(&registry, appoint_request("钱进", &resident(5), date(2024, 6, 1))).await.expert.unwrap().id;
     let never = admin(&registry)
@@ -285,16 +285,7 @@ async fn a_pool_read_for_some_experts_answers_those_of_the_pool_only(backend: Ba
     let related = appoint(&registry, appoint_request("王芳", &resident(12), decided)).await.expert.unwrap().id;
     record(&registry, by_bureau(&related, RelationType::PaidService, &studio)).await;
     let suspended = appoint(&registry, appoint_request("赵敏", &resident(13), decided)).await.expert.unwrap().id;
-    admin(&registry)
-        .suspend_expert(SuspendExpertRequest {
-            request_id: id(),
-            expert_id: suspended.clone(),
-            reason: "调查期间暂停".into(),
-            effective_date: Some(days_from_today(20)),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    suspend(&registry, &suspended, Some(days_from_today(20))).await;
     let left_out = appoint(&registry, appoint_request("张伟", &resident(14), decided)).await.expert.unwrap().id;
     let lapsed = appoint(&registry, appoint_request("钱进", &resident(15), date(2024, 6, 1))).await.expert.unwrap().id;
     let never = admin(&registry)
@@ -499,25 +490,8 @@ async fn sync_reads_bring_a_copy_to_the_whole_pool_from_any_earlier_version(back
     assert!(!quiet.end.full && quiet.experts.is_empty() && quiet.removed.is_empty(), "{:?}", quiet.experts);
 
     // Changes: a status now, a scheduled one, a relation, a new expert, one leaving the pool.
-    admin(&registry)
-        .suspend_expert(SuspendExpertRequest {
-            request_id: id(),
-            expert_id: plain.clone(),
-            reason: "调查期间暂停".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    admin(&registry)
-        .suspend_expert(SuspendExpertRequest {
-            request_id: id(),
-            expert_id: employed.clone(),
-            reason: "调查期间暂停".into(),
-            effective_date: Some(days_from_today(20)),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    suspend(&registry, &plain, None).await;
+    suspend(&registry, &employed, Some(days_from_today(20))).await;
     record(&registry, by_bureau(&leaving, RelationType::PaidService, &studio)).await;
     let added = appoint(&registry, appoint_request("王芳", &resident(25), decided)).await.expert.unwrap().id;
     sqlx::any::install_default_drivers();

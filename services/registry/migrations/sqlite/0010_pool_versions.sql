@@ -21,60 +21,35 @@ CREATE TABLE pool_versions (
 );
 CREATE INDEX pool_versions_version_idx ON pool_versions (version);
 
+-- Marking an expert changed, in one place (as PostgreSQL's pool_versions_mark): inserting into
+-- this view advances the counter and records the expert at its new value.
+CREATE VIEW pool_touch (expert_id) AS SELECT expert_id FROM pool_versions WHERE 0;
+CREATE TRIGGER pool_touch_mark INSTEAD OF INSERT ON pool_touch
+BEGIN
+    UPDATE pool_clock SET version = version + 1;
+    DELETE FROM pool_versions WHERE expert_id = NEW.expert_id;
+    INSERT INTO pool_versions (expert_id, version) SELECT NEW.expert_id, version FROM pool_clock;
+END;
+
 CREATE TRIGGER experts_pool_insert AFTER INSERT ON experts
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = NEW.id;
-    INSERT INTO pool_versions (expert_id, version) SELECT NEW.id, version FROM pool_clock;
-END;
-CREATE TRIGGER experts_pool_update AFTER UPDATE OF status, trained, employer_key, employer_institution_id, represented_name, represented_credit_code, represented_institution_id ON experts
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = NEW.id;
-    INSERT INTO pool_versions (expert_id, version) SELECT NEW.id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (NEW.id); END;
+CREATE TRIGGER experts_pool_update AFTER UPDATE OF status, trained, employer_key, employer_institution_id, represented_name, represented_credit_code,
+    represented_institution_id ON experts
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (NEW.id); END;
 CREATE TRIGGER experts_pool_delete AFTER DELETE ON experts
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = OLD.id;
-    INSERT INTO pool_versions (expert_id, version) SELECT OLD.id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (OLD.id); END;
 CREATE TRIGGER appointments_pool_insert AFTER INSERT ON appointments
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = NEW.expert_id;
-    INSERT INTO pool_versions (expert_id, version) SELECT NEW.expert_id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (NEW.expert_id); END;
 CREATE TRIGGER appointments_pool_update AFTER UPDATE ON appointments
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = NEW.expert_id;
-    INSERT INTO pool_versions (expert_id, version) SELECT NEW.expert_id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (NEW.expert_id); END;
 CREATE TRIGGER appointments_pool_delete AFTER DELETE ON appointments
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = OLD.expert_id;
-    INSERT INTO pool_versions (expert_id, version) SELECT OLD.expert_id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (OLD.expert_id); END;
 CREATE TRIGGER expert_specialties_pool_insert AFTER INSERT ON expert_specialties
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = NEW.expert_id;
-    INSERT INTO pool_versions (expert_id, version) SELECT NEW.expert_id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (NEW.expert_id); END;
 CREATE TRIGGER expert_specialties_pool_update AFTER UPDATE ON expert_specialties
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = NEW.expert_id;
-    INSERT INTO pool_versions (expert_id, version) SELECT NEW.expert_id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (NEW.expert_id); END;
 CREATE TRIGGER expert_specialties_pool_delete AFTER DELETE ON expert_specialties
-BEGIN
-    UPDATE pool_clock SET version = version + 1;
-    DELETE FROM pool_versions WHERE expert_id = OLD.expert_id;
-    INSERT INTO pool_versions (expert_id, version) SELECT OLD.expert_id, version FROM pool_clock;
-END;
+BEGIN INSERT INTO pool_touch (expert_id) VALUES (OLD.expert_id); END;
 
 -- The experts written before this migration.
 INSERT INTO pool_versions (expert_id, version) SELECT id, 1 FROM experts;
