@@ -761,7 +761,14 @@ async fn the_other_commands(walk: &mut Walk, clock: &Clock, cal: Calendar, exper
             };
             let opinion = walk.ask_typed(&me, "CreateSubmission", &opinion).await;
             walk.ask(&me, "GetSubmission", &[("id", s(text(&opinion, "submission.id")))]).await;
-            let notifications = walk.ask(&me, "ListNotifications", &[]).await;
+            // The expert's notifications are written by dispatch's outbox relay, which polls: on a
+            // loaded machine the first may not be there yet, so wait for it (bounded).
+            let mut notifications = walk.ask(&me, "ListNotifications", &[]).await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while ids(&notifications).is_empty() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                notifications = walk.ask(&me, "ListNotifications", &[]).await;
+            }
             if let Some(first) = ids(&notifications).first() {
                 let ack = AcknowledgeNotificationRequest { request_id: rid(), notification_id: first.clone() };
                 walk.ask_typed(&me, "AcknowledgeNotification", &ack).await;
