@@ -121,6 +121,16 @@ impl FrozenList {
     }
 
     /// The ids in bytewise order.
+    /// This list without the ids `leave_out` picks: sorted and distinct as it was, so nothing is
+    /// checked or sorted again. A draw's frozen list is its pool's list without the excluded.
+    pub fn without(&self, leave_out: impl Fn(&ExpertId) -> bool) -> Result<Self, CandidateListError> {
+        let ids: Vec<ExpertId> = self.ids.iter().filter(|id| !leave_out(id)).cloned().collect();
+        if ids.is_empty() {
+            return Err(CandidateListError::Empty);
+        }
+        Ok(Self::from_sorted(ids))
+    }
+
     pub fn ids(&self) -> &[ExpertId] {
         &self.ids
     }

@@ -27,35 +27,66 @@ pub struct DrawOrder {
 
 /// Ranks every candidate of `list` under `seed`. The sort compares each ticket's first nineteen
 /// digits as one number and the full tickets (then the ids) only where those are equal, which is
-/// [`sampling_order`] at a fraction of the string comparisons.
+/// [`sampling_order`] at a fraction of the string comparisons. The hashing and the making of the
+/// order run on several threads for a long list (see [`parallel_map`]); the result is the same
+/// on any number of threads.
 pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
     let seed_sha256_hex = seed.sha256_hex();
     let prefix = Ticket::seed_hasher(&seed_sha256_hex);
-    let tickets: Vec<Ticket> =
-        list.ids().iter().map(|id| Ticket::first_generation_after(&prefix, id.as_str())).collect();
+    let ids = list.ids();
+    let digests: Vec<(u64, [u8; 32])> = parallel_map(ids, |id| {
+        let digest = Ticket::digest_after(&prefix, id.as_str());
+        (Ticket::digest_sort_key(&digest), digest)
+    });
     // The sort moves sixteen-byte keys, not the candidates; an index breaks no tie the full
     // comparison has not already broken (ids are distinct), so the order is deterministic.
-    let mut keyed: Vec<(u64, u32)> = tickets
+    let mut keyed: Vec<(u64, u32)> = digests
         .iter()
         .enumerate()
-        .map(|(i, ticket)| (ticket.sort_key(), u32::try_from(i).expect("fewer than 2^32 candidates")))
+        .map(|(i, (key, _))| (*key, u32::try_from(i).expect("fewer than 2^32 candidates")))
         .collect();
-    let ids = list.ids();
     keyed.sort_unstable_by(|(x, i), (y, j)| {
         x.cmp(y).then_with(|| {
             let (i, j) = (*i as usize, *j as usize);
-            tickets[i].cmp(&tickets[j]).then_with(|| ids[i].cmp(&ids[j]))
+            let ticket = |k: usize| Ticket::from_digest(digests[k].1);
+            ticket(i).cmp(&ticket(j)).then_with(|| ids[i].cmp(&ids[j]))
         })
     });
-    let mut tickets: Vec<Option<Ticket>> = tickets.into_iter().map(Some).collect();
-    let ranked = keyed
-        .into_iter()
-        .map(|(_, i)| {
-            let i = i as usize;
-            RankedCandidate { id: ids[i].clone(), ticket: tickets[i].take().expect("each index once") }
-        })
-        .collect();
+    let ranked = parallel_map(&keyed, |(_, i)| {
+        let i = *i as usize;
+        RankedCandidate { id: ids[i].clone(), ticket: Ticket::from_digest(digests[i].1) }
+    });
     DrawOrder { seed_sha256_hex, ranked }
+}
+
+/// Lists at least this long are ranked on more than one thread: below it, starting a thread
+/// costs more than it saves (a ticket takes a fraction of a microsecond).
+const PARALLEL_FROM: usize = 8_192;
+
+/// The most threads one ranking uses.
+const MAX_THREADS: usize = 4;
+
+/// `items` mapped by `f` in order, on up to [`MAX_THREADS`] scoped threads (no more than the
+/// machine's parallelism) when there are at least [`PARALLEL_FROM`] of them, each mapping one
+/// contiguous part.
+fn parallel_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_THREADS);
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        let mut all = Vec::with_capacity(items.len());
+        for part in parts {
+            // A panic in `f` is a bug: it goes on in this thread.
+            all.extend(part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        all
+    })
 }
 
 /// The sampler's order: the full ticket first, the id (bytewise) only where two tickets are
@@ -172,6 +203,28 @@ mod tests {
         let mut by_tickets = order.candidates().to_vec();
         by_tickets.sort_by(sampling_order);
         assert_eq!(order.candidates(), by_tickets.as_slice());
+    }
+
+    #[test]
+    fn a_long_list_ranked_on_several_threads_is_the_sampling_order_of_each_candidates_own_ticket() {
+        let list = FrozenList::freeze_strs((0..PARALLEL_FROM * 2 + 7).map(|n| format!("exp_{n:032x}"))).unwrap();
+        let seed = seed_string();
+        let hex = seed.sha256_hex();
+        let mut expected: Vec<RankedCandidate> = list
+            .ids()
+            .iter()
+            .map(|id| RankedCandidate { id: id.clone(), ticket: Ticket::first_generation(&hex, id.as_str()) })
+            .collect();
+        expected.sort_by(sampling_order);
+        assert_eq!(rank(&list, &seed).candidates(), expected.as_slice());
+    }
+
+    #[test]
+    fn parallel_map_keeps_the_order_of_its_items() {
+        for n in [0, 1, PARALLEL_FROM - 1, PARALLEL_FROM, PARALLEL_FROM * 3 + 1] {
+            let items: Vec<usize> = (0..n).collect();
+            assert_eq!(parallel_map(&items, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>(), "{n} items");
+        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Ticket {
     /// The first-generation ticket of `id` under a seed whose SHA-256 hex is `seed_sha256_hex`.
     #[cfg(test)]
     pub(crate) fn first_generation(seed_sha256_hex: &str, id: &str) -> Self {
-        Self::first_generation_after(&Self::seed_hasher(seed_sha256_hex), id)
+        Self::from_digest(Self::digest_after(&Self::seed_hasher(seed_sha256_hex), id))
     }
 
     /// A hasher that has taken in the seed string's SHA-256 hex, the prefix of every ticket's
@@ -54,11 +54,22 @@ impl Ticket {
         hasher
     }
 
-    /// The first-generation ticket of `id` under the seed `seed_hasher` has taken in.
-    pub(crate) fn first_generation_after(seed_hasher: &Sha256, id: &str) -> Self {
+    /// The SHA-256 digest of the first-generation ticket of `id` under the seed `seed_hasher` has
+    /// taken in.
+    pub(crate) fn digest_after(seed_hasher: &Sha256, id: &str) -> [u8; 32] {
         let mut hasher = seed_hasher.clone();
         hasher.update(id.as_bytes());
-        Self { digest: Some(hasher.finalize().into()), digits: OnceLock::new() }
+        hasher.finalize().into()
+    }
+
+    /// The ticket read from `digest` (see [`Self::digest_after`]).
+    pub(crate) fn from_digest(digest: [u8; 32]) -> Self {
+        Self { digest: Some(digest), digits: OnceLock::new() }
+    }
+
+    /// [`Self::sort_key`] of the ticket read from `digest`, without making the ticket.
+    pub(crate) fn digest_sort_key(digest: &[u8; 32]) -> u64 {
+        reversed_19(low_19_digits(digest))
     }
 
     /// The first nineteen digits as a number, shorter tickets padded with zeros: an order on
@@ -67,9 +78,12 @@ impl Ticket {
     ///
     /// For a computed ticket the digits are the digest's decimal reversed, so its first nineteen
     /// are the last nineteen of the decimal, read backwards: the digest modulo 10^19, reversed.
+    /// The ranking reads it straight off the digest ([`Self::digest_sort_key`]); the tests hold
+    /// the two ways to the same number.
+    #[cfg(test)]
     pub(crate) fn sort_key(&self) -> u64 {
         if let Some(digest) = &self.digest {
-            return reversed_19(low_19_digits(digest));
+            return Self::digest_sort_key(digest);
         }
         let mut key = 0u64;
         let mut digits = self.digits().bytes();

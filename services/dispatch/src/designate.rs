@@ -293,6 +293,7 @@ pub async fn designate(
         backup_count: 0,
         frozen_list: None,
         frozen_list_sha256: String::new(),
+        pool_list_sha256: String::new(),
         candidate_count: 0,
         // For a designation: how many of the designated experts the pool holds.
         pool_count: plan.pool.len(),

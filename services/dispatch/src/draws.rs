@@ -219,8 +219,15 @@ pub async fn prepare(
         crate::metrics::pool_too_small(db, pool.len(), screened.eligible.len(), &screened.excluded);
         return Err(Error::PoolTooSmall { eligible: screened.eligible.len(), needed: team.total(), counts });
     }
-    let list = FrozenList::freeze_strs(&screened.eligible)
+    // The pool is stored once for every draw frozen from it (`candidate_pools`); the draw's list
+    // is the pool without the excluded, which the draw records anyway.
+    let pool_list = FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))
         .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
+    let excluded: HashSet<&str> = screened.excluded.iter().map(|e| e.expert_id.as_str()).collect();
+    let list = pool_list
+        .without(|id| excluded.contains(id.as_str()))
+        .map_err(|e| Error::draw_refused(Code::Internal, "FROZEN_LIST", format!("the frozen list: {e}")))?;
+    debug_assert_eq!(list.count(), screened.eligible.len());
     let seed = ServerSeed::generate()
         .map_err(|e| Error::draw_refused(Code::Internal, "NO_RANDOMNESS", format!("no server seed: {e}")))?;
     crate::metrics::stage(db, crate::metrics::STAGE_EXCLUSIONS, started);
@@ -236,8 +243,9 @@ pub async fn prepare(
         edition_number: task.edition_number,
         team_size: u32::try_from(team.primaries).unwrap_or(u32::MAX),
         backup_count: u32::try_from(team.backups).unwrap_or(u32::MAX),
-        frozen_list: Some(String::from_utf8_lossy(list.bytes()).into_owned()),
+        frozen_list: None,
         frozen_list_sha256: list.sha256_hex().to_owned(),
+        pool_list_sha256: pool_list.sha256_hex().to_owned(),
         candidate_count: list.count(),
         pool_count: pool.len(),
         exclusions: screened.excluded,
@@ -260,6 +268,7 @@ pub async fn prepare(
         void: None,
         designation: None,
     };
+    draw_store::store_candidate_pool(tx, &pool_list).await?;
     if let Err(err) = draw_store::insert_draw(tx, &draw).await {
         if is_unique_violation(&err, "draws_live_key_key", "draws.live_key") {
             return Err(Error::draw_refused(
@@ -648,7 +657,7 @@ pub(crate) async fn order_of(conn: &mut sqlx::AnyConnection, draw: &Draw) -> Res
     let list = match &draw.frozen_list {
         Some(list) => list,
         None => {
-            read = draw_store::frozen_list(conn, &draw.id)
+            read = draw_store::frozen_list(conn, draw)
                 .await?
                 .ok_or_else(|| Error::DrawNotFound(draw.id.to_string()))?;
             &read
@@ -1117,7 +1126,7 @@ pub async fn executed(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Err
         ));
     }
     let mut conn = db.pool().acquire().await?;
-    draw.frozen_list = draw_store::frozen_list(&mut conn, id).await?;
+    draw.frozen_list = draw_store::frozen_list(&mut conn, &draw).await?;
     Ok(draw)
 }
 

@@ -43,6 +43,7 @@ on_both_backends!(
     experts_suspended_since_prepare_are_skipped_beyond_the_first_window,
     a_draw_stores_the_head_of_its_order_and_a_changed_head_fails_verification,
     each_draw_freezes_the_pool_as_the_registry_has_it_then,
+    draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_another_list,
 );
 
 const SCHOOL_CODE: &str = "91440703MA4W00001M";
@@ -617,6 +618,60 @@ async fn each_draw_freezes_the_pool_as_the_registry_has_it_then(backend: Backend
     let want: HashSet<&str> = experts[2..].iter().chain(&added).map(String::as_str).collect();
     assert_eq!(frozen, want);
 
+    registry.stop().await;
+    dispatch.stop().await;
+}
+
+/// A draw's frozen list is its pool without its exclusions, and the pool is stored once for
+/// every draw frozen from it (`candidate_pools`, migration 0014): two draws with different
+/// exclusions share one stored pool, each export rebuilds its own list and verifies, and a
+/// stored pool changed afterwards fails the export instead of answering another list.
+async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_another_list(backend: Backend) {
+    let (registry, dispatch) = spawn_dispatch_with_registry(backend).await;
+    set_clock(&dispatch);
+    let school = school(&registry).await;
+    let experts = independents(&registry, 1, 13).await;
+    let mut operator = user(&dispatch, "operator-a");
+    let mut colleague = user(&dispatch, "operator-b");
+    let with_reporter = create_task(&mut operator, &school, Some(&experts[0]), HalfDay::Am).await;
+    let without = create_task(&mut operator, &school, None, HalfDay::Pm).await;
+    let mut draws = Vec::new();
+    for (i, task_id) in [&with_reporter, &without].into_iter().enumerate() {
+        let prepared = prepare(&mut operator, &format!("prep-{i}"), task_id).await;
+        witness(&mut colleague, &format!("wit-{i}"), &prepared.id, "").await;
+        execute(&mut operator, &format!("exec-{i}"), &prepared.id).await;
+        draws.push(prepared);
+    }
+    // The reporter is left out of the first; the first's two primaries (cooling period at the
+    // same institution) out of the second.
+    assert_eq!((draws[0].candidate_count, draws[1].candidate_count), (11, 10));
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(dispatch.database_url()).await.unwrap();
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT sha256, list FROM candidate_pools").fetch_all(&pool).await.unwrap();
+    assert_eq!(stored.len(), 1, "one pool stored for both draws");
+    let (sha256, list) = &stored[0];
+    assert_eq!(list.lines().count(), 12);
+    let own: Vec<(String, String)> = sqlx::query_as("SELECT frozen_list, pool_list_sha256 FROM draws ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(own.iter().all(|(list, pool)| list.is_empty() && pool == sha256), "{own:?}");
+    for (prepared, left_out) in draws.iter().zip([Some(&experts[0]), None]) {
+        let record = exported_record(&mut operator, &prepared.id).await;
+        assert_eq!(hex::encode(Sha256::digest(&record.frozen_list)), prepared.candidate_list_sha256);
+        let frozen = String::from_utf8(record.frozen_list.clone()).unwrap();
+        assert!(left_out.is_none_or(|out| !frozen.lines().any(|id| id == out)), "{left_out:?} is left out");
+        assert!(verify(&record).is_consistent(), "{:?}", verify(&record).mismatches);
+    }
+
+    // One expert's line dropped from the stored pool: no list hashes to the commitment.
+    let changed: String = list.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    sqlx::query("UPDATE candidate_pools SET list = $1").bind(changed).execute(&pool).await.unwrap();
+    pool.close().await;
+    let err = operator.export_draw(ExportDrawRequest { draw_id: draws[1].id.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
     registry.stop().await;
     dispatch.stop().await;
 }

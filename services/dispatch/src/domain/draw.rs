@@ -440,11 +440,15 @@ pub struct Draw {
     pub edition_number: u32,
     pub team_size: u32,
     pub backup_count: u32,
-    /// The frozen list blob (ASCII), where it was read: prepare makes it, and the store reads it
-    /// only on request (`store::draws::frozen_list`), as it holds every candidate's id (3.7 MB
-    /// at 100,000) and most uses of a draw need none of them.
+    /// The frozen list blob (ASCII), where it was read: the store reads (or rebuilds) it only on
+    /// request (`store::draws::frozen_list`), as it holds every candidate's id (3.7 MB at
+    /// 100,000) and most uses of a draw need none of them.
     pub frozen_list: Option<String>,
     pub frozen_list_sha256: String,
+    /// The SHA-256 of the pool the list was frozen from, stored once in `candidate_pools`; the
+    /// frozen list is that pool without [`Self::exclusions`]. Empty for a draw that holds its
+    /// own list (recorded before migration 0014) and for a designation.
+    pub pool_list_sha256: String,
     pub candidate_count: usize,
     /// Experts the registry streamed.
     pub pool_count: usize,

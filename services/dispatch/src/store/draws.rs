@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
+use sha2::Digest as _;
 use sqlx::{AnyConnection, Row, any::AnyRow};
+use supervision_draw::FrozenList;
 use supervision_kit::{
     Page,
     auth::Actor,
@@ -33,7 +35,7 @@ macro_rules! draw_columns {
          dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
          operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at, \
          pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id, \
-         designation"
+         designation, pool_list_sha256"
     };
 }
 
@@ -45,7 +47,7 @@ macro_rules! draw_read_columns {
          dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
          operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at, \
          pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id, \
-         designation"
+         designation, pool_list_sha256"
     };
 }
 
@@ -107,7 +109,7 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
         "INSERT INTO draws (",
         draw_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)"
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)"
     ))
     .bind(d.id.as_str())
     .bind(d.task_id.as_str())
@@ -148,6 +150,7 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     .bind(instant_or_empty(d.void.as_ref().map(|v| v.at)))
     .bind(&d.supplements)
     .bind(d.designation.as_ref().map(|x| serde_json::to_string(x).unwrap_or_default()).unwrap_or_default())
+    .bind(&d.pool_list_sha256)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -279,11 +282,70 @@ pub async fn record_execution(conn: &mut AnyConnection, d: &Draw) -> Result<bool
     Ok(done.rows_affected() == 1)
 }
 
-/// A draw's frozen list blob; `None` when there is no such draw.
-pub async fn frozen_list(conn: &mut AnyConnection, id: &DrawId) -> Result<Option<String>, StoreError> {
-    let row =
-        sqlx::query("SELECT frozen_list FROM draws WHERE id = $1").bind(id.as_str()).fetch_optional(&mut *conn).await?;
-    Ok(row.map(|r| r.try_get::<String, _>("frozen_list")).transpose()?)
+/// Stores the pool `list` a draw is frozen from, once: a pool already stored (another draw
+/// froze the same one) is not written again. Two prepares storing the same new pool at once
+/// both succeed: the later insert finds the row and does nothing.
+pub async fn store_candidate_pool(conn: &mut AnyConnection, list: &FrozenList) -> Result<(), sqlx::Error> {
+    let stored = sqlx::query("SELECT 1 AS one FROM candidate_pools WHERE sha256 = $1")
+        .bind(list.sha256_hex())
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if !stored {
+        let text = std::str::from_utf8(list.bytes()).expect("a frozen list is ASCII");
+        sqlx::query(
+            "INSERT INTO candidate_pools (sha256, list, expert_count) VALUES ($1, $2, $3) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(list.sha256_hex())
+        .bind(text)
+        .bind(count(list.count()))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// `draw`'s frozen list blob; `None` when there is no such draw. A draw recorded with its own
+/// copy answers it; any other is rebuilt from its pool (`candidate_pools`) without its excluded
+/// experts, and must hash to the SHA-256 the draw committed to.
+pub async fn frozen_list(conn: &mut AnyConnection, draw: &Draw) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT d.frozen_list AS own, p.list AS pool FROM draws d \
+         LEFT JOIN candidate_pools p ON p.sha256 = d.pool_list_sha256 WHERE d.id = $1",
+    )
+    .bind(draw.id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let own: String = row.try_get("own")?;
+    if !own.is_empty() {
+        return Ok(Some(own));
+    }
+    let corrupt = |problem: String| StoreError::Corrupt { id: draw.id.to_string(), problem };
+    let pool: Option<String> = row.try_get("pool")?;
+    let pool = pool.ok_or_else(|| corrupt(format!("no frozen list, and no stored pool {:?}", draw.pool_list_sha256)))?;
+    let list = list_without(&pool, &draw.exclusions);
+    let sha256 = hex::encode(sha2::Sha256::digest(list.as_bytes()));
+    if sha256 != draw.frozen_list_sha256 {
+        return Err(corrupt(format!(
+            "the frozen list rebuilt from pool {} hashes to {sha256}, not to the recorded {}",
+            draw.pool_list_sha256, draw.frozen_list_sha256
+        )));
+    }
+    Ok(Some(list))
+}
+
+/// The lines of the `pool` blob that name no expert of `excluded`, in the pool's order.
+fn list_without(pool: &str, excluded: &[Exclusion]) -> String {
+    let excluded: HashSet<&str> = excluded.iter().map(|e| e.expert_id.as_str()).collect();
+    let mut list = String::with_capacity(pool.len());
+    for line in pool.split_inclusive('\n') {
+        if !excluded.contains(line.trim_end_matches('\n')) {
+            list.push_str(line);
+        }
+    }
+    list
 }
 
 /// A draw, without its frozen list ([`frozen_list`]).
@@ -395,6 +457,7 @@ fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
         backup_count: small("backup_count")?,
         frozen_list: None,
         frozen_list_sha256: text("frozen_list_sha256")?,
+        pool_list_sha256: text("pool_list_sha256")?,
         candidate_count: size("candidate_count")?,
         pool_count: size("pool_count")?,
         exclusions,
