@@ -184,7 +184,7 @@ pub async fn prepare(
     caller: &Caller,
     command: &Command,
     task_id: &crate::domain::TaskId,
-    pool: &[PoolExpert],
+    pool: &[Arc<PoolExpert>],
     rules: &supervision_policy::ExclusionRules,
     kind: DrawKind,
 ) -> Result<(Draw, FrozenList), Error> {
@@ -202,7 +202,7 @@ pub async fn prepare(
         }
     };
     // A supplementary draw leaves out every expert already contacted for the task.
-    let uncontacted: Vec<PoolExpert>;
+    let uncontacted: Vec<Arc<PoolExpert>>;
     let pool = if contacted.is_empty() {
         pool
     } else {

@@ -92,7 +92,12 @@ impl Dispatch {
     }
 
     /// The pool of a task that can be drawn for, from the registry (step 1).
-    async fn pool_for(&self, caller: &Caller, task_id: &TaskId, kind: DrawKind) -> Result<Vec<PoolExpert>, Error> {
+    async fn pool_for(
+        &self,
+        caller: &Caller,
+        task_id: &TaskId,
+        kind: DrawKind,
+    ) -> Result<Vec<std::sync::Arc<PoolExpert>>, Error> {
         let task = draws::task_to_draw(&self.db, caller, task_id, kind).await?;
         let (_, dates) = draws::slots(&task);
         let started = std::time::Instant::now();

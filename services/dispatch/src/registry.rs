@@ -116,7 +116,7 @@ impl Registry {
         dates: &[NaiveDate],
         task_id: &str,
         actor: &Actor,
-    ) -> Result<Vec<PoolExpert>, Error> {
+    ) -> Result<Vec<Arc<PoolExpert>>, Error> {
         let pool = self.synced_pool(institution_id, dates, task_id, None, actor).await?;
         tracing::Span::current().record("pool", pool.len());
         Ok(pool)
@@ -135,7 +135,12 @@ impl Registry {
         actor: &Actor,
     ) -> Result<Vec<PoolExpert>, Error> {
         let only: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let found = self.synced_pool(institution_id, dates, task_id, Some(&only), actor).await?;
+        let found: Vec<PoolExpert> = self
+            .synced_pool(institution_id, dates, task_id, Some(&only), actor)
+            .await?
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
         tracing::Span::current().record("found", found.len());
         Ok(found)
     }
@@ -150,14 +155,14 @@ impl Registry {
         task_id: &str,
         only: Option<&HashSet<&str>>,
         actor: &Actor,
-    ) -> Result<Vec<PoolExpert>, Error> {
+    ) -> Result<Vec<Arc<PoolExpert>>, Error> {
         let mut copy = self.copy.lock().await;
         let asked_at = Instant::now();
         let since = copy.since(asked_at).to_owned();
         let answer = self.stream_pool(institution_id, dates, task_id, &since, actor).await?;
         tracing::Span::current().record("changed", answer.experts.len() + answer.removed.len());
         if answer.end.version.is_empty() {
-            let pool = answer.experts.into_iter().map(pool_expert);
+            let pool = answer.experts.into_iter().map(|e| Arc::new(pool_expert(e)));
             return Ok(match only {
                 Some(ids) => pool.filter(|e| ids.contains(e.id.as_str())).collect(),
                 None => pool.collect(),

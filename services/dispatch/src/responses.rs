@@ -657,7 +657,7 @@ pub async fn fresh_pool(
 ) -> Result<HashMap<String, PoolExpert>, Error> {
     let (_, dates) = slots(task);
     let pool = registry.draw_pool(&task.details.institution_id, &dates, task.id.as_str(), actor).await?;
-    Ok(pool.into_iter().map(|e| (e.id.clone(), e)).collect())
+    Ok(pool.into_iter().map(|e| (e.id.clone(), std::sync::Arc::unwrap_or_clone(e))).collect())
 }
 
 /// How many times a refill is tried again after losing a half-day to a concurrent draw.

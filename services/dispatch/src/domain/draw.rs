@@ -266,13 +266,14 @@ pub fn specialty_matches(specialties: &[String], wanted: &[String], tier: u32) -
 /// Applies D14's hard exclusions in their fixed order to `pool` for sessions on `dates`
 /// (`booked` holds the experts already booked on one of the task's half-days), then the soft
 /// ones, relaxed one step at a time while fewer than `soft.needed` are eligible.
-pub fn screen(
-    pool: &[PoolExpert],
+pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
+    pool: &[P],
     dates: &[NaiveDate],
     booked: &HashSet<String>,
     reporter: &str,
     soft: &SoftFacts,
 ) -> Screened {
+    let pool: Vec<&PoolExpert> = pool.iter().map(P::borrow).collect();
     let hard: Vec<Vec<ExclusionReason>> = pool
         .iter()
         .map(|e| {
