@@ -121,9 +121,10 @@ impl FrozenList {
     }
 
     /// The ids in bytewise order.
-    /// This list without the ids `leave_out` picks: sorted and distinct as it was, so nothing is
-    /// checked or sorted again. A draw's frozen list is its pool's list without the excluded.
-    pub fn without(&self, leave_out: impl Fn(&ExpertId) -> bool) -> Result<Self, CandidateListError> {
+    /// This list without the ids `leave_out` picks, asked once per id in the list's order:
+    /// sorted and distinct as it was, so nothing is checked or sorted again. A draw's frozen list
+    /// is its pool's list without the excluded.
+    pub fn without(&self, mut leave_out: impl FnMut(&ExpertId) -> bool) -> Result<Self, CandidateListError> {
         let ids: Vec<ExpertId> = self.ids.iter().filter(|id| !leave_out(id)).cloned().collect();
         if ids.is_empty() {
             return Err(CandidateListError::Empty);
@@ -160,6 +161,15 @@ mod tests {
 
     fn id(s: &str) -> ExpertId {
         ExpertId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_list_without_some_ids_is_the_list_frozen_from_the_rest() {
+        let pool = FrozenList::freeze_strs(["E3", "E1", "E10", "E2", "E4"]).unwrap();
+        let list = pool.without(|id| ["E10", "E4"].contains(&id.as_str())).unwrap();
+        assert_eq!(list, FrozenList::freeze_strs(["E1", "E2", "E3"]).unwrap());
+        assert_eq!(list.bytes(), b"E1\nE2\nE3\n");
+        assert!(matches!(pool.without(|_| true), Err(CandidateListError::Empty)));
     }
 
     #[test]

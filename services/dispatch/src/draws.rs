@@ -213,21 +213,27 @@ pub async fn prepare(
     let booked = draw_store::booked_experts(tx, &slots).await?;
     let soft = soft_facts(tx, rules, &task, &dates, team.total()).await?;
     let screened = screen(pool, &dates, &booked, &task.details.reporter_expert_id, &soft);
-    if screened.eligible.len() < team.total() {
+    if screened.eligible < team.total() {
         let counts =
             exclusion_counts(&screened.excluded).into_iter().map(|(r, first, _)| (reason_name(r), first)).collect();
-        crate::metrics::pool_too_small(db, pool.len(), screened.eligible.len(), &screened.excluded);
-        return Err(Error::PoolTooSmall { eligible: screened.eligible.len(), needed: team.total(), counts });
+        crate::metrics::pool_too_small(db, pool.len(), screened.eligible, &screened.excluded);
+        return Err(Error::PoolTooSmall { eligible: screened.eligible, needed: team.total(), counts });
     }
     // The pool is stored once for every draw frozen from it (`candidate_pools`); the draw's list
     // is the pool without the excluded, which the draw records anyway.
     let pool_list = FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))
         .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
-    let excluded: HashSet<&str> = screened.excluded.iter().map(|e| e.expert_id.as_str()).collect();
+    // Both in id order: one pass of comparisons, no hashing of 100,000 ids.
+    let mut excluded: Vec<&str> = screened.excluded.iter().map(|e| e.expert_id.as_str()).collect();
+    excluded.sort_unstable();
+    let mut excluded = excluded.into_iter().peekable();
     let list = pool_list
-        .without(|id| excluded.contains(id.as_str()))
+        .without(|id| {
+            while excluded.next_if(|x| *x < id.as_str()).is_some() {}
+            excluded.next_if_eq(&id.as_str()).is_some()
+        })
         .map_err(|e| Error::draw_refused(Code::Internal, "FROZEN_LIST", format!("the frozen list: {e}")))?;
-    debug_assert_eq!(list.count(), screened.eligible.len());
+    debug_assert_eq!(list.count(), screened.eligible);
     let seed = ServerSeed::generate()
         .map_err(|e| Error::draw_refused(Code::Internal, "NO_RANDOMNESS", format!("no server seed: {e}")))?;
     crate::metrics::stage(db, crate::metrics::STAGE_EXCLUSIONS, started);
