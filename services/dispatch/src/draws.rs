@@ -663,9 +663,8 @@ pub(crate) async fn order_of(conn: &mut sqlx::AnyConnection, draw: &Draw) -> Res
     let list = match &draw.frozen_list {
         Some(list) => list,
         None => {
-            read = draw_store::frozen_list(conn, draw)
-                .await?
-                .ok_or_else(|| Error::DrawNotFound(draw.id.to_string()))?;
+            read =
+                draw_store::frozen_list(conn, draw).await?.ok_or_else(|| Error::DrawNotFound(draw.id.to_string()))?;
             &read
         }
     };

@@ -653,10 +653,8 @@ async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_an
     assert_eq!(stored.len(), 1, "one pool stored for both draws");
     let (sha256, list) = &stored[0];
     assert_eq!(list.lines().count(), 12);
-    let own: Vec<(String, String)> = sqlx::query_as("SELECT frozen_list, pool_list_sha256 FROM draws ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let own: Vec<(String, String)> =
+        sqlx::query_as("SELECT frozen_list, pool_list_sha256 FROM draws ORDER BY id").fetch_all(&pool).await.unwrap();
     assert!(own.iter().all(|(list, pool)| list.is_empty() && pool == sha256), "{own:?}");
     for (prepared, left_out) in draws.iter().zip([Some(&experts[0]), None]) {
         let record = exported_record(&mut operator, &prepared.id).await;

@@ -342,13 +342,8 @@ pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
         });
         count = after;
     }
-    let mut out = Screened {
-        eligible: 0,
-        excluded: Vec::new(),
-        untrained: Vec::new(),
-        relaxations,
-        specialty_tier: tier,
-    };
+    let mut out =
+        Screened { eligible: 0, excluded: Vec::new(), untrained: Vec::new(), relaxations, specialty_tier: tier };
     for (e, hard) in pool.iter().zip(hard) {
         let mut reasons = hard;
         reasons.extend(soft_reasons(e, tier, cooling, cap));

@@ -324,7 +324,8 @@ pub async fn frozen_list(conn: &mut AnyConnection, draw: &Draw) -> Result<Option
     }
     let corrupt = |problem: String| StoreError::Corrupt { id: draw.id.to_string(), problem };
     let pool: Option<String> = row.try_get("pool")?;
-    let pool = pool.ok_or_else(|| corrupt(format!("no frozen list, and no stored pool {:?}", draw.pool_list_sha256)))?;
+    let pool =
+        pool.ok_or_else(|| corrupt(format!("no frozen list, and no stored pool {:?}", draw.pool_list_sha256)))?;
     let list = list_without(&pool, &draw.exclusions);
     let sha256 = hex::encode(sha2::Sha256::digest(list.as_bytes()));
     if sha256 != draw.frozen_list_sha256 {
