@@ -120,7 +120,6 @@ impl FrozenList {
         Self { ids, bytes, sha256_hex }
     }
 
-    /// The ids in bytewise order.
     /// This list without the ids `leave_out` picks, asked once per id in the list's order:
     /// sorted and distinct as it was, so nothing is checked or sorted again. A draw's frozen list
     /// is its pool's list without the excluded.
@@ -132,6 +131,7 @@ impl FrozenList {
         Ok(Self::from_sorted(ids))
     }
 
+    /// The ids in bytewise order.
     pub fn ids(&self) -> &[ExpertId] {
         &self.ids
     }

@@ -223,15 +223,7 @@ pub async fn prepare(
     // is the pool without the excluded, which the draw records anyway.
     let pool_list = FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))
         .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
-    // Both in id order: one pass of comparisons, no hashing of 100,000 ids.
-    let mut excluded: Vec<&str> = screened.excluded.iter().map(|e| e.expert_id.as_str()).collect();
-    excluded.sort_unstable();
-    let mut excluded = excluded.into_iter().peekable();
-    let list = pool_list
-        .without(|id| {
-            while excluded.next_if(|x| *x < id.as_str()).is_some() {}
-            excluded.next_if_eq(&id.as_str()).is_some()
-        })
+    let list = crate::domain::frozen_from(&pool_list, &screened.excluded)
         .map_err(|e| Error::draw_refused(Code::Internal, "FROZEN_LIST", format!("the frozen list: {e}")))?;
     debug_assert_eq!(list.count(), screened.eligible);
     let seed = ServerSeed::generate()

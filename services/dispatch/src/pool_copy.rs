@@ -160,6 +160,17 @@ mod tests {
         rpb::DrawPoolEnd { version: version.to_owned(), full, ..Default::default() }
     }
 
+    /// The answer's conflict for `id`: employed by the task's institution.
+    fn employed_by_institution(id: &str) -> rpb::ConflictedExpert {
+        rpb::ConflictedExpert {
+            expert_id: id.into(),
+            reasons: vec![rpb::ConflictReason {
+                relation_type: common::RelationType::CurrentEmployment as i32,
+                ..Default::default()
+            }],
+        }
+    }
+
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
@@ -207,13 +218,7 @@ mod tests {
             removed: vec![],
             end: end("v1", true),
         };
-        answer.end.conflicts = vec![rpb::ConflictedExpert {
-            expert_id: "exp_c".into(),
-            reasons: vec![rpb::ConflictReason {
-                relation_type: common::RelationType::CurrentEmployment as i32,
-                ..Default::default()
-            }],
-        }];
+        answer.end.conflicts = vec![employed_by_institution("exp_c")];
         answer.end.scheduled_changes = vec![rpb::ExpertStatusChange {
             expert_id: "exp_a".into(),
             status: rpb::ExpertStatus::Suspended as i32,
@@ -249,13 +254,7 @@ mod tests {
             removed: vec![],
             end: end("v1", true),
         };
-        answer.end.conflicts = vec![rpb::ConflictedExpert {
-            expert_id: "exp_a".into(),
-            reasons: vec![rpb::ConflictReason {
-                relation_type: common::RelationType::CurrentEmployment as i32,
-                ..Default::default()
-            }],
-        }];
+        answer.end.conflicts = vec![employed_by_institution("exp_a")];
         let overlay = copy.apply(answer, Instant::now());
         let first = copy.pool(&[day(2027, 3, 1)], &overlay, None);
         assert!(first[0].conflicted && !first[1].conflicted);

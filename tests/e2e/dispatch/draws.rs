@@ -639,7 +639,10 @@ async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_an
     for (i, task_id) in [&with_reporter, &without].into_iter().enumerate() {
         let prepared = prepare(&mut operator, &format!("prep-{i}"), task_id).await;
         witness(&mut colleague, &format!("wit-{i}"), &prepared.id, "").await;
-        execute(&mut operator, &format!("exec-{i}"), &prepared.id).await;
+        let (executed, _) = execute(&mut operator, &format!("exec-{i}"), &prepared.id).await;
+        // D14: nobody here attended training; each pick is flagged (the untrained list is stored
+        // out of line since migration 0014 and read back with the draw).
+        assert!(!executed.picks.is_empty() && executed.picks.iter().all(|p| !p.trained), "{:?}", executed.picks);
         draws.push(prepared);
     }
     // The reporter is left out of the first; the first's two primaries (cooling period at the
@@ -662,6 +665,10 @@ async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_an
         let frozen = String::from_utf8(record.frozen_list.clone()).unwrap();
         assert!(left_out.is_none_or(|out| !frozen.lines().any(|id| id == out)), "{left_out:?} is left out");
         assert!(verify(&record).is_consistent(), "{:?}", verify(&record).mismatches);
+        let export = operator.export_draw(ExportDrawRequest { draw_id: prepared.id.clone() }).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&export.into_inner().record.unwrap().content).unwrap();
+        let untrained: Vec<&str> = json["untrained"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(untrained, frozen.lines().collect::<Vec<_>>(), "every candidate is flagged untrained");
     }
 
     // One expert's line dropped from the stored pool: no list hashes to the commitment.

@@ -359,6 +359,22 @@ pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
     out
 }
 
+/// A draw's frozen list: its pool's list less the `excluded` experts (the draw stores the pool
+/// once and its exclusions, and its list is rebuilt from them). Both are in id order, so one
+/// pass of comparisons takes them out, with no hashing of every id.
+pub fn frozen_from(
+    pool: &supervision_draw::FrozenList,
+    excluded: &[Exclusion],
+) -> Result<supervision_draw::FrozenList, supervision_draw::CandidateListError> {
+    let mut excluded: Vec<&str> = excluded.iter().map(|e| e.expert_id.as_str()).collect();
+    excluded.sort_unstable();
+    let mut excluded = excluded.into_iter().peekable();
+    pool.without(|id| {
+        while excluded.next_if(|x| *x < id.as_str()).is_some() {}
+        excluded.next_if_eq(&id.as_str()).is_some()
+    })
+}
+
 /// Per reason, in D14 order: candidates whose first reason it is, and candidates having it.
 pub fn exclusion_counts(excluded: &[Exclusion]) -> Vec<(ExclusionReason, usize, usize)> {
     ExclusionReason::ALL
@@ -636,6 +652,16 @@ mod tests {
             leaves_on: None,
             specialties: vec!["4-07-05-01".into()],
         }
+    }
+
+    #[test]
+    fn a_frozen_list_is_its_pool_less_the_excluded_whatever_their_order() {
+        let pool = supervision_draw::FrozenList::freeze_strs(["exp_a", "exp_b", "exp_c", "exp_d", "exp_e"]).unwrap();
+        let out = |id: &str| Exclusion { expert_id: id.into(), reasons: vec![ExclusionReason::Conflicted] };
+        let list = frozen_from(&pool, &[out("exp_e"), out("exp_b"), out("exp_a")]).unwrap();
+        assert_eq!(list.bytes(), b"exp_c\nexp_d\n");
+        assert_eq!(frozen_from(&pool, &[]).unwrap(), pool);
+        assert!(frozen_from(&pool, &["exp_a", "exp_b", "exp_c", "exp_d", "exp_e"].map(out)).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod task;
 pub use draw::{
     Answer, Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawKind, DrawStatus, DrawVoid,
     Exclusion, ExclusionReason, LetterId, Outcome, Pick, PoolExpert, PoolRelaxation, RelaxationRecord, ReportId,
-    ReportStatus, ResponseKind, Screened, SoftFacts, SoftRule, WorkedSession,
+    ReportStatus, ResponseKind, Screened, SoftFacts, SoftRule, WorkedSession, frozen_from,
 };
 pub use report::{Correction, Entered, Report};
 pub use submission::{

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
-use sha2::Digest as _;
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use supervision_draw::FrozenList;
 use supervision_kit::{
@@ -326,27 +325,18 @@ pub async fn frozen_list(conn: &mut AnyConnection, draw: &Draw) -> Result<Option
     let pool: Option<String> = row.try_get("pool")?;
     let pool =
         pool.ok_or_else(|| corrupt(format!("no frozen list, and no stored pool {:?}", draw.pool_list_sha256)))?;
-    let list = list_without(&pool, &draw.exclusions);
-    let sha256 = hex::encode(sha2::Sha256::digest(list.as_bytes()));
-    if sha256 != draw.frozen_list_sha256 {
+    let pool = FrozenList::parse(pool.as_bytes()).map_err(|e| corrupt(format!("stored pool: {e}")))?;
+    let list = crate::domain::frozen_from(&pool, &draw.exclusions)
+        .map_err(|e| corrupt(format!("the frozen list rebuilt from pool {}: {e}", draw.pool_list_sha256)))?;
+    if list.sha256_hex() != draw.frozen_list_sha256 {
         return Err(corrupt(format!(
-            "the frozen list rebuilt from pool {} hashes to {sha256}, not to the recorded {}",
-            draw.pool_list_sha256, draw.frozen_list_sha256
+            "the frozen list rebuilt from pool {} hashes to {}, not to the recorded {}",
+            draw.pool_list_sha256,
+            list.sha256_hex(),
+            draw.frozen_list_sha256
         )));
     }
-    Ok(Some(list))
-}
-
-/// The lines of the `pool` blob that name no expert of `excluded`, in the pool's order.
-fn list_without(pool: &str, excluded: &[Exclusion]) -> String {
-    let excluded: HashSet<&str> = excluded.iter().map(|e| e.expert_id.as_str()).collect();
-    let mut list = String::with_capacity(pool.len());
-    for line in pool.split_inclusive('\n') {
-        if !excluded.contains(line.trim_end_matches('\n')) {
-            list.push_str(line);
-        }
-    }
-    list
+    Ok(Some(std::str::from_utf8(list.bytes()).expect("a frozen list is ASCII").to_owned()))
 }
 
 /// A draw, without its frozen list ([`frozen_list`]).
