@@ -1,7 +1,7 @@
 //! The frozen candidate list (step 2): the registry's opaque expert ids, validated, sorted
 //! bytewise, one per line with `\n` after each, its SHA-256 and its count.
 
-use std::{fmt, str};
+use std::{fmt, str, sync::Arc};
 
 use sha2::{Digest, Sha256};
 
@@ -55,7 +55,8 @@ impl fmt::Display for ExpertId {
 /// lower-case hex SHA-256 of exactly those bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrozenList {
-    ids: Vec<ExpertId>,
+    /// Shared with the orders ranked from the list, which refer to its ids by position.
+    ids: Arc<[ExpertId]>,
     bytes: Vec<u8>,
     sha256_hex: String,
 }
@@ -117,7 +118,7 @@ impl FrozenList {
             bytes.push(b'\n');
         }
         let sha256_hex = hex::encode(Sha256::digest(&bytes));
-        Self { ids, bytes, sha256_hex }
+        Self { ids: ids.into(), bytes, sha256_hex }
     }
 
     /// This list without the ids `leave_out` picks, asked once per id in the list's order:
@@ -134,6 +135,11 @@ impl FrozenList {
     /// The ids in bytewise order.
     pub fn ids(&self) -> &[ExpertId] {
         &self.ids
+    }
+
+    /// The ids, shared rather than copied.
+    pub(crate) fn shared_ids(&self) -> Arc<[ExpertId]> {
+        Arc::clone(&self.ids)
     }
 
     /// The blob: each id followed by `\n`, UTF-8 (in fact ASCII).

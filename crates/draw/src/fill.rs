@@ -321,21 +321,21 @@ impl Fill {
         stage: Stage,
         facts: &mut FactsAtThisMoment<F>,
     ) -> Option<Placement> {
-        while let Some(candidate) = order.candidates().get(self.next_position) {
+        while let Some(id) = order.id_at(self.next_position) {
             let position = self.next_position;
             self.next_position += 1;
-            let candidate_facts = facts.about(position, &candidate.id);
+            let candidate_facts = facts.about(position, id);
             let (reasons, shares_employer_with) = self.assess(&candidate_facts);
             if reasons.is_empty() {
                 return Some(Placement {
-                    id: candidate.id.clone(),
+                    id: id.clone(),
                     position,
                     stage,
                     employer: candidate_facts.employer,
                     shares_employer_with,
                 });
             }
-            self.skips.push(Skip { id: candidate.id.clone(), position, stage, reasons });
+            self.skips.push(Skip { id: id.clone(), position, stage, reasons });
         }
         None
     }
@@ -370,7 +370,7 @@ impl Fill {
             return Err(FillError::OrderLength { expected: self.order_len, given: order.len() });
         }
         for placement in self.primaries.iter().chain(&self.backups) {
-            let found = order.candidates().get(placement.position).map(|c| &c.id);
+            let found = order.id_at(placement.position);
             if found != Some(&placement.id) {
                 return Err(FillError::OrderMismatch {
                     position: placement.position,

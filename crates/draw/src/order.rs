@@ -3,7 +3,7 @@
 //! string>, with_replacement=False)` yields the ids: its heap compares the tuples
 //! `(ticket string, id, generation)`.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, sync::Arc};
 
 use crate::{
     candidates::{ExpertId, FrozenList},
@@ -19,44 +19,53 @@ pub struct RankedCandidate {
 }
 
 /// The full ranking of one draw's frozen list under one seed string.
+///
+/// The order refers to the list's ids by their index rather than copying them, and keeps each
+/// ticket as the digest it is read from: at 100,000 candidates, copying every id into the order
+/// cost more than hashing the tickets (issue 12). A candidate is put together when it is asked
+/// for ([`DrawOrder::get`]); a walk asks for a few dozen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrawOrder {
     seed_sha256_hex: String,
-    ranked: Vec<RankedCandidate>,
+    /// The frozen list's ids, in list order.
+    ids: Arc<[ExpertId]>,
+    /// Each id's ticket digest, in list order; empty for an order that was given.
+    digests: Vec<[u8; 32]>,
+    /// Indexes into `ids`, first drawn first.
+    ranked: Vec<u32>,
 }
 
 /// Ranks every candidate of `list` under `seed`. The sort compares each ticket's first nineteen
 /// digits as one number and the full tickets (then the ids) only where those are equal, which is
-/// [`sampling_order`] at a fraction of the string comparisons. The hashing and the making of the
-/// order run on several threads for a long list (see [`parallel_map`]); the result is the same
-/// on any number of threads.
+/// [`sampling_order`] at a fraction of the string comparisons. The hashing runs on several
+/// threads for a long list (see [`parallel_map`]); the result is the same on any number of
+/// threads.
 pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
     let seed_sha256_hex = seed.sha256_hex();
     let prefix = Ticket::seed_hasher(&seed_sha256_hex);
-    let ids = list.ids();
-    let digests: Vec<(u64, [u8; 32])> = parallel_map(ids, |id| {
+    let ids = list.shared_ids();
+    let (keys, digests): (Vec<u64>, Vec<[u8; 32]>) = parallel_map(&ids, |id| {
         let digest = Ticket::digest_after(&prefix, id.as_str());
         (Ticket::digest_sort_key(&digest), digest)
-    });
-    // The sort moves sixteen-byte keys, not the candidates; an index breaks no tie the full
+    })
+    .into_iter()
+    .unzip();
+    // The sort moves twelve-byte keys, not the candidates; an index breaks no tie the full
     // comparison has not already broken (ids are distinct), so the order is deterministic.
-    let mut keyed: Vec<(u64, u32)> = digests
-        .iter()
+    let mut keyed: Vec<(u64, u32)> = keys
+        .into_iter()
         .enumerate()
-        .map(|(i, (key, _))| (*key, u32::try_from(i).expect("fewer than 2^32 candidates")))
+        .map(|(i, key)| (key, u32::try_from(i).expect("fewer than 2^32 candidates")))
         .collect();
     keyed.sort_unstable_by(|(x, i), (y, j)| {
         x.cmp(y).then_with(|| {
             let (i, j) = (*i as usize, *j as usize);
-            let ticket = |k: usize| Ticket::from_digest(digests[k].1);
+            let ticket = |k: usize| Ticket::from_digest(digests[k]);
             ticket(i).cmp(&ticket(j)).then_with(|| ids[i].cmp(&ids[j]))
         })
     });
-    let ranked = parallel_map(&keyed, |(_, i)| {
-        let i = *i as usize;
-        RankedCandidate { id: ids[i].clone(), ticket: Ticket::from_digest(digests[i].1) }
-    });
-    DrawOrder { seed_sha256_hex, ranked }
+    let ranked = keyed.into_iter().map(|(_, i)| i).collect();
+    DrawOrder { seed_sha256_hex, ids, digests, ranked }
 }
 
 /// Lists at least this long are ranked on more than one thread: below it, starting a thread
@@ -103,13 +112,25 @@ impl DrawOrder {
     /// end of the order) is rebuilt like a draw's when one of them leaves. It is never ranked,
     /// exported or verified.
     pub fn given(ids: Vec<ExpertId>) -> Self {
-        let ranked = ids.into_iter().map(|id| RankedCandidate { id, ticket: Ticket::none() }).collect();
-        Self { seed_sha256_hex: String::new(), ranked }
+        let ranked = (0..ids.len()).map(|i| u32::try_from(i).expect("fewer than 2^32 candidates")).collect();
+        Self { seed_sha256_hex: String::new(), ids: ids.into(), digests: Vec::new(), ranked }
     }
 
-    /// Candidates from first drawn to last.
-    pub fn candidates(&self) -> &[RankedCandidate] {
-        &self.ranked
+    /// The candidate at zero-based `position`, with its ticket.
+    pub fn get(&self, position: usize) -> Option<RankedCandidate> {
+        let index = *self.ranked.get(position)? as usize;
+        let ticket = self.digests.get(index).map_or_else(Ticket::none, |digest| Ticket::from_digest(*digest));
+        Some(RankedCandidate { id: self.ids[index].clone(), ticket })
+    }
+
+    /// The id of the candidate at zero-based `position`.
+    pub fn id_at(&self, position: usize) -> Option<&ExpertId> {
+        self.ranked.get(position).map(|index| &self.ids[*index as usize])
+    }
+
+    /// Candidates from first drawn to last, each put together as it is reached.
+    pub fn candidates(&self) -> impl ExactSizeIterator<Item = RankedCandidate> + '_ {
+        (0..self.ranked.len()).map(|position| self.get(position).expect("a position of the order"))
     }
 
     pub fn len(&self) -> usize {
@@ -121,13 +142,13 @@ impl DrawOrder {
     }
 
     /// The ids alone, first drawn first.
-    pub fn ids(&self) -> impl Iterator<Item = &ExpertId> {
-        self.ranked.iter().map(|ranked| &ranked.id)
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &ExpertId> {
+        self.ranked.iter().map(|index| &self.ids[*index as usize])
     }
 
     /// Zero-based position of `id` in the order.
     pub fn position_of(&self, id: &ExpertId) -> Option<usize> {
-        self.ranked.iter().position(|ranked| ranked.id == *id)
+        self.ids().position(|ranked| ranked == id)
     }
 
     /// Lower-case hex SHA-256 of the seed string the order was made under: the prefix of every
@@ -200,9 +221,9 @@ mod tests {
     fn the_keyed_sort_gives_the_sampling_order() {
         let list = FrozenList::freeze_strs((0..2_000).map(|n| format!("exp_{n:032x}"))).unwrap();
         let order = rank(&list, &seed_string());
-        let mut by_tickets = order.candidates().to_vec();
+        let mut by_tickets: Vec<RankedCandidate> = order.candidates().collect();
         by_tickets.sort_by(sampling_order);
-        assert_eq!(order.candidates(), by_tickets.as_slice());
+        assert_eq!(order.candidates().collect::<Vec<_>>(), by_tickets);
     }
 
     #[test]
@@ -216,7 +237,7 @@ mod tests {
             .map(|id| RankedCandidate { id: id.clone(), ticket: Ticket::first_generation(&hex, id.as_str()) })
             .collect();
         expected.sort_by(sampling_order);
-        assert_eq!(rank(&list, &seed).candidates(), expected.as_slice());
+        assert_eq!(rank(&list, &seed).candidates().collect::<Vec<_>>(), expected);
     }
 
     #[test]
@@ -231,6 +252,6 @@ mod tests {
     fn another_seed_gives_another_order() {
         let list = FrozenList::freeze_strs((1..=20).map(|n| format!("E{n}"))).unwrap();
         let other = SeedString::new(&ServerSeed::from_hex(&"cd".repeat(32)).unwrap(), None);
-        assert_ne!(rank(&list, &seed_string()).candidates(), rank(&list, &other).candidates());
+        assert_ne!(rank(&list, &seed_string()).candidates().collect::<Vec<_>>(), rank(&list, &other).candidates().collect::<Vec<_>>());
     }
 }

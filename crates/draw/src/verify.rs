@@ -208,7 +208,7 @@ fn compare_order(record: &DrawRecord, order: &DrawOrder, mismatches: &mut Vec<Mi
 
 fn check_initial_fill(record: &DrawRecord, order: &DrawOrder, mismatches: &mut Vec<Mismatch>) {
     let positions: HashMap<&str, usize> =
-        order.candidates().iter().enumerate().map(|(position, c)| (c.id.as_str(), position)).collect();
+        order.ids().enumerate().map(|(position, id)| (id.as_str(), position)).collect();
 
     let mut placed: HashSet<&str> = HashSet::new();
     let mut previous: Option<(&str, usize)> = None;
@@ -252,8 +252,8 @@ fn check_initial_fill(record: &DrawRecord, order: &DrawOrder, mismatches: &mut V
     }
 
     let Some(last_position) = last_position else { return };
-    for (position, candidate) in order.candidates().iter().enumerate().take(last_position) {
-        let id = candidate.id.as_str();
+    for (position, id) in order.ids().enumerate().take(last_position) {
+        let id = id.as_str();
         if !placed.contains(id) && !skipped.contains(id) {
             mismatches.push(Mismatch::UnexplainedPass { id: id.to_owned(), position });
         }
@@ -284,7 +284,6 @@ mod tests {
             dice_digits: Some(DICE.to_owned()),
             order: order
                 .candidates()
-                .iter()
                 .map(|c| RecordedRank { id: c.id.to_string(), ticket: Some(c.ticket.as_fraction()) })
                 .collect(),
             primaries: ids[..2].to_vec(),

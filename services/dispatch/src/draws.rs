@@ -803,14 +803,14 @@ pub async fn widen(
     fresh: &mut Recheck,
     actor: &supervision_kit::auth::Actor,
 ) -> Result<bool, Error> {
-    let candidates = x.order.candidates();
-    let from = fresh.asked.min(candidates.len());
-    let to = if from == 0 { first_window(team_of_draw(&x.draw)) } else { 2 * from }.min(candidates.len());
+    let count = x.order.len();
+    let from = fresh.asked.min(count);
+    let to = if from == 0 { first_window(team_of_draw(&x.draw)) } else { 2 * from }.min(count);
     if to <= from {
         return Ok(false);
     }
     tracing::Span::current().record("to", to);
-    let ids: Vec<String> = candidates[from..to].iter().map(|c| c.id.as_str().to_owned()).collect();
+    let ids: Vec<String> = x.order.ids().skip(from).take(to - from).map(|id| id.as_str().to_owned()).collect();
     let (_, dates) = slots(&x.task);
     let started = std::time::Instant::now();
     let found = registry.pool_experts(&x.task.details.institution_id, &dates, x.task.id.as_str(), &ids, actor).await?;
@@ -990,7 +990,7 @@ pub async fn execute(
 /// The order's first `through` places, as a draw records them (its head: the rest is ranked again
 /// from the frozen list and the seed where it is needed).
 pub(crate) fn order_head(order: &DrawOrder, through: usize) -> Vec<(String, String)> {
-    order.candidates().iter().take(through).map(|c| (c.id.as_str().to_owned(), c.ticket.as_fraction())).collect()
+    order.candidates().take(through).map(|c| (c.id.as_str().to_owned(), c.ticket.as_fraction())).collect()
 }
 
 /// How many times execution walks again before giving up.
@@ -1057,7 +1057,6 @@ pub async fn assignments(
 /// that no longer parses leaves the head alone, and the verifier reports the list.
 pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
     let rest = draw.frozen_list.as_deref().and_then(|list| ranked(draw, list).ok());
-    let rest = rest.as_ref().map_or(&[][..], |order| order.candidates());
     let final_stage = if draw.relaxations.is_empty() { "WALK" } else { "RELAXED_WALK" };
     let of = |outcome: Outcome| -> Vec<String> {
         let mut picks: Vec<&Pick> =
@@ -1076,7 +1075,7 @@ pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
             .order
             .iter()
             .map(|(id, ticket)| supervision_draw::RecordedRank { id: id.clone(), ticket: Some(ticket.clone()) })
-            .chain(rest.iter().skip(draw.order.len()).map(|c| supervision_draw::RecordedRank {
+            .chain(rest.iter().flat_map(|order| order.candidates()).skip(draw.order.len()).map(|c| supervision_draw::RecordedRank {
                 id: c.id.as_str().to_owned(),
                 ticket: Some(c.ticket.as_fraction()),
             }))
@@ -1193,7 +1192,7 @@ mod tests {
 
     /// A re-check of the first `asked` candidates of `order`, answered from `pool`.
     fn recheck(order: &DrawOrder, asked: usize, pool: &HashMap<String, PoolExpert>) -> Recheck {
-        let ids: Vec<String> = order.candidates()[..asked].iter().map(|c| c.id.as_str().to_owned()).collect();
+        let ids: Vec<String> = order.ids().take(asked).map(|id| id.as_str().to_owned()).collect();
         Recheck {
             asked,
             experts: ids.iter().filter_map(|id| pool.get(id).map(|e| (id.clone(), e.clone()))).collect(),

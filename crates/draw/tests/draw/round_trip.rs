@@ -25,7 +25,7 @@ fn a_draw_prepared_witnessed_executed_and_filled_verifies_from_its_record() {
         .enumerate()
         .map(|(i, id)| (id.clone(), (i % 5 != 0).then(|| format!("U{}", i % 5))))
         .collect();
-    let booked = order.candidates()[0].id.clone();
+    let booked = order.id_at(0).unwrap().clone();
     let facts = |id: &ExpertId| CandidateFacts {
         free_on_every_session: *id != booked,
         active: true,
@@ -44,7 +44,6 @@ fn a_draw_prepared_witnessed_executed_and_filled_verifies_from_its_record() {
         dice_digits: Some(dice.as_str().to_owned()),
         order: order
             .candidates()
-            .iter()
             .map(|c| RecordedRank { id: c.id.to_string(), ticket: Some(c.ticket.to_string()) })
             .collect(),
         primaries: filled.primaries.iter().map(|p| p.id.to_string()).collect(),

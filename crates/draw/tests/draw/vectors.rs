@@ -90,7 +90,7 @@ fn every_case_ranks_in_the_reference_order_with_the_reference_tickets() {
         let dice = case.dice_digits.as_deref().map(|d| DiceDigits::parse(d).unwrap());
         let order = rank(&list, &SeedString::new(&seed, dice.as_ref()));
         assert_eq!(order.len(), case.order.len(), "{}", case.name);
-        for (position, (ours, theirs)) in order.candidates().iter().zip(&case.order).enumerate() {
+        for (position, (ours, theirs)) in order.candidates().zip(&case.order).enumerate() {
             assert_eq!(ours.id.as_str(), theirs.id, "{} position {position}", case.name);
             assert_eq!(ours.ticket.as_fraction(), theirs.ticket, "{} position {position}", case.name);
             assert_eq!(ours.ticket.trimmed(9), theirs.ticket_trimmed, "{} position {position}", case.name);

@@ -52,7 +52,7 @@ fn the_documented_example_freezes_commits_and_ranks_as_written() {
         ]
     );
     assert_eq!(
-        order.candidates()[0].ticket.to_string(),
+        order.get(0).unwrap().ticket.to_string(),
         "0.03589236014423905926564157055676335972139218180621505638209586171442827370591"
     );
 }
