@@ -252,6 +252,9 @@ mod tests {
     fn another_seed_gives_another_order() {
         let list = FrozenList::freeze_strs((1..=20).map(|n| format!("E{n}"))).unwrap();
         let other = SeedString::new(&ServerSeed::from_hex(&"cd".repeat(32)).unwrap(), None);
-        assert_ne!(rank(&list, &seed_string()).candidates().collect::<Vec<_>>(), rank(&list, &other).candidates().collect::<Vec<_>>());
+        assert_ne!(
+            rank(&list, &seed_string()).candidates().collect::<Vec<_>>(),
+            rank(&list, &other).candidates().collect::<Vec<_>>()
+        );
     }
 }

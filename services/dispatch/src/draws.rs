@@ -1075,9 +1075,8 @@ pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
             .order
             .iter()
             .map(|(id, ticket)| supervision_draw::RecordedRank { id: id.clone(), ticket: Some(ticket.clone()) })
-            .chain(rest.iter().flat_map(|order| order.candidates()).skip(draw.order.len()).map(|c| supervision_draw::RecordedRank {
-                id: c.id.as_str().to_owned(),
-                ticket: Some(c.ticket.as_fraction()),
+            .chain(rest.iter().flat_map(|order| order.candidates()).skip(draw.order.len()).map(|c| {
+                supervision_draw::RecordedRank { id: c.id.as_str().to_owned(), ticket: Some(c.ticket.as_fraction()) }
             }))
             .collect(),
         primaries: of(Outcome::Primary),
