@@ -901,35 +901,12 @@ fn exclusion_reason(r: ExclusionReason) -> i32 {
     pb::ExclusionReason::from_str_name(crate::draws::reason_name(r)).map_or(0, |e| e as i32)
 }
 
-/// Membership in a draw's list of untrained candidates, asked for each pick. The list is
-/// written in id order, so a binary search answers without hashing its 25,000 ids at 100,000
-/// (5 % of a draw, issue 12); a list out of order (none is written so) is looked through.
-struct Untrained<'a> {
-    ids: &'a [String],
-    sorted: bool,
-}
-
-impl<'a> Untrained<'a> {
-    fn of(ids: &'a [String]) -> Self {
-        Self { ids, sorted: ids.is_sorted() }
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        if self.sorted {
-            self.ids.binary_search_by(|x| x.as_str().cmp(id)).is_ok()
-        } else {
-            self.ids.iter().any(|x| x == id)
-        }
-    }
-}
-
 pub fn draw_to_proto(d: &Draw) -> pb::Draw {
     let final_stage = match (d.kind, d.relaxations.is_empty()) {
         (crate::domain::DrawKind::Designation, _) => crate::designate::STAGE,
         (_, true) => "WALK",
         (_, false) => "RELAXED_WALK",
     };
-    let untrained = Untrained::of(&d.untrained);
     let mut picks: Vec<&Pick> = d.walk.iter().filter(|p| p.stage == final_stage).collect();
     picks.sort_by_key(|p| p.position);
     pb::Draw {
@@ -991,7 +968,7 @@ pub fn draw_to_proto(d: &Draw) -> pb::Draw {
                     _ => pb::SkipReason::Unspecified,
                 } as i32,
                 time: Some(timestamp(p.at)),
-                trained: !untrained.contains(p.expert_id.as_str()),
+                trained: !p.untrained.unwrap_or(false),
                 assignment_id: p.assignment_id.clone(),
             })
             .collect(),
@@ -1591,21 +1568,6 @@ pub fn updated_task(current: &Task, new: &pb::Task, paths: &[String]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_pick_is_untrained_when_the_list_holds_it_in_order_or_not() {
-        let sorted: Vec<String> = ["exp_b", "exp_d", "exp_f"].map(String::from).into();
-        let shuffled: Vec<String> = ["exp_f", "exp_b", "exp_d"].map(String::from).into();
-        for list in [&sorted, &shuffled] {
-            let untrained = Untrained::of(list);
-            let found: Vec<&str> = ["exp_a", "exp_b", "exp_d", "exp_e", "exp_f", "exp_g"]
-                .into_iter()
-                .filter(|id| untrained.contains(id))
-                .collect();
-            assert_eq!(found, ["exp_b", "exp_d", "exp_f"], "{list:?}");
-        }
-        assert!(Untrained::of(&sorted).sorted && !Untrained::of(&shuffled).sorted);
-    }
 
     fn tip_off() -> pb::CreateSubmissionRequest {
         pb::CreateSubmissionRequest {

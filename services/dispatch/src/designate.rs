@@ -298,7 +298,7 @@ pub async fn designate(
         // For a designation: how many of the designated experts the pool holds.
         pool_count: plan.pool.len(),
         exclusions: Vec::new(),
-        untrained: asked.experts.iter().filter(|e| !trained(e)).cloned().collect(),
+        untrained: Some(asked.experts.iter().filter(|e| !trained(e)).cloned().collect()),
         server_seed: String::new(),
         seed_commitment: String::new(),
         dice_digits: String::new(),
@@ -315,6 +315,7 @@ pub async fn designate(
                 teammate: String::new(),
                 assignment_id: a.id.to_string(),
                 at: now,
+                untrained: Some(!trained(&a.expert_id)),
             })
             .collect(),
         relaxations: Vec::new(),

@@ -33,7 +33,7 @@ use crate::{
     domain::{
         Assignment, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawKind, DrawStatus, DrawVoid, ExceptionKind,
         HalfDay, Outcome, Pick, PoolExpert, RelaxationRecord, SoftFacts, Task, TaskStatus, TaskVisibility,
-        draw::{exclusion_counts, screen},
+        draw::{UntrainedList, exclusion_counts, screen},
     },
     error::Error,
     store::{
@@ -187,6 +187,7 @@ pub async fn prepare(
     pool: &[Arc<PoolExpert>],
     rules: &supervision_policy::ExclusionRules,
     kind: DrawKind,
+    lists: &PreparedLists,
 ) -> Result<(Draw, FrozenList), Error> {
     let started = std::time::Instant::now();
     let task = task_for(tx, caller, task_id).await?;
@@ -221,7 +222,8 @@ pub async fn prepare(
     }
     // The pool is stored once for every draw frozen from it (`candidate_pools`); the draw's list
     // is the pool without the excluded, which the draw records anyway.
-    let pool_list = FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))
+    let pool_list = lists
+        .pool_list(pool)
         .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
     let list = crate::domain::frozen_from(&pool_list, &screened.excluded)
         .map_err(|e| Error::draw_refused(Code::Internal, "FROZEN_LIST", format!("the frozen list: {e}")))?;
@@ -247,7 +249,7 @@ pub async fn prepare(
         candidate_count: list.count(),
         pool_count: pool.len(),
         exclusions: screened.excluded,
-        untrained: screened.untrained,
+        untrained: Some(screened.untrained),
         server_seed: seed.to_hex(),
         seed_commitment: seed.commitment().to_hex(),
         dice_digits: String::new(),
@@ -316,11 +318,18 @@ pub async fn prepare(
 /// 12). Only a committed prepare's list is kept, and a list is used only for the draw it was
 /// frozen for and while its SHA-256 is the one the draw records; any other execution (a draw
 /// prepared by another replica, or before a restart) reads the list from the store.
+///
+/// It also keeps the last pool frozen here with its list ([`Self::pool_list`]).
 #[derive(Debug, Clone, Default)]
 pub struct PreparedLists(Arc<Mutex<KeptLists>>);
 
-/// The lists kept, oldest first, with the draw each was frozen for.
-type KeptLists = VecDeque<(DrawId, Arc<FrozenList>)>;
+#[derive(Debug, Default)]
+struct KeptLists {
+    /// The lists kept, oldest first, with the draw each was frozen for.
+    draws: VecDeque<(DrawId, Arc<FrozenList>)>,
+    /// The last pool frozen, and its list.
+    pool: Option<(Vec<Arc<PoolExpert>>, Arc<FrozenList>)>,
+}
 
 impl PreparedLists {
     /// How many lists are kept (at 100,000 candidates each holds about 10 MB).
@@ -328,7 +337,7 @@ impl PreparedLists {
 
     /// Keeps the list of `draw` (prepared and committed), forgetting the oldest beyond [`Self::KEPT`].
     pub fn keep(&self, draw: &DrawId, list: FrozenList) {
-        let mut kept = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let kept = &mut self.lock().draws;
         kept.retain(|(id, _)| id != draw);
         if kept.len() == Self::KEPT {
             kept.pop_front();
@@ -336,10 +345,34 @@ impl PreparedLists {
         kept.push_back((draw.clone(), Arc::new(list)));
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptLists> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The frozen list of `pool`'s ids. Draws in a row from an unchanged pool (the usual case)
+    /// freeze it once: validating, sorting and hashing 100,000 ids was about 11 % of a draw
+    /// (issue 12). The pool is unchanged when it holds the same ids in the same order as the last
+    /// one frozen here; as both share the copy's experts, most of that is a pointer comparison.
+    pub fn pool_list(&self, pool: &[Arc<PoolExpert>]) -> Result<Arc<FrozenList>, supervision_draw::CandidateListError> {
+        if let Some((last, list)) = &self.lock().pool
+            && last.len() == pool.len()
+            && last.iter().zip(pool).all(|(a, b)| Arc::ptr_eq(a, b) || a.id == b.id)
+        {
+            return Ok(Arc::clone(list));
+        }
+        // Frozen outside the lock: a concurrent prepare of another pool is not held up.
+        let list = Arc::new(FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))?);
+        self.lock().pool = Some((pool.to_vec(), Arc::clone(&list)));
+        Ok(list)
+    }
+
     /// The list kept for the draw `draw`, when its hash is `sha256_hex`, the one the draw records.
     pub fn get(&self, draw: &DrawId, sha256_hex: &str) -> Option<Arc<FrozenList>> {
-        let kept = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        kept.iter().find(|(id, list)| id == draw && list.sha256_hex() == sha256_hex).map(|(_, list)| list.clone())
+        self.lock()
+            .draws
+            .iter()
+            .find(|(id, list)| id == draw && list.sha256_hex() == sha256_hex)
+            .map(|(_, list)| list.clone())
     }
 }
 
@@ -613,6 +646,8 @@ pub struct ToExecute {
     pub draw: Draw,
     pub task: Task,
     pub order: DrawOrder,
+    /// The draw's untrained list, fixed at prepare, for its picks' flags.
+    pub untrained: Vec<String>,
     /// When execution began, for `supervision_draw_execution_seconds`.
     pub started: std::time::Instant,
 }
@@ -629,8 +664,9 @@ pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId, lists: &PreparedL
         Some(list) if draw.kind != DrawKind::Designation => rank_list(&draw, &list)?,
         _ => order_of(&mut conn, &draw).await?,
     };
+    let untrained = draw_store::untrained(&mut conn, &draw.id).await?;
     crate::metrics::stage(db, crate::metrics::STAGE_RANKING, started);
-    Ok(ToExecute { draw, task, order, started: std::time::Instant::now() })
+    Ok(ToExecute { draw, task, order, untrained, started: std::time::Instant::now() })
 }
 
 fn check_executable(draw: &Draw) -> Result<(), Error> {
@@ -879,6 +915,7 @@ pub async fn execute(
         SameEmployerRule::Enforced => Stage::Walk,
         SameEmployerRule::Relaxed => Stage::RelaxedWalk,
     };
+    let untrained = UntrainedList::of(&x.untrained);
     let mut assignments = Vec::new();
     let mut walk_record = Vec::new();
     for (role, placements) in [(AssignmentRole::Primary, &f.primaries), (AssignmentRole::Backup, &f.backups)] {
@@ -905,6 +942,7 @@ pub async fn execute(
                 teammate: p.shares_employer_with.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
                 assignment_id: a.id.to_string(),
                 at: now,
+                untrained: Some(untrained.contains(p.id.as_str())),
             });
             assignments.push(a);
         }
@@ -927,6 +965,7 @@ pub async fn execute(
             teammate,
             assignment_id: String::new(),
             at: now,
+            untrained: Some(untrained.contains(s.id.as_str())),
         });
     }
     walk_record.sort_by_key(|p| (p.stage != stage_code(final_stage), p.position));
@@ -1122,6 +1161,7 @@ pub async fn executed(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Err
     }
     let mut conn = db.pool().acquire().await?;
     draw.frozen_list = draw_store::frozen_list(&mut conn, &draw).await?;
+    draw.untrained = Some(draw_store::untrained(&mut conn, &draw.id).await?);
     Ok(draw)
 }
 
@@ -1149,7 +1189,7 @@ pub fn export_json(draw: &Draw) -> serde_json::Value {
             "expert_id": e.expert_id,
             "reasons": e.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "untrained": draw.untrained,
+        "untrained": draw.untrained.as_deref().unwrap_or_default(),
         "walk": draw.walk.iter().map(|p| serde_json::json!({
             "position": p.position + 1,
             "expert_id": p.expert_id,
@@ -1187,6 +1227,37 @@ mod tests {
             lists.keep(&DrawId::generate(), list(n + 5));
         }
         assert!(lists.get(&first, &three).is_none(), "the oldest was forgotten");
+    }
+
+    #[test]
+    fn an_unchanged_pool_is_frozen_once_and_a_changed_one_again() {
+        let expert = |id: &str| {
+            Arc::new(PoolExpert {
+                id: id.into(),
+                active: true,
+                term: None,
+                trained: true,
+                employer_key: String::new(),
+                conflicted: false,
+                employed_by_institution: false,
+                leaves_on: None,
+                specialties: Vec::new(),
+            })
+        };
+        let lists = PreparedLists::default();
+        let pool = vec![expert("exp_b"), expert("exp_a"), expert("exp_c")];
+        let first = lists.pool_list(&pool).unwrap();
+        assert_eq!(first.bytes(), b"exp_a\nexp_b\nexp_c\n");
+        assert!(Arc::ptr_eq(&first, &lists.pool_list(&pool).unwrap()), "the same experts");
+        // A task's conflict clones its expert: another value, the same id.
+        let mut conflicted = PoolExpert::clone(&pool[1]);
+        conflicted.conflicted = true;
+        let overlaid = vec![Arc::clone(&pool[0]), Arc::new(conflicted), Arc::clone(&pool[2])];
+        assert!(Arc::ptr_eq(&first, &lists.pool_list(&overlaid).unwrap()), "the same ids");
+        let changed = vec![Arc::clone(&pool[0]), expert("exp_d"), Arc::clone(&pool[2])];
+        assert_eq!(lists.pool_list(&changed).unwrap().bytes(), b"exp_b\nexp_c\nexp_d\n");
+        let shorter = &pool[..2];
+        assert_eq!(lists.pool_list(shorter).unwrap().bytes(), b"exp_a\nexp_b\n");
     }
 
     /// A re-check of the first `asked` candidates of `order`, answered from `pool`.

@@ -458,8 +458,19 @@ impl DispatchService for Dispatch {
             Err(refusal) => return self.replay_or(&command, refusal.into()).await,
         };
         let mut claim = supervision_kit::claim_or_replay!(&self.db, &self.clock, &command);
-        let (draw, list) =
-            draws::prepare(claim.tx(), &self.db, &self.clock, &caller, &command, &task_id, &pool, &rules, kind).await?;
+        let (draw, list) = draws::prepare(
+            claim.tx(),
+            &self.db,
+            &self.clock,
+            &caller,
+            &command,
+            &task_id,
+            &pool,
+            &rules,
+            kind,
+            &self.prepared,
+        )
+        .await?;
         let response = pb::PrepareDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
         claim.finish(&response).await?;
         self.prepared.keep(&draw.id, list);

@@ -54,7 +54,7 @@ pub const STAGE_POOL_STREAM: &str = "pool_stream";
 pub const STAGE_EXCLUSIONS: &str = "exclusions";
 /// PrepareDraw: the draw and its audit entry written.
 pub const STAGE_PREPARE_RECORD: &str = "prepare_record";
-/// ExecuteDraw: the draw read and its order ranked.
+/// ExecuteDraw: the draw and its untrained list read, and its order ranked.
 pub const STAGE_RANKING: &str = "ranking";
 /// ExecuteDraw: the registry asked about a window of the order's head (once per window).
 pub const STAGE_RECHECK: &str = "recheck";

@@ -33,7 +33,7 @@ use tonic::Code;
 use crate::{
     domain::{
         Answer, Assignment, AssignmentId, AssignmentRole, AssignmentStatus, Draw, Outcome, Pick, PoolExpert,
-        ResponseKind, Task, TaskStatus,
+        ResponseKind, Task, TaskStatus, draw::UntrainedList,
     },
     draws::{self, order_of, skip_code, slots, stage_code, team_of_draw},
     error::Error,
@@ -385,6 +385,8 @@ pub async fn vacate(
     let mut draw =
         draw_store::get_draw(tx, &a.draw_id).await?.ok_or_else(|| Error::DrawNotFound(a.draw_id.to_string()))?;
     let order = order_of(tx, &draw).await?;
+    let untrained_ids = draw_store::untrained(tx, &draw.id).await?;
+    let untrained = UntrainedList::of(&untrained_ids);
     let read_next = draw.next_position;
     let all = draw_store::draw_assignments(tx, &draw.id).await?;
     let holders: Vec<&Assignment> = all.iter().filter(|h| h.status.holds_place() || h.id == a.id).collect();
@@ -468,7 +470,7 @@ pub async fn vacate(
                 return Err(err.into());
             }
         }
-        draw.walk.push(pick(p.position, &promoted, Outcome::Primary, stage, now));
+        draw.walk.push(pick(p.position, &promoted, Outcome::Primary, stage, now, &untrained));
         a.replaced_by = promoted.id.to_string();
         filled.replacement = Some(promoted);
     } else if vacated_was_primary {
@@ -533,7 +535,7 @@ pub async fn vacate(
         if !inserted(tx, &new).await? {
             return Ok(Attempt::Again);
         }
-        draw.walk.push(pick(p.position, &new, Outcome::Backup, p.stage, now));
+        draw.walk.push(pick(p.position, &new, Outcome::Backup, p.stage, now, &untrained));
         filled.topped_up.push(new);
     }
     for s in &vacancy.skips {
@@ -546,6 +548,7 @@ pub async fn vacate(
             teammate: String::new(),
             assignment_id: String::new(),
             at: now,
+            untrained: Some(untrained.contains(s.id.as_str())),
         });
     }
     draw.next_position = fill.next_position;
@@ -586,8 +589,16 @@ async fn inserted(tx: &mut Transaction<'static, Any>, new: &Assignment) -> Resul
     }
 }
 
-fn pick(position: usize, a: &Assignment, outcome: Outcome, stage: Stage, at: DateTime<Utc>) -> Pick {
+fn pick(
+    position: usize,
+    a: &Assignment,
+    outcome: Outcome,
+    stage: Stage,
+    at: DateTime<Utc>,
+    untrained: &UntrainedList<'_>,
+) -> Pick {
     Pick {
+        untrained: Some(untrained.contains(&a.expert_id)),
         position,
         expert_id: a.expert_id.clone(),
         outcome,

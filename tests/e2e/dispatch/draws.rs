@@ -640,8 +640,8 @@ async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_an
         let prepared = prepare(&mut operator, &format!("prep-{i}"), task_id).await;
         witness(&mut colleague, &format!("wit-{i}"), &prepared.id, "").await;
         let (executed, _) = execute(&mut operator, &format!("exec-{i}"), &prepared.id).await;
-        // D14: nobody here attended training; each pick is flagged (the untrained list is stored
-        // out of line since migration 0014 and read back with the draw).
+        // D14: nobody here attended training; each pick is flagged (from the draw's untrained
+        // list at execution; the list itself is read back only by the export).
         assert!(!executed.picks.is_empty() && executed.picks.iter().all(|p| !p.trained), "{:?}", executed.picks);
         draws.push(prepared);
     }
@@ -670,6 +670,30 @@ async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_an
         let untrained: Vec<&str> = json["untrained"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(untrained, frozen.lines().collect::<Vec<_>>(), "every candidate is flagged untrained");
     }
+
+    // Picks carry their own untrained flag, so reads leave the untrained list alone. A walk
+    // recorded before they did (the flags stripped here) is flagged from the list on reading:
+    // here a list naming only the first pick.
+    let read = |operator: &mut DispatchServiceClient<AuthedChannel>| {
+        let request = GetDrawRequest { id: draws[0].id.clone() };
+        let mut operator = operator.clone();
+        async move { operator.get_draw(request).await.unwrap().into_inner().draw.unwrap() }
+    };
+    let (walk,): (String,) =
+        sqlx::query_as("SELECT walk FROM draws WHERE id = $1").bind(&draws[0].id).fetch_one(&pool).await.unwrap();
+    assert!(walk.contains(r#","untrained":true"#), "{walk}");
+    let recorded = read(&mut operator).await;
+    assert!(recorded.picks.len() > 1, "{:?}", recorded.picks);
+    sqlx::query(r#"UPDATE draws SET walk = REPLACE(walk, ',"untrained":true', ''), untrained = $1 WHERE id = $2"#)
+        .bind(serde_json::json!([recorded.picks[0].expert_id]).to_string())
+        .bind(&draws[0].id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let legacy = read(&mut operator).await;
+    let flagged: Vec<bool> = legacy.picks.iter().map(|p| !p.trained).collect();
+    assert_eq!(legacy.picks.len(), recorded.picks.len());
+    assert!(flagged[0] && flagged[1..].iter().all(|f| !f), "only the listed pick is untrained: {flagged:?}");
 
     // One expert's line dropped from the stored pool: no list hashes to the commitment.
     let changed: String = list.lines().skip(1).map(|l| format!("{l}\n")).collect();

@@ -435,6 +435,33 @@ pub struct Pick {
     pub assignment_id: String,
     #[serde(with = "instant")]
     pub at: DateTime<Utc>,
+    /// In the draw's untrained list (D14's flag). `None` only in a walk recorded before picks
+    /// carried it; reading such a draw fills it in from the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untrained: Option<bool>,
+}
+
+/// Membership in a draw's list of untrained candidates, asked for each pick. The list is written
+/// in id order, so a binary search answers without hashing its 25,000 ids at 100,000 (issue 12);
+/// a list out of order (a designation's, in the order named) is looked through.
+#[derive(Debug)]
+pub struct UntrainedList<'a> {
+    ids: &'a [String],
+    sorted: bool,
+}
+
+impl<'a> UntrainedList<'a> {
+    pub fn of(ids: &'a [String]) -> Self {
+        Self { ids, sorted: ids.is_sorted() }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        if self.sorted {
+            self.ids.binary_search_by(|x| x.as_str().cmp(id)).is_ok()
+        } else {
+            self.ids.iter().any(|x| x == id)
+        }
+    }
 }
 
 /// A logged relaxation of the fill (D14).
@@ -490,7 +517,11 @@ pub struct Draw {
     /// Experts the registry streamed.
     pub pool_count: usize,
     pub exclusions: Vec<Exclusion>,
-    pub untrained: Vec<String>,
+    /// The eligible candidates who did not attend training (D14: flagged, not excluded), in id
+    /// order, where it was read: written at prepare, read only on request
+    /// (`store::draws::untrained`), as it holds about 25,000 ids at 100,000 and only the export
+    /// needs all of them. Each pick carries its own flag ([`Pick::untrained`]).
+    pub untrained: Option<Vec<String>>,
     /// Secret until executed.
     pub server_seed: String,
     pub seed_commitment: String,
@@ -686,6 +717,21 @@ mod tests {
         assert_eq!(list.bytes(), b"exp_c\nexp_d\n");
         assert_eq!(frozen_from(&pool, &[]).unwrap(), pool);
         assert!(frozen_from(&pool, &["exp_a", "exp_b", "exp_c", "exp_d", "exp_e"].map(out)).is_err());
+    }
+
+    #[test]
+    fn a_pick_is_untrained_when_the_list_holds_it_in_order_or_not() {
+        let sorted: Vec<String> = ["exp_b", "exp_d", "exp_f"].map(String::from).into();
+        let shuffled: Vec<String> = ["exp_f", "exp_b", "exp_d"].map(String::from).into();
+        for list in [&sorted, &shuffled] {
+            let untrained = UntrainedList::of(list);
+            let found: Vec<&str> = ["exp_a", "exp_b", "exp_d", "exp_e", "exp_f", "exp_g"]
+                .into_iter()
+                .filter(|id| untrained.contains(id))
+                .collect();
+            assert_eq!(found, ["exp_b", "exp_d", "exp_f"], "{list:?}");
+        }
+        assert!(UntrainedList::of(&sorted).sorted && !UntrainedList::of(&shuffled).sorted);
     }
 
     #[test]

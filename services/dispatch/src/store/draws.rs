@@ -38,11 +38,12 @@ macro_rules! draw_columns {
     };
 }
 
-/// The columns reads return: all but the frozen list, which [`frozen_list`] reads alone.
+/// The columns reads return: all but the frozen list and the untrained list, which
+/// [`frozen_list`] and [`untrained`] read alone.
 macro_rules! draw_read_columns {
     () => {
         "id, task_id, live_key, kind, status, algorithm, edition_number, team_size, backup_count, \
-         frozen_list_sha256, candidate_count, pool_count, exclusions, untrained, server_seed, seed_commitment, \
+         frozen_list_sha256, candidate_count, pool_count, exclusions, server_seed, seed_commitment, \
          dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
          operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at, \
          pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id, \
@@ -124,7 +125,7 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     .bind(count(d.candidate_count))
     .bind(count(d.pool_count))
     .bind(exclusions_json(&d.exclusions))
-    .bind(serde_json::to_string(&d.untrained).unwrap_or_default())
+    .bind(serde_json::to_string(d.untrained.as_deref().unwrap_or_default()).unwrap_or_default())
     .bind(&d.server_seed)
     .bind(&d.seed_commitment)
     .bind(&d.dice_digits)
@@ -339,13 +340,54 @@ pub async fn frozen_list(conn: &mut AnyConnection, draw: &Draw) -> Result<Option
     Ok(Some(std::str::from_utf8(list.bytes()).expect("a frozen list is ASCII").to_owned()))
 }
 
-/// A draw, without its frozen list ([`frozen_list`]).
+/// `draw`'s eligible untrained candidates (D14), in the order recorded (id order for a random
+/// draw); empty when there is no such draw.
+pub async fn untrained(conn: &mut AnyConnection, draw: &DrawId) -> Result<Vec<String>, StoreError> {
+    let Some(text) = sqlx::query_scalar::<_, String>("SELECT untrained FROM draws WHERE id = $1")
+        .bind(draw.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt { id: draw.to_string(), problem: format!("untrained: {e}") })
+}
+
+/// `draw` as read, with its picks' untrained flags: a walk recorded before picks carried them
+/// has them filled in from the draw's untrained list, which every other read leaves alone
+/// (about 1 MB at 100,000 experts, parsed four times per draw before issue 12's change).
+async fn with_pick_flags(conn: &mut AnyConnection, mut draw: Draw) -> Result<Draw, StoreError> {
+    if draw.walk.iter().all(|p| p.untrained.is_some()) {
+        return Ok(draw);
+    }
+    let ids = untrained(conn, &draw.id).await?;
+    let list = crate::domain::draw::UntrainedList::of(&ids);
+    for pick in &mut draw.walk {
+        pick.untrained.get_or_insert_with(|| list.contains(&pick.expert_id));
+    }
+    Ok(draw)
+}
+
+/// The draws of `rows`, each with its picks' untrained flags ([`with_pick_flags`]).
+async fn draws_from_rows(conn: &mut AnyConnection, rows: &[AnyRow]) -> Result<Vec<Draw>, StoreError> {
+    let mut draws = Vec::with_capacity(rows.len());
+    for row in rows {
+        draws.push(with_pick_flags(conn, draw_from_row(row)?).await?);
+    }
+    Ok(draws)
+}
+
+/// A draw, without its frozen list ([`frozen_list`]) or its untrained list ([`untrained`]).
 pub async fn get_draw(conn: &mut AnyConnection, id: &DrawId) -> Result<Option<Draw>, StoreError> {
     let row = sqlx::query(concat!("SELECT ", draw_read_columns!(), " FROM draws WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
         .await?;
-    row.map(|r| draw_from_row(&r)).transpose()
+    match row {
+        Some(row) => Ok(Some(with_pick_flags(conn, draw_from_row(&row)?).await?)),
+        None => Ok(None),
+    }
 }
 
 /// What ListDraws filters on.
@@ -384,7 +426,7 @@ pub async fn list_draws(conn: &mut AnyConnection, filter: &DrawFilter, page: &Pa
     .bind(filter.kind.map(DrawKind::code).unwrap_or_default())
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(draw_from_row).collect()
+    draws_from_rows(conn, &rows).await
 }
 
 fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
@@ -452,7 +494,7 @@ fn draw_from_row(row: &AnyRow) -> Result<Draw, StoreError> {
         candidate_count: size("candidate_count")?,
         pool_count: size("pool_count")?,
         exclusions,
-        untrained: serde_json::from_str(&text("untrained")?).map_err(|e| bad(format!("untrained: {e}")))?,
+        untrained: None,
         server_seed: text("server_seed")?,
         seed_commitment: text("seed_commitment")?,
         dice_digits: text("dice_digits")?,
@@ -616,7 +658,7 @@ pub async fn task_draws(conn: &mut AnyConnection, task: &TaskId) -> Result<Vec<D
         .bind(task.as_str())
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter().map(draw_from_row).collect()
+    draws_from_rows(conn, &rows).await
 }
 
 /// Every NOTIFIED primary waiting for an answer, oldest notification first (the no-answer sweep).
