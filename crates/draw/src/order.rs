@@ -50,7 +50,7 @@ pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
     })
     .into_iter()
     .unzip();
-    // The sort moves twelve-byte keys, not the candidates; an index breaks no tie the full
+    // The sort moves sixteen-byte keys, not the candidates; an index breaks no tie the full
     // comparison has not already broken (ids are distinct), so the order is deterministic.
     let mut keyed: Vec<(u64, u32)> = keys
         .into_iter()
