@@ -179,11 +179,6 @@ fn ratio(a: &Outcome, b: &Outcome) -> String {
     if y == 0.0 { "n/a".into() } else { format!("{:.2}x of {}", x / y, b.name) }
 }
 
-/// mimalloc rather than glibc's malloc: a draw at 100,000 experts makes and frees hundreds of
-/// thousands of small strings, and glibc spent about four times as long on them (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -2,11 +2,6 @@ use clap::Parser;
 use supervision_finance::{App, Config, app::MIGRATIONS};
 use supervision_kit::{Shutdown, app::migrate_only};
 
-/// mimalloc rather than glibc's malloc: a draw at 100,000 experts makes and frees hundreds of
-/// thousands of small strings, and glibc spent about four times as long on them (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
