@@ -37,7 +37,7 @@ pub struct DrawOrder {
 
 /// Ranks every candidate of `list` under `seed`. The sort compares each ticket's first nineteen
 /// digits as one number and the full tickets (then the ids) only where those are equal, which is
-/// [`sampling_order`] at a fraction of the string comparisons. The hashing runs on several
+/// [`sampling_order`] at a fraction of the cost. The hashing runs on several
 /// threads for a long list (see [`parallel_map`]); the result is the same on any number of
 /// threads.
 pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
@@ -50,22 +50,35 @@ pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
     })
     .into_iter()
     .unzip();
-    // The sort moves sixteen-byte keys, not the candidates; an index breaks no tie the full
-    // comparison has not already broken (ids are distinct), so the order is deterministic.
-    let mut keyed: Vec<(u64, u32)> = keys
+    let ranked = sort_keyed(keys, |i, j| {
+        let ticket = |k: u32| Ticket::from_digest(digests[k as usize]);
+        ticket(i).cmp(&ticket(j)).then_with(|| ids[i as usize].cmp(&ids[j as usize]))
+    });
+    DrawOrder { seed_sha256_hex, ids, digests, ranked }
+}
+
+/// The indexes of `keys`, smallest key first, and where keys are equal in the order `tie` gives
+/// (their indexes passed). Each index is sorted as one number with its key above it, so the
+/// sort compares plain integers; then each run of equal keys is put in `tie`'s order. For a
+/// ranking, equal keys need two digests agreeing in nineteen digits: such runs are checked for,
+/// not expected.
+fn sort_keyed(keys: Vec<u64>, tie: impl Fn(u32, u32) -> Ordering) -> Vec<u32> {
+    let mut keyed: Vec<u128> = keys
         .into_iter()
         .enumerate()
-        .map(|(i, key)| (key, u32::try_from(i).expect("fewer than 2^32 candidates")))
+        .map(|(i, key)| u128::from(key) << 32 | u128::from(u32::try_from(i).expect("fewer than 2^32 candidates")))
         .collect();
-    keyed.sort_unstable_by(|(x, i), (y, j)| {
-        x.cmp(y).then_with(|| {
-            let (i, j) = (*i as usize, *j as usize);
-            let ticket = |k: usize| Ticket::from_digest(digests[k]);
-            ticket(i).cmp(&ticket(j)).then_with(|| ids[i].cmp(&ids[j]))
-        })
-    });
-    let ranked = keyed.into_iter().map(|(_, i)| i).collect();
-    DrawOrder { seed_sha256_hex, ids, digests, ranked }
+    keyed.sort_unstable();
+    let mut ranked: Vec<u32> = Vec::with_capacity(keyed.len());
+    for run in keyed.chunk_by(|a, b| a >> 32 == b >> 32) {
+        let start = ranked.len();
+        // The low 32 bits are the index.
+        ranked.extend(run.iter().map(|k| *k as u32));
+        if run.len() > 1 {
+            ranked[start..].sort_by(|i, j| tie(*i, *j));
+        }
+    }
+    ranked
 }
 
 /// Lists at least this long are ranked on more than one thread: below it, starting a thread
@@ -238,6 +251,17 @@ mod tests {
             .collect();
         expected.sort_by(sampling_order);
         assert_eq!(rank(&list, &seed).candidates().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn equal_keys_are_put_in_the_tie_breaks_order_and_the_rest_by_key() {
+        // Keys 7, 3, 7, 1, 3, 7 at indexes 0-5; the tie-break puts higher indexes first.
+        let ranked = sort_keyed(vec![7, 3, 7, 1, 3, 7], |i, j| j.cmp(&i));
+        assert_eq!(ranked, [3, 4, 1, 5, 2, 0]);
+        let ranked = sort_keyed(vec![7, 3, 7, 1, 3, 7], |i, j| i.cmp(&j));
+        assert_eq!(ranked, [3, 1, 4, 0, 2, 5]);
+        assert_eq!(sort_keyed(vec![u64::MAX, 0], |_, _| Ordering::Equal), [1, 0]);
+        assert!(sort_keyed(Vec::new(), |_, _| Ordering::Equal).is_empty());
     }
 
     #[test]

@@ -319,6 +319,9 @@ pub async fn prepare(
 /// frozen for and while its SHA-256 is the one the draw records; any other execution (a draw
 /// prepared by another replica, or before a restart) reads the list from the store.
 ///
+/// Each list is kept with the draw's untrained list, which the execution flags its picks from:
+/// reading that back (about 1 MB of JSON at 100,000) was another few milliseconds of it.
+///
 /// It also keeps the last pool frozen here with its list ([`Self::pool_list`]).
 #[derive(Debug, Clone, Default)]
 pub struct PreparedLists(Arc<Mutex<KeptLists>>);
@@ -326,23 +329,34 @@ pub struct PreparedLists(Arc<Mutex<KeptLists>>);
 #[derive(Debug, Default)]
 struct KeptLists {
     /// The lists kept, oldest first, with the draw each was frozen for.
-    draws: VecDeque<(DrawId, Arc<FrozenList>)>,
+    draws: VecDeque<(DrawId, KeptDraw)>,
     /// The last pool frozen, and its list.
     pool: Option<(Vec<Arc<PoolExpert>>, Arc<FrozenList>)>,
 }
 
+/// What is kept of one draw prepared here.
+#[derive(Debug, Clone)]
+pub struct KeptDraw {
+    pub list: Arc<FrozenList>,
+    /// The eligible experts who did not attend training, as the draw records them.
+    pub untrained: Arc<[String]>,
+}
+
 impl PreparedLists {
-    /// How many lists are kept (at 100,000 candidates each holds about 10 MB).
+    /// How many lists are kept. At 100,000 candidates a list's ids are shared with its pool's
+    /// list, so each holds about 5 MB of its own (its blob and the id handles) and its untrained
+    /// list about 1.5 MB.
     pub const KEPT: usize = 4;
 
-    /// Keeps the list of `draw` (prepared and committed), forgetting the oldest beyond [`Self::KEPT`].
-    pub fn keep(&self, draw: &DrawId, list: FrozenList) {
+    /// Keeps the list of `draw` (prepared and committed) and its untrained list, forgetting the
+    /// oldest beyond [`Self::KEPT`].
+    pub fn keep(&self, draw: &DrawId, list: FrozenList, untrained: Vec<String>) {
         let kept = &mut self.lock().draws;
         kept.retain(|(id, _)| id != draw);
         if kept.len() == Self::KEPT {
             kept.pop_front();
         }
-        kept.push_back((draw.clone(), Arc::new(list)));
+        kept.push_back((draw.clone(), KeptDraw { list: Arc::new(list), untrained: untrained.into() }));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, KeptLists> {
@@ -366,13 +380,14 @@ impl PreparedLists {
         Ok(list)
     }
 
-    /// The list kept for the draw `draw`, when its hash is `sha256_hex`, the one the draw records.
-    pub fn get(&self, draw: &DrawId, sha256_hex: &str) -> Option<Arc<FrozenList>> {
+    /// What is kept for the draw `draw`, when its list's hash is `sha256_hex`, the one the draw
+    /// records.
+    pub fn get(&self, draw: &DrawId, sha256_hex: &str) -> Option<KeptDraw> {
         self.lock()
             .draws
             .iter()
-            .find(|(id, list)| id == draw && list.sha256_hex() == sha256_hex)
-            .map(|(_, list)| list.clone())
+            .find(|(id, kept)| id == draw && kept.list.sha256_hex() == sha256_hex)
+            .map(|(_, kept)| kept.clone())
     }
 }
 
@@ -647,7 +662,7 @@ pub struct ToExecute {
     pub task: Task,
     pub order: DrawOrder,
     /// The draw's untrained list, fixed at prepare, for its picks' flags.
-    pub untrained: Vec<String>,
+    pub untrained: Arc<[String]>,
     /// When execution began, for `supervision_draw_execution_seconds`.
     pub started: std::time::Instant,
 }
@@ -660,11 +675,10 @@ pub async fn to_execute(db: &Db, caller: &Caller, id: &DrawId, lists: &PreparedL
     let draw = draw_store::get_draw(&mut conn, id).await?.ok_or_else(|| Error::DrawNotFound(id.to_string()))?;
     let task = task_for(&mut conn, caller, &draw.task_id).await.map_err(|_| Error::DrawNotFound(id.to_string()))?;
     check_executable(&draw)?;
-    let order = match lists.get(&draw.id, &draw.frozen_list_sha256) {
-        Some(list) if draw.kind != DrawKind::Designation => rank_list(&draw, &list)?,
-        _ => order_of(&mut conn, &draw).await?,
+    let (order, untrained) = match lists.get(&draw.id, &draw.frozen_list_sha256) {
+        Some(kept) if draw.kind != DrawKind::Designation => (rank_list(&draw, &kept.list)?, kept.untrained),
+        _ => (order_of(&mut conn, &draw).await?, draw_store::untrained(&mut conn, &draw.id).await?.into()),
     };
-    let untrained = draw_store::untrained(&mut conn, &draw.id).await?;
     crate::metrics::stage(db, crate::metrics::STAGE_RANKING, started);
     Ok(ToExecute { draw, task, order, untrained, started: std::time::Instant::now() })
 }
@@ -1114,9 +1128,12 @@ pub fn record_of(draw: &Draw) -> supervision_draw::DrawRecord {
             .order
             .iter()
             .map(|(id, ticket)| supervision_draw::RecordedRank { id: id.clone(), ticket: Some(ticket.clone()) })
-            .chain(rest.iter().flat_map(|order| order.candidates()).skip(draw.order.len()).map(|c| {
-                supervision_draw::RecordedRank { id: c.id.as_str().to_owned(), ticket: Some(c.ticket.as_fraction()) }
-            }))
+            .chain(rest.iter().flat_map(|order| (draw.order.len()..order.len()).filter_map(|p| order.get(p))).map(
+                |c| supervision_draw::RecordedRank {
+                    id: c.id.as_str().to_owned(),
+                    ticket: Some(c.ticket.as_fraction()),
+                },
+            ))
             .collect(),
         primaries: of(Outcome::Primary),
         backups: of(Outcome::Backup),
@@ -1218,13 +1235,14 @@ mod tests {
         let lists = PreparedLists::default();
         let list = |n: usize| FrozenList::freeze_strs((0..n).map(|i| format!("exp_{i:032x}"))).unwrap();
         let first = DrawId::generate();
-        lists.keep(&first, list(3));
+        lists.keep(&first, list(3), vec!["exp_1".into()]);
         let three = list(3).sha256_hex().to_owned();
-        assert_eq!(lists.get(&first, &three).map(|l| l.count()), Some(3));
+        let kept = lists.get(&first, &three).unwrap();
+        assert_eq!((kept.list.count(), &kept.untrained[..]), (3, &["exp_1".to_owned()][..]));
         assert!(lists.get(&first, list(4).sha256_hex()).is_none(), "another hash: read from the store");
         assert!(lists.get(&DrawId::generate(), &three).is_none(), "another draw");
         for n in 0..PreparedLists::KEPT {
-            lists.keep(&DrawId::generate(), list(n + 5));
+            lists.keep(&DrawId::generate(), list(n + 5), Vec::new());
         }
         assert!(lists.get(&first, &three).is_none(), "the oldest was forgotten");
     }

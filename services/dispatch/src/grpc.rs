@@ -473,7 +473,7 @@ impl DispatchService for Dispatch {
         .await?;
         let response = pb::PrepareDrawResponse { draw: Some(convert::draw_to_proto(&draw)) };
         claim.finish(&response).await?;
-        self.prepared.keep(&draw.id, list);
+        self.prepared.keep(&draw.id, list, draw.untrained.unwrap_or_default());
         Ok(Response::new(response))
     }
 

@@ -372,15 +372,21 @@ fn holds(pool: &[&PoolExpert], ids: &HashSet<String>) -> Vec<bool> {
     if !pool.is_sorted_by(|a, b| a.id < b.id) {
         return pool.iter().map(|e| ids.contains(&e.id)).collect();
     }
-    let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut member = ascending_membership(ids.iter().map(String::as_str));
+    pool.iter().map(|e| member(&e.id)).collect()
+}
+
+/// Membership in `ids` for ids asked in ascending order, each at most once: `ids` are sorted
+/// once and passed through alongside the questions, so the answers cost one comparison each
+/// rather than a hash of every id asked.
+fn ascending_membership<'a>(ids: impl IntoIterator<Item = &'a str>) -> impl FnMut(&str) -> bool {
+    let mut sorted: Vec<&'a str> = ids.into_iter().collect();
     sorted.sort_unstable();
     let mut sorted = sorted.into_iter().peekable();
-    pool.iter()
-        .map(|e| {
-            while sorted.next_if(|id| *id < e.id.as_str()).is_some() {}
-            sorted.peek() == Some(&e.id.as_str())
-        })
-        .collect()
+    move |id| {
+        while sorted.next_if(|x| *x < id).is_some() {}
+        sorted.peek().is_some_and(|x| *x == id)
+    }
 }
 
 /// A draw's frozen list: its pool's list less the `excluded` experts (the draw stores the pool
@@ -390,13 +396,8 @@ pub fn frozen_from(
     pool: &supervision_draw::FrozenList,
     excluded: &[Exclusion],
 ) -> Result<supervision_draw::FrozenList, supervision_draw::CandidateListError> {
-    let mut excluded: Vec<&str> = excluded.iter().map(|e| e.expert_id.as_str()).collect();
-    excluded.sort_unstable();
-    let mut excluded = excluded.into_iter().peekable();
-    pool.without(|id| {
-        while excluded.next_if(|x| *x < id.as_str()).is_some() {}
-        excluded.next_if_eq(&id.as_str()).is_some()
-    })
+    let mut excluded = ascending_membership(excluded.iter().map(|e| e.expert_id.as_str()));
+    pool.without(|id| excluded(id.as_str()))
 }
 
 /// Per reason, in D14 order: candidates whose first reason it is, and candidates having it.
