@@ -1,7 +1,10 @@
 //! The frozen candidate list (step 2): the registry's opaque expert ids, validated, sorted
 //! bytewise, one per line with `\n` after each, its SHA-256 and its count.
 
-use std::{fmt, str, sync::Arc};
+use std::{
+    fmt, str,
+    sync::{Arc, OnceLock},
+};
 
 use sha2::{Digest, Sha256};
 
@@ -56,13 +59,53 @@ impl fmt::Display for ExpertId {
 /// The eligible candidates frozen for one draw: sorted bytewise, no duplicates, at least one.
 ///
 /// [`FrozenList::bytes`] is the blob that is stored and exported; [`FrozenList::sha256_hex`] is the
-/// lower-case hex SHA-256 of exactly those bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// lower-case hex SHA-256 of exactly those bytes. The hash is computed when the list is made; the
+/// blob (3.7 MB at 100,000 candidates) is written out only when it is first asked for, as most
+/// lists are ranked and never stored on their own.
+#[derive(Debug, Clone)]
 pub struct FrozenList {
     /// Shared with the orders ranked from the list, which refer to its ids by position.
     ids: Arc<[ExpertId]>,
-    bytes: Vec<u8>,
+    bytes: OnceLock<Vec<u8>>,
     sha256_hex: String,
+}
+
+/// Two lists are equal when they hold the same ids, whether or not their blobs were written.
+impl PartialEq for FrozenList {
+    fn eq(&self, other: &Self) -> bool {
+        self.sha256_hex == other.sha256_hex && self.ids == other.ids
+    }
+}
+
+impl Eq for FrozenList {}
+
+/// The SHA-256 of a blob of lines, fed as the lines are made: through a small buffer, so the
+/// hasher gets whole blocks rather than an id and a newline at a time.
+struct LineHasher {
+    hasher: Sha256,
+    buffer: Vec<u8>,
+}
+
+impl LineHasher {
+    const BUFFER: usize = 8 * 1024;
+
+    fn new() -> Self {
+        Self { hasher: Sha256::new(), buffer: Vec::with_capacity(Self::BUFFER + MAX_EXPERT_ID_LEN + 1) }
+    }
+
+    fn line(&mut self, id: &ExpertId) {
+        self.buffer.extend_from_slice(id.0.as_bytes());
+        self.buffer.push(b'\n');
+        if self.buffer.len() >= Self::BUFFER {
+            self.hasher.update(&self.buffer);
+            self.buffer.clear();
+        }
+    }
+
+    fn hex(mut self) -> String {
+        self.hasher.update(&self.buffer);
+        hex::encode(self.hasher.finalize())
+    }
 }
 
 impl FrozenList {
@@ -77,7 +120,9 @@ impl FrozenList {
         if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(CandidateListError::Duplicate { id: pair[0].to_string() });
         }
-        Ok(Self::from_sorted(ids))
+        let mut hasher = LineHasher::new();
+        ids.iter().for_each(|id| hasher.line(id));
+        Ok(Self { ids: ids.into(), bytes: OnceLock::new(), sha256_hex: hasher.hex() })
     }
 
     /// Parses and freezes ids given as strings, in any order.
@@ -115,29 +160,25 @@ impl FrozenList {
             }
             ids.push(id);
         }
-        Ok(Self::from_sorted(ids))
-    }
-
-    fn from_sorted(ids: Vec<ExpertId>) -> Self {
-        let mut bytes = Vec::with_capacity(ids.iter().map(|id| id.0.len() + 1).sum());
-        for id in &ids {
-            bytes.extend_from_slice(id.0.as_bytes());
-            bytes.push(b'\n');
-        }
-        let sha256_hex = hex::encode(Sha256::digest(&bytes));
-        Self { ids: ids.into(), bytes, sha256_hex }
+        Ok(Self {
+            ids: ids.into(),
+            bytes: OnceLock::from(bytes.to_vec()),
+            sha256_hex: hex::encode(Sha256::digest(bytes)),
+        })
     }
 
     /// This list without the ids `leave_out` picks, asked once per id in the list's order:
     /// sorted and distinct as it was, so nothing is checked or sorted again, and the ids are
     /// shared with this list rather than copied. A draw's frozen list is its pool's list without
-    /// the excluded.
+    /// the excluded. Each id kept is hashed in the same pass.
     pub fn without(&self, mut leave_out: impl FnMut(&ExpertId) -> bool) -> Result<Self, CandidateListError> {
-        let ids: Vec<ExpertId> = self.ids.iter().filter(|id| !leave_out(id)).cloned().collect();
+        let mut hasher = LineHasher::new();
+        let ids: Vec<ExpertId> =
+            self.ids.iter().filter(|id| !leave_out(id)).inspect(|id| hasher.line(id)).cloned().collect();
         if ids.is_empty() {
             return Err(CandidateListError::Empty);
         }
-        Ok(Self::from_sorted(ids))
+        Ok(Self { ids: ids.into(), bytes: OnceLock::new(), sha256_hex: hasher.hex() })
     }
 
     /// The ids in bytewise order.
@@ -150,9 +191,17 @@ impl FrozenList {
         Arc::clone(&self.ids)
     }
 
-    /// The blob: each id followed by `\n`, UTF-8 (in fact ASCII).
+    /// The blob: each id followed by `\n`, UTF-8 (in fact ASCII). Written out the first time it
+    /// is asked for.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.get_or_init(|| {
+            let mut bytes = Vec::with_capacity(self.ids.iter().map(|id| id.0.len() + 1).sum());
+            for id in self.ids.iter() {
+                bytes.extend_from_slice(id.0.as_bytes());
+                bytes.push(b'\n');
+            }
+            bytes
+        })
     }
 
     /// Lower-case hex SHA-256 of [`FrozenList::bytes`].
@@ -224,6 +273,18 @@ mod tests {
     fn the_list_hash_is_the_sha256_of_exactly_the_blob() {
         let list = FrozenList::freeze_strs(["b", "a"]).unwrap();
         assert_eq!(list.sha256_hex(), hex::encode(Sha256::digest(b"a\nb\n")));
+    }
+
+    #[test]
+    fn a_long_lists_hash_made_as_it_is_frozen_or_filtered_is_the_hash_of_its_blob() {
+        // Well over the hasher's buffer, so it is fed in several parts.
+        let pool = FrozenList::freeze_strs((0..3_000).map(|n| format!("exp_{n:032x}"))).unwrap();
+        assert_eq!(pool.sha256_hex(), hex::encode(Sha256::digest(pool.bytes())));
+        let list = pool.without(|id| id.as_str().ends_with('7')).unwrap();
+        assert_eq!(list.count(), (0..3_000).filter(|n| n % 16 != 7).count());
+        assert_eq!(list.sha256_hex(), hex::encode(Sha256::digest(list.bytes())));
+        assert_eq!(FrozenList::parse(list.bytes()).unwrap(), list);
+        assert!(list.bytes().starts_with(b"exp_00000000000000000000000000000000\nexp_"));
     }
 
     #[test]

@@ -37,38 +37,49 @@ pub struct DrawOrder {
 
 /// Ranks every candidate of `list` under `seed`. The sort compares each ticket's first nineteen
 /// digits as one number and the full tickets (then the ids) only where those are equal, which is
-/// [`sampling_order`] at a fraction of the cost. The hashing runs on several
-/// threads for a long list (see [`parallel_map`]); the result is the same on any number of
-/// threads.
+/// [`sampling_order`] at a fraction of the cost. A long list is hashed and sorted in parts on
+/// several threads and the sorted parts merged (see [`in_parts`]); the result is the same on any
+/// number of threads.
 pub fn rank(list: &FrozenList, seed: &SeedString) -> DrawOrder {
     let seed_sha256_hex = seed.sha256_hex();
     let prefix = Ticket::seed_hasher(&seed_sha256_hex);
     let ids = list.shared_ids();
-    let (keys, digests): (Vec<u64>, Vec<[u8; 32]>) = parallel_map(&ids, |id| {
-        let digest = Ticket::digest_after(&prefix, id.as_str());
-        (Ticket::digest_sort_key(&digest), digest)
-    })
-    .into_iter()
-    .unzip();
-    let ranked = sort_keyed(keys, |i, j| {
+    let parts = in_parts(&ids, |offset, part| {
+        let mut digests = Vec::with_capacity(part.len());
+        let mut keyed = Vec::with_capacity(part.len());
+        for (i, id) in part.iter().enumerate() {
+            let digest = Ticket::digest_after(&prefix, id.as_str());
+            keyed.push(keyed_index(Ticket::digest_sort_key(&digest), offset + i));
+            digests.push(digest);
+        }
+        keyed.sort_unstable();
+        (digests, keyed)
+    });
+    let mut digests = Vec::with_capacity(ids.len());
+    let mut keyed = Vec::with_capacity(ids.len());
+    for (part_digests, part_keyed) in parts {
+        digests.extend(part_digests);
+        keyed.extend(part_keyed);
+    }
+    // The parts are sorted runs: the stable sort finds them and merges them.
+    keyed.sort();
+    let ranked = ranked_from_sorted(&keyed, |i, j| {
         let ticket = |k: u32| Ticket::from_digest(digests[k as usize]);
         ticket(i).cmp(&ticket(j)).then_with(|| ids[i as usize].cmp(&ids[j as usize]))
     });
     DrawOrder { seed_sha256_hex, ids, digests, ranked }
 }
 
-/// The indexes of `keys`, smallest key first, and where keys are equal in the order `tie` gives
-/// (their indexes passed). Each index is sorted as one number with its key above it, so the
-/// sort compares plain integers; then each run of equal keys is put in `tie`'s order. For a
-/// ranking, equal keys need two digests agreeing in nineteen digits: such runs are checked for,
-/// not expected.
-fn sort_keyed(keys: Vec<u64>, tie: impl Fn(u32, u32) -> Ordering) -> Vec<u32> {
-    let mut keyed: Vec<u128> = keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| u128::from(key) << 32 | u128::from(u32::try_from(i).expect("fewer than 2^32 candidates")))
-        .collect();
-    keyed.sort_unstable();
+/// A candidate's sort key above its index in the list, as one number: sorting these compares
+/// plain integers, and equal keys come out by index.
+fn keyed_index(key: u64, index: usize) -> u128 {
+    u128::from(key) << 32 | u128::from(u32::try_from(index).expect("fewer than 2^32 candidates"))
+}
+
+/// The indexes in `keyed` (sorted [`keyed_index`] values) in order, each run of equal keys put in
+/// the order `tie` gives (their indexes passed). For a ranking, equal keys need two digests
+/// agreeing in nineteen digits: such runs are checked for, not expected.
+fn ranked_from_sorted(keyed: &[u128], tie: impl Fn(u32, u32) -> Ordering) -> Vec<u32> {
     let mut ranked: Vec<u32> = Vec::with_capacity(keyed.len());
     for run in keyed.chunk_by(|a, b| a >> 32 == b >> 32) {
         let start = ranked.len();
@@ -88,26 +99,22 @@ const PARALLEL_FROM: usize = 8_192;
 /// The most threads one ranking uses.
 const MAX_THREADS: usize = 4;
 
-/// `items` mapped by `f` in order, on up to [`MAX_THREADS`] scoped threads (no more than the
-/// machine's parallelism) when there are at least [`PARALLEL_FROM`] of them, each mapping one
-/// contiguous part.
-fn parallel_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+/// `f` applied to contiguous parts of `items` (with each part's offset), one part per thread on
+/// up to [`MAX_THREADS`] scoped threads (no more than the machine's parallelism) when there are
+/// at least [`PARALLEL_FROM`] items, otherwise to all of them as one part here; the results in
+/// the parts' order.
+fn in_parts<T: Sync, U: Send>(items: &[T], f: impl Fn(usize, &[T]) -> U + Sync) -> Vec<U> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_THREADS);
     if threads < 2 || items.len() < PARALLEL_FROM {
-        return items.iter().map(f).collect();
+        return vec![f(0, items)];
     }
     let f = &f;
+    let size = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let parts: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
-            .collect();
-        let mut all = Vec::with_capacity(items.len());
-        for part in parts {
-            // A panic in `f` is a bug: it goes on in this thread.
-            all.extend(part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        }
-        all
+        let parts: Vec<_> =
+            items.chunks(size).enumerate().map(|(n, part)| scope.spawn(move || f(n * size, part))).collect();
+        // A panic in `f` is a bug: it goes on in this thread.
+        parts.into_iter().map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })
 }
 
@@ -240,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn a_long_list_ranked_on_several_threads_is_the_sampling_order_of_each_candidates_own_ticket() {
+    fn a_long_list_ranked_in_parts_on_several_threads_is_the_sampling_order_of_each_candidates_own_ticket() {
         let list = FrozenList::freeze_strs((0..PARALLEL_FROM * 2 + 7).map(|n| format!("exp_{n:032x}"))).unwrap();
         let seed = seed_string();
         let hex = seed.sha256_hex();
@@ -255,20 +262,28 @@ mod tests {
 
     #[test]
     fn equal_keys_are_put_in_the_tie_breaks_order_and_the_rest_by_key() {
-        // Keys 7, 3, 7, 1, 3, 7 at indexes 0-5; the tie-break puts higher indexes first.
-        let ranked = sort_keyed(vec![7, 3, 7, 1, 3, 7], |i, j| j.cmp(&i));
-        assert_eq!(ranked, [3, 4, 1, 5, 2, 0]);
-        let ranked = sort_keyed(vec![7, 3, 7, 1, 3, 7], |i, j| i.cmp(&j));
-        assert_eq!(ranked, [3, 1, 4, 0, 2, 5]);
-        assert_eq!(sort_keyed(vec![u64::MAX, 0], |_, _| Ordering::Equal), [1, 0]);
-        assert!(sort_keyed(Vec::new(), |_, _| Ordering::Equal).is_empty());
+        let sorted = |keys: &[u64]| {
+            let mut keyed: Vec<u128> = keys.iter().enumerate().map(|(i, key)| keyed_index(*key, i)).collect();
+            keyed.sort_unstable();
+            keyed
+        };
+        // Keys 7, 3, 7, 1, 3, 7 at indexes 0-5; the first tie-break puts higher indexes first.
+        let keyed = sorted(&[7, 3, 7, 1, 3, 7]);
+        assert_eq!(ranked_from_sorted(&keyed, |i, j| j.cmp(&i)), [3, 4, 1, 5, 2, 0]);
+        assert_eq!(ranked_from_sorted(&keyed, |i, j| i.cmp(&j)), [3, 1, 4, 0, 2, 5]);
+        assert_eq!(ranked_from_sorted(&sorted(&[u64::MAX, 0]), |_, _| Ordering::Equal), [1, 0]);
+        assert!(ranked_from_sorted(&[], |_, _| Ordering::Equal).is_empty());
     }
 
     #[test]
-    fn parallel_map_keeps_the_order_of_its_items() {
+    fn parts_cover_the_items_in_order_with_their_offsets() {
         for n in [0, 1, PARALLEL_FROM - 1, PARALLEL_FROM, PARALLEL_FROM * 3 + 1] {
             let items: Vec<usize> = (0..n).collect();
-            assert_eq!(parallel_map(&items, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>(), "{n} items");
+            let parts = in_parts(&items, |offset, part| {
+                part.iter().enumerate().map(|(i, item)| (offset + i, item * 2)).collect::<Vec<_>>()
+            });
+            let expected: Vec<(usize, usize)> = items.iter().map(|i| (*i, i * 2)).collect();
+            assert_eq!(parts.concat(), expected, "{n} items");
         }
     }
 

@@ -14,7 +14,7 @@
 //! longer than that. An answer that breaks off changes nothing.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -118,21 +118,22 @@ impl PoolCopy {
             }
             None => Box::new(self.experts.values()),
         };
-        held.filter(|h| h.last_day.is_some_and(|last| last >= *first))
-            .map(|h| {
-                let reasons = overlay.conflicts.get(&h.expert.id);
-                let leaves_on = overlay.leaves_on.get(&h.expert.id).copied();
-                if reasons.is_none() && leaves_on.is_none() {
-                    return Arc::clone(&h.expert);
-                }
-                let mut expert = PoolExpert::clone(&h.expert);
-                if let Some(reasons) = reasons {
-                    crate::registry::set_conflicts(&mut expert, reasons);
-                }
-                expert.leaves_on = leaves_on;
-                Arc::new(expert)
-            })
-            .collect()
+        let mut pool: Vec<Arc<PoolExpert>> =
+            held.filter(|h| h.last_day.is_some_and(|last| last >= *first)).map(|h| Arc::clone(&h.expert)).collect();
+        // The answer's conflicts and scheduled changes concern a few experts: each is found in
+        // the pool (in id order) and only those are cloned, rather than looking every expert up
+        // in both maps (hashing 100,000 ids twice, issue 12).
+        let overlaid: BTreeSet<&String> = overlay.conflicts.keys().chain(overlay.leaves_on.keys()).collect();
+        for id in overlaid {
+            let Ok(i) = pool.binary_search_by(|e| e.id.as_str().cmp(id)) else { continue };
+            let mut expert = PoolExpert::clone(&pool[i]);
+            if let Some(reasons) = overlay.conflicts.get(id) {
+                crate::registry::set_conflicts(&mut expert, reasons);
+            }
+            expert.leaves_on = overlay.leaves_on.get(id).copied();
+            pool[i] = Arc::new(expert);
+        }
+        pool
     }
 }
 

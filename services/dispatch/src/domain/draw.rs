@@ -267,6 +267,11 @@ pub fn specialty_matches(specialties: &[String], wanted: &[String], tier: u32) -
 /// Applies D14's hard exclusions in their fixed order to `pool` for sessions on `dates`
 /// (`booked` holds the experts already booked on one of the task's half-days), then the soft
 /// ones, relaxed one step at a time while fewer than `soft.needed` are eligible.
+///
+/// Each expert is looked at once: its hard reasons, the narrowest specialty tier it matches and
+/// its cooling and cap marks are worked out first, so each relaxation step recounts plain flags
+/// rather than comparing specialty codes again (at 100,000 experts the recounts were a
+/// measurable part of a prepare, issue 12).
 pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
     pool: &[P],
     dates: &[NaiveDate],
@@ -275,68 +280,48 @@ pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
     soft: &SoftFacts,
 ) -> Screened {
     let pool: Vec<&PoolExpert> = pool.iter().map(P::borrow).collect();
-    let (booked, cooling_set, capped) = (holds(&pool, booked), holds(&pool, &soft.cooling), holds(&pool, &soft.capped));
-    let hard: Vec<Vec<ExclusionReason>> = pool
+    let in_order = pool.is_sorted_by(|a, b| a.id < b.id);
+    let (booked, cooling_set, capped) =
+        (holds(&pool, in_order, booked), holds(&pool, in_order, &soft.cooling), holds(&pool, in_order, &soft.capped));
+    let marks: Vec<Marks> = pool
         .iter()
-        .zip(&booked)
-        .map(|(e, booked)| {
-            let mut reasons = Vec::new();
-            if !e.active_through(dates) {
-                reasons.push(ExclusionReason::NotActive);
-            }
-            if !e.in_term(dates) {
-                reasons.push(ExclusionReason::OutOfTerm);
-            }
-            if e.conflicted {
-                reasons.push(ExclusionReason::Conflicted);
-            }
-            if *booked {
-                reasons.push(ExclusionReason::AlreadyBooked);
-            }
-            if !reporter.is_empty() && e.id == reporter {
-                reasons.push(ExclusionReason::Reporter);
-            }
-            reasons
+        .enumerate()
+        .map(|(i, e)| {
+            let mut hard = ReasonSet::default();
+            hard.set(ExclusionReason::NotActive, !e.active_through(dates));
+            hard.set(ExclusionReason::OutOfTerm, !e.in_term(dates));
+            hard.set(ExclusionReason::Conflicted, e.conflicted);
+            hard.set(ExclusionReason::AlreadyBooked, booked[i]);
+            hard.set(ExclusionReason::Reporter, !reporter.is_empty() && e.id == reporter);
+            let tier = if soft.wanted.is_empty() {
+                3
+            } else {
+                (1..3).find(|t| specialty_matches(&e.specialties, &soft.wanted, *t)).unwrap_or(3)
+            };
+            Marks { hard, tier, cooling: cooling_set[i], capped: capped[i] }
         })
         .collect();
-    let mut tier: u32 = if soft.wanted.is_empty() { 3 } else { 1 };
-    let mut cooling = true;
-    let mut cap = true;
-    let soft_reasons = |i: usize, tier: u32, cooling: bool, cap: bool| {
-        let mut reasons = Vec::new();
-        if !specialty_matches(&pool[i].specialties, &soft.wanted, tier) {
-            reasons.push(ExclusionReason::SpecialtyMismatch);
-        }
-        if cooling && cooling_set[i] {
-            reasons.push(ExclusionReason::CoolingPeriod);
-        }
-        if cap && capped[i] {
-            reasons.push(ExclusionReason::MonthlyCap);
-        }
-        reasons
-    };
-    let eligible_count = |tier: u32, cooling: bool, cap: bool| {
-        (0..pool.len()).filter(|i| hard[*i].is_empty() && soft_reasons(*i, tier, cooling, cap).is_empty()).count()
-    };
+    let mut rules = SoftRules { tier: if soft.wanted.is_empty() { 3 } else { 1 }, cooling: true, cap: true };
+    let eligible_count = |rules: &SoftRules| marks.iter().filter(|m| m.reasons(rules).is_empty()).count();
     let mut relaxations = Vec::new();
-    let mut count = eligible_count(tier, cooling, cap);
+    let mut count = eligible_count(&rules);
     while count < soft.needed {
-        let rule = if tier == 1 {
-            tier = 2;
+        let rule = if rules.tier == 1 {
+            rules.tier = 2;
             SoftRule::SpecialtyGroup
-        } else if tier == 2 {
-            tier = 3;
+        } else if rules.tier == 2 {
+            rules.tier = 3;
             SoftRule::SpecialtyAny
-        } else if cooling {
-            cooling = false;
+        } else if rules.cooling {
+            rules.cooling = false;
             SoftRule::CoolingPeriod
-        } else if cap {
-            cap = false;
+        } else if rules.cap {
+            rules.cap = false;
             SoftRule::MonthlyCap
         } else {
             break;
         };
-        let after = eligible_count(tier, cooling, cap);
+        let after = eligible_count(&rules);
         relaxations.push(PoolRelaxation {
             rule: rule.code().to_owned(),
             eligible_before: count,
@@ -345,35 +330,95 @@ pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
         count = after;
     }
     let mut out =
-        Screened { eligible: 0, excluded: Vec::new(), untrained: Vec::new(), relaxations, specialty_tier: tier };
-    for (i, (e, hard)) in pool.iter().zip(hard).enumerate() {
-        let mut reasons = hard;
-        reasons.extend(soft_reasons(i, tier, cooling, cap));
+        Screened { eligible: 0, excluded: Vec::new(), untrained: Vec::new(), relaxations, specialty_tier: rules.tier };
+    for (e, m) in pool.iter().zip(&marks) {
+        let reasons = m.reasons(&rules);
         if reasons.is_empty() {
             if !e.trained {
                 out.untrained.push(e.id.clone());
             }
             out.eligible += 1;
         } else {
-            out.excluded.push(Exclusion { expert_id: e.id.clone(), reasons });
+            out.excluded.push(Exclusion { expert_id: e.id.clone(), reasons: reasons.in_order() });
         }
     }
     out
 }
 
-/// For each expert of `pool`, whether `ids` holds its id. The pool comes in id order (dispatch's
-/// copy keeps it so) and `ids` are a few hundred at most, so one ordered pass over both answers
-/// without hashing 100,000 ids (about 8 % of a prepare at that size, issue 12); a pool out of
-/// order is looked up id by id.
-fn holds(pool: &[&PoolExpert], ids: &HashSet<String>) -> Vec<bool> {
-    if ids.is_empty() {
-        return vec![false; pool.len()];
+/// The soft rules in force: the specialty tier (1 exact, 2 group, 3 any), and whether the
+/// cooling period and the monthly cap still apply.
+#[derive(Debug)]
+struct SoftRules {
+    tier: u32,
+    cooling: bool,
+    cap: bool,
+}
+
+/// What [`screen`] works out once per expert.
+#[derive(Debug)]
+struct Marks {
+    hard: ReasonSet,
+    /// The narrowest specialty tier the expert matches (3 matches everyone).
+    tier: u32,
+    cooling: bool,
+    capped: bool,
+}
+
+impl Marks {
+    /// Every reason that excludes the expert under `rules`.
+    fn reasons(&self, rules: &SoftRules) -> ReasonSet {
+        let mut reasons = self.hard;
+        reasons.set(ExclusionReason::SpecialtyMismatch, self.tier > rules.tier);
+        reasons.set(ExclusionReason::CoolingPeriod, rules.cooling && self.cooling);
+        reasons.set(ExclusionReason::MonthlyCap, rules.cap && self.capped);
+        reasons
     }
-    if !pool.is_sorted_by(|a, b| a.id < b.id) {
+}
+
+/// A set of exclusion reasons, one bit each by their place in the contract's order (the
+/// variants are declared in that order, so a variant's discriminant is its place).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ReasonSet(u32);
+
+impl ReasonSet {
+    fn bit(reason: ExclusionReason) -> u32 {
+        1 << reason as u32
+    }
+
+    fn set(&mut self, reason: ExclusionReason, on: bool) {
+        if on {
+            self.0 |= Self::bit(reason);
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The reasons, in D14's order.
+    fn in_order(self) -> Vec<ExclusionReason> {
+        ExclusionReason::ALL.iter().copied().filter(|r| self.0 & Self::bit(*r) != 0).collect()
+    }
+}
+
+/// For each expert of `pool`, whether `ids` holds its id. `ids` are a few hundred or thousand
+/// at most: when the pool is in id order (dispatch's copy keeps it so; `in_order` says whether
+/// it is), each of them is found by binary search, without comparing or hashing 100,000 ids
+/// (issue 12); a pool out of order is looked up id by id.
+fn holds(pool: &[&PoolExpert], in_order: bool, ids: &HashSet<String>) -> Vec<bool> {
+    let mut held = vec![false; pool.len()];
+    if ids.is_empty() {
+        return held;
+    }
+    if !in_order {
         return pool.iter().map(|e| ids.contains(&e.id)).collect();
     }
-    let mut member = ascending_membership(ids.iter().map(String::as_str));
-    pool.iter().map(|e| member(&e.id)).collect()
+    for id in ids {
+        if let Ok(i) = pool.binary_search_by(|e| e.id.as_str().cmp(id)) {
+            held[i] = true;
+        }
+    }
+    held
 }
 
 /// Membership in `ids` for ids asked in ascending order, each at most once: `ids` are sorted
@@ -721,6 +766,18 @@ mod tests {
     }
 
     #[test]
+    fn a_reasons_bit_is_its_place_in_the_contracts_order() {
+        for (place, reason) in ExclusionReason::ALL.iter().enumerate() {
+            assert_eq!(ReasonSet::bit(*reason), 1 << place, "{reason:?}");
+        }
+        let mut set = ReasonSet::default();
+        set.set(ExclusionReason::MonthlyCap, true);
+        set.set(ExclusionReason::NotActive, true);
+        set.set(ExclusionReason::Conflicted, false);
+        assert_eq!(set.in_order(), [ExclusionReason::NotActive, ExclusionReason::MonthlyCap]);
+    }
+
+    #[test]
     fn a_pick_is_untrained_when_the_list_holds_it_in_order_or_not() {
         let sorted: Vec<String> = ["exp_b", "exp_d", "exp_f"].map(String::from).into();
         let shuffled: Vec<String> = ["exp_f", "exp_b", "exp_d"].map(String::from).into();
@@ -736,15 +793,19 @@ mod tests {
     }
 
     #[test]
-    fn an_ordered_pass_finds_the_same_experts_in_a_set_as_looking_each_one_up() {
+    fn a_search_of_the_sorted_pool_finds_the_same_experts_in_a_set_as_looking_each_one_up() {
         let ids: HashSet<String> = ["exp_b", "exp_d", "exp_x", "exp_0"].map(String::from).into();
         let sorted: Vec<PoolExpert> = ["exp_a", "exp_b", "exp_c", "exp_d", "exp_e"].map(expert).into();
         let sorted: Vec<&PoolExpert> = sorted.iter().collect();
-        assert_eq!(holds(&sorted, &ids), [false, true, false, true, false]);
+        assert_eq!(holds(&sorted, true, &ids), [false, true, false, true, false]);
         let mut shuffled = sorted.clone();
         shuffled.swap(0, 3);
-        assert_eq!(holds(&shuffled, &ids), [true, true, false, false, false], "out of order, looked up one by one");
-        assert_eq!(holds(&sorted, &HashSet::new()), [false; 5]);
+        assert_eq!(
+            holds(&shuffled, false, &ids),
+            [true, true, false, false, false],
+            "out of order, looked up one by one"
+        );
+        assert_eq!(holds(&sorted, true, &HashSet::new()), [false; 5]);
     }
 
     #[test]
