@@ -344,8 +344,8 @@ pub struct KeptDraw {
 
 impl PreparedLists {
     /// How many lists are kept. At 100,000 candidates a list's ids are shared with its pool's
-    /// list, so each holds about 5 MB of its own (its blob and the id handles) and its untrained
-    /// list about 1.5 MB.
+    /// list and its blob is written only if asked for, so each holds about 1.6 MB of its own
+    /// (the id handles) and its untrained list about 1.5 MB.
     pub const KEPT: usize = 4;
 
     /// Keeps the list of `draw` (prepared and committed) and its untrained list, forgetting the
