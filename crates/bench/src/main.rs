@@ -212,6 +212,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     report.line(format!("supbench run on {}", machine()));
     let mut pools = args.pools.clone();
     pools.sort_unstable();
+    // Each draw takes a half-day of its own (the hot pool's share one), from the first slot day
+    // to the end of the embedded calendar: refused here rather than part-way through a run.
+    let wanted = pools.len() * (usize::try_from(args.draws)? + 1) + usize::from(pools.contains(&args.hot_pool));
+    let left = Slots::from(scenarios::first_slot_day()).left();
+    anyhow::ensure!(
+        wanted <= left,
+        "{} pool sizes x (--draws {} + the first draw) need {wanted} half-days; the embedded calendar has {left} \
+         from {} on: ask for fewer draws",
+        pools.len(),
+        args.draws,
+        scenarios::first_slot_day()
+    );
     for backend in args.backend.list() {
         let storage = Storage::new(backend).await;
         run_backend(&args, &pools, &storage, &mut report).await?;

@@ -83,6 +83,21 @@ impl Slots {
         };
         (day, if pm { HalfDay::Pm } else { HalfDay::Am })
     }
+
+    /// How many more slots [`Self::take`] can hand out before the embedded calendar ends.
+    pub fn left(&self) -> usize {
+        let (mut day, mut pm) = *self.next.lock().expect("the slot lock");
+        let mut left = 0;
+        loop {
+            if pm {
+                // Handing out an afternoon moves on to the next working day, which must exist.
+                let Ok(next) = self.calendar.add_working_days(day, 1) else { return left };
+                day = next;
+            }
+            pm = !pm;
+            left += 1;
+        }
+    }
 }
 
 /// Dispatch's clock for the draw scenarios: Monday 2026-06-01 10:00 in Jiangmen; the first
@@ -480,4 +495,23 @@ pub async fn whole_path(registry: &Svc, dispatch: &Svc, finance: &Svc, school: &
     }
     run.outcome.elapsed = started.elapsed();
     run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_slot_counted_as_left_can_be_taken_and_no_more_are_counted() {
+        let slots = Slots::from(first_slot_day());
+        let left = slots.left();
+        // From June to the end of 2026: well over a hundred working days, two half-days each.
+        assert!(left > 200, "{left}");
+        assert_eq!(slots.take(), (first_slot_day(), HalfDay::Am));
+        for taken in 1..left {
+            assert_eq!(slots.left(), left - taken);
+            slots.take();
+        }
+        assert_eq!(slots.left(), 0);
+    }
 }
