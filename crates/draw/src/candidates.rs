@@ -48,6 +48,12 @@ impl ExpertId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id's line of a list's blob: the id and `\n`.
+    fn write_line(&self, blob: &mut Vec<u8>) {
+        blob.extend_from_slice(self.0.as_bytes());
+        blob.push(b'\n');
+    }
 }
 
 impl fmt::Display for ExpertId {
@@ -94,8 +100,7 @@ impl LineHasher {
     }
 
     fn line(&mut self, id: &ExpertId) {
-        self.buffer.extend_from_slice(id.0.as_bytes());
-        self.buffer.push(b'\n');
+        id.write_line(&mut self.buffer);
         if self.buffer.len() >= Self::BUFFER {
             self.hasher.update(&self.buffer);
             self.buffer.clear();
@@ -196,10 +201,7 @@ impl FrozenList {
     pub fn bytes(&self) -> &[u8] {
         self.bytes.get_or_init(|| {
             let mut bytes = Vec::with_capacity(self.ids.iter().map(|id| id.0.len() + 1).sum());
-            for id in self.ids.iter() {
-                bytes.extend_from_slice(id.0.as_bytes());
-                bytes.push(b'\n');
-            }
+            self.ids.iter().for_each(|id| id.write_line(&mut bytes));
             bytes
         })
     }

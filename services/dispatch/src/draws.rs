@@ -211,12 +211,8 @@ pub async fn prepare(
         uncontacted.as_slice()
     };
     let (slots, dates) = slots(&task);
-    if db.backend() == supervision_kit::Backend::Postgres {
-        // Planned for this task's values, not once per connection: a generic plan made while the
-        // tables were small probed the session dates once per assignment at the institution (4-7
-        // ms per statement after a few hundred draws; issue 12, `docs/performance.md`).
-        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut **tx).await?;
-    }
+    // Planned for this task's values, not once per connection (`docs/performance.md`, ninth run).
+    db.plan_for_values(tx).await?;
     let booked = draw_store::booked_experts(tx, &slots).await?;
     let soft = soft_facts(tx, rules, &task, &dates, team.total()).await?;
     let screened = screen(pool, &dates, &booked, &task.details.reporter_expert_id, &soft);

@@ -204,7 +204,7 @@ pub async fn query(
 ) -> Result<(Vec<(ExpertId, Vec<ConflictReason>)>, Option<String>), Error> {
     let lookback = lookback_years(reference, q.first)?;
     let mut conn = snapshot(db).await?;
-    plan_for_values(db, &mut conn).await?;
+    db.plan_for_values(&mut conn).await?;
     let family = family(&mut conn, &q.institution_id).await?;
     let relations = relation_conflicts(&mut conn, &family, q.first, q.last, lookback).await?;
     let by_expert = every_conflict(&mut conn, &family, &relations).await?;
@@ -216,19 +216,6 @@ pub async fn query(
         .take(q.page.size as usize + 1)
         .collect();
     Ok(q.page.finish(items, |(e, _)| e.to_string()))
-}
-
-/// Has PostgreSQL plan each statement of `tx` for the values it is given. The pool's and the
-/// conflicts' statements cost what their values make them cost: an institution family's few ids
-/// and codes, today's date against the scheduled changes. A prepared statement's generic plan,
-/// chosen once it had run five times while the registry was small, scanned whole tables once
-/// the registry had grown (issue 12: 38 ms for the family's experts and 12 ms for the scheduled
-/// changes at 100,000 experts, about 1 ms each when planned for the values).
-async fn plan_for_values(db: &Db, tx: &mut Transaction<'static, Any>) -> Result<(), Error> {
-    if db.backend() == supervision_kit::Backend::Postgres {
-        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// One candidate of the draw pool: its row (with its specialty codes), conflict reasons and a
@@ -330,7 +317,7 @@ pub async fn open_pool(
     tx.commit().await?;
 
     let mut conn = snapshot(db).await?;
-    plan_for_values(db, &mut conn).await?;
+    db.plan_for_values(&mut conn).await?;
     let as_of = clock.now();
     let family = family(&mut conn, &request.institution_id).await?;
     let relation_conflicts = relation_conflicts(&mut conn, &family, first, last, lookback).await?;
