@@ -163,6 +163,7 @@ impl ProcessSpec {
                     listen,
                     database_url,
                     personal_data_key_file: Some(self.key_file()),
+                    expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
                     common,
                     reference,
                 };

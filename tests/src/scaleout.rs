@@ -175,6 +175,7 @@ impl ScaledOut {
                         listen: listen.clone(),
                         database_url: database_url.clone(),
                         personal_data_key_file: Some(personal_data_key_file(&pair.db)),
+                        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
                         common: common.clone(),
                         reference: reference.clone(),
                     };

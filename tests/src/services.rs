@@ -163,11 +163,30 @@ pub async fn spawn_registry_with(db: TestDb, listen: &str, reference: ReferenceA
         listen: listen.into(),
         database_url: db.url().to_owned(),
         personal_data_key_file: Some(personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
         common: common_args(Some(clock_file.clone())),
         reference,
     };
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// Starts the registry on a fresh database of `backend` with a metrics port: `(service, metrics
+/// address)`.
+pub async fn spawn_registry_with_metrics(backend: Backend) -> (RunningService, SocketAddr) {
+    let db = TestDb::new(backend).await;
+    let (common, clock_file) = deployed_args(&db, "registry", &[]);
+    let config = supervision_registry::Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url().to_owned(),
+        personal_data_key_file: Some(personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
+        common,
+        reference: ReferenceArgs::default(),
+    };
+    let app = supervision_registry::App::build(&config).await.expect("registry builds");
+    let metrics = app.metrics_addr().expect("a metrics port");
+    (start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await, metrics)
 }
 
 /// The registry's personal-data key for `db`: a fresh key in the test's scratch directory,
@@ -464,6 +483,7 @@ pub async fn spawn_deployment(backend: Backend) -> Deployment {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         personal_data_key_file: Some(personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
         common,
         reference: ReferenceArgs::default(),
     };

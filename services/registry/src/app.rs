@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::Context;
 use clap::Parser;
 use supervision_kit::{
-    Migrations, Shutdown,
+    Backend, Migrations, Shutdown,
     app::{CommonArgs, Foundation},
     personal::PersonalDataKey,
 };
@@ -15,7 +15,7 @@ use supervision_proto::registry::registry_service_server::{RegistryServiceServer
 use supervision_reference::{Reference, ReferenceArgs};
 use tonic::service::Routes;
 
-use crate::grpc::Registry;
+use crate::{expert_cache::ExpertCache, grpc::Registry};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -45,11 +45,19 @@ pub struct Config {
     /// to serve (not for `--migrate-only`); `supctl keys init` writes a development one.
     #[arg(long, env = "PERSONAL_DATA_KEY_FILE")]
     pub personal_data_key_file: Option<PathBuf>,
+    /// How many experts GetExpert keeps parsed in memory on PostgreSQL, each answered again only
+    /// after a one-row check that it has not changed (docs/performance.md, "Registry reads");
+    /// 0 keeps none. About 4 KiB each.
+    #[arg(long, env = "REGISTRY_EXPERT_CACHE", default_value_t = DEFAULT_EXPERT_CACHE)]
+    pub expert_cache: usize,
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
     pub reference: ReferenceArgs,
 }
+
+/// `--expert-cache`'s default: every expert of a city's pool, many times over.
+pub const DEFAULT_EXPERT_CACHE: usize = 20_000;
 
 /// A registry that is connected, migrated and bound, ready to serve.
 #[derive(Debug)]
@@ -57,6 +65,7 @@ pub struct App {
     foundation: Foundation,
     reference: Reference,
     key: PersonalDataKey,
+    experts: ExpertCache,
 }
 
 /// Reads the personal-data key, refusing to start without one: the registry never stores an
@@ -78,7 +87,11 @@ impl App {
         let reference = config.reference.load()?;
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
-        Ok(Self { foundation, reference, key })
+        let experts = ExpertCache::new(
+            if foundation.db.backend() == Backend::Postgres { config.expert_cache } else { 0 },
+            Some(&foundation.metrics),
+        );
+        Ok(Self { foundation, reference, key, experts })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -101,6 +114,7 @@ impl App {
             self.foundation.clock.clone(),
             self.key.clone(),
             self.reference.clone(),
+            self.experts,
         );
         let (db, clock, reference) =
             (self.foundation.db.clone(), self.foundation.clock.clone(), self.reference.clone());

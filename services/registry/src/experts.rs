@@ -8,6 +8,8 @@
 //! AUDITOR and to a SERVICE acting for FINANCE, FINANCE_LEAD, CITY_ADMIN or AUDITOR, and every
 //! call is audited.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use sqlx::{Any, AnyConnection, Transaction};
 use supervision_kit::{
@@ -28,6 +30,7 @@ use crate::{
         expert::{creation_changes, diff, fields, stamp_categories, stamp_conditions},
     },
     error::Error,
+    expert_cache::{ExpertCache, Outcome},
     store::{self, experts as sql},
 };
 
@@ -138,16 +141,66 @@ pub async fn create(
     Ok(expert)
 }
 
-/// One expert, for a caller allowed to see it.
-pub async fn get(db: &Db, key: &PersonalDataKey, caller: &Caller, id: &ExpertId) -> Result<Expert, Error> {
+/// One expert, for a caller allowed to see it. On PostgreSQL, when `cache` holds a copy read at
+/// the expert's current `ReadStamp`, the copy (one small statement instead of the row and its
+/// child rows, parsed); otherwise the expert read and kept there.
+pub async fn get(
+    db: &Db,
+    key: &PersonalDataKey,
+    cache: &ExpertCache,
+    caller: &Caller,
+    id: &ExpertId,
+) -> Result<Arc<Expert>, Error> {
     require_own(caller, id)?;
-    let expert = if db.backend() == Backend::Postgres {
-        // One statement (`sql::get_committed_expert`) is one snapshot: no transaction around it.
-        sql::get_committed_expert(&mut *db.pool().acquire().await?, key, id).await?
-    } else {
-        sql::get_committed_expert(&mut *snapshot(db).await?, key, id).await?
-    };
-    expert.ok_or_else(|| Error::ExpertNotFound(id.to_string()))
+    let not_found = || Error::ExpertNotFound(id.to_string());
+    if db.backend() != Backend::Postgres {
+        let read = sql::get_committed_expert(&mut *snapshot(db).await?, key, id).await?;
+        return read.map(|(expert, _)| Arc::new(expert)).ok_or_else(not_found);
+    }
+    // Each statement below is one snapshot: no transaction around them.
+    let mut conn = db.pool().acquire().await?;
+    let copy = cache.get(id);
+    if let Some((kept, expert)) = &copy {
+        match sql::read_stamp(&mut conn, id).await? {
+            Some(now) if now == *kept => {
+                cache.count(Outcome::Hit);
+                #[cfg(debug_assertions)]
+                check_copy(&mut conn, key, id, *kept, expert).await?;
+                return Ok(expert.clone());
+            }
+            Some(_) => {}
+            None => {
+                cache.forget(id);
+                return Err(not_found());
+            }
+        }
+    }
+    cache.count(if copy.is_some() { Outcome::Changed } else { Outcome::Miss });
+    let (expert, stamp) = sql::get_committed_expert(&mut conn, key, id).await?.ok_or_else(not_found)?;
+    let expert = Arc::new(expert);
+    if let Some(stamp) = stamp {
+        cache.put(stamp, expert.clone());
+    }
+    Ok(expert)
+}
+
+/// Debug builds (every test) check each copy answered against a fresh read: if the store's stamp
+/// is still the copy's, so must the expert be. A write that changed an expert without a new stamp
+/// fails here, in whichever test made it.
+#[cfg(debug_assertions)]
+async fn check_copy(
+    conn: &mut AnyConnection,
+    key: &PersonalDataKey,
+    id: &ExpertId,
+    kept: sql::ReadStamp,
+    copy: &Expert,
+) -> Result<(), Error> {
+    if let Some((read, Some(stamp))) = sql::get_committed_expert(conn, key, id).await?
+        && stamp == kept
+    {
+        assert_eq!(&read, copy, "the registry answered a copy of {id} at stamp {kept:?} that is no longer the expert");
+    }
+    Ok(())
 }
 
 /// A read-only transaction whose statements all see one snapshot, so an expert's row and its

@@ -20,6 +20,7 @@ use crate::{
     convert::{self, appointments as ca, experts as cx, relations as cr},
     documents,
     domain::Visibility,
+    expert_cache::ExpertCache,
     experts, incidents, institutions, lifecycle, meetings, relations, sheets, transfer,
 };
 
@@ -61,11 +62,13 @@ pub struct Registry {
     key: PersonalDataKey,
     /// The policy editions (article 10's exemption) and the calendar.
     reference: Reference,
+    /// GetExpert's parsed copies of experts (PostgreSQL).
+    experts: std::sync::Arc<ExpertCache>,
 }
 
 impl Registry {
-    pub fn new(db: Db, clock: SharedClock, key: PersonalDataKey, reference: Reference) -> Self {
-        Self { db, clock, key, reference }
+    pub fn new(db: Db, clock: SharedClock, key: PersonalDataKey, reference: Reference, experts: ExpertCache) -> Self {
+        Self { db, clock, key, reference, experts: std::sync::Arc::new(experts) }
     }
 
     fn today(&self) -> NaiveDate {
@@ -95,7 +98,7 @@ impl Registry {
     /// expert again and shows it as `caller` may see it.
     async fn replayed(&self, caller: &Caller, stored: Option<pb::Expert>) -> Result<pb::Expert, Status> {
         let id = cx::expert_id(&stored.map(|e| e.id).unwrap_or_default(), "id")?;
-        let expert = experts::get(&self.db, &self.key, caller, &id).await?;
+        let expert = experts::get(&self.db, &self.key, &self.experts, caller, &id).await?;
         Ok(self.expert_for(caller, &expert))
     }
 }
@@ -297,7 +300,7 @@ impl RegistryService for Registry {
     ) -> Result<Response<pb::GetExpertResponse>, Status> {
         let caller = Caller::of(&request)?;
         let id = cx::expert_id(&request.get_ref().id, "id")?;
-        let expert = experts::get(&self.db, &self.key, caller, &id).await?;
+        let expert = experts::get(&self.db, &self.key, &self.experts, caller, &id).await?;
         Ok(Response::new(pb::GetExpertResponse { expert: Some(self.expert_for(caller, &expert)) }))
     }
 

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod documents;
 pub mod domain;
 pub mod error;
+pub mod expert_cache;
 pub mod experts;
 pub mod grpc;
 pub mod incidents;

@@ -21,6 +21,7 @@ async fn a_scrape_after_some_calls_shows_requests_by_method_and_code_and_latency
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         personal_data_key_file: Some(testkit::personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
         common: supervision_kit::app::CommonArgs {
             metrics_listen: Some("127.0.0.1:0".into()),
             ..testkit::common_args(None)

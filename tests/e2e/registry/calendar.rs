@@ -115,6 +115,7 @@ async fn the_metrics_port_warns_before_the_calendar_and_the_edition_run_out() {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         personal_data_key_file: Some(testkit::personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
         common: supervision_kit::app::CommonArgs {
             metrics_listen: Some("127.0.0.1:0".into()),
             ..testkit::common_args(Some(clock_file))

@@ -5,6 +5,7 @@ mod appointments;
 mod calendar;
 mod documents;
 mod draw_pool;
+mod expert_copies;
 mod experts;
 mod health;
 mod idempotency;

@@ -99,9 +99,15 @@ async fn the_one_statement_read_equals_the_assembled_read(backend: Backend) {
     drop(snapshot);
 
     assert_eq!(read, assembled);
-    let committed =
+    let (committed, stamp) =
         experts::get_committed_expert(&mut conn, &key, &expert_id).await.unwrap().expect("the expert is read");
     assert_eq!(committed, assembled, "the stored child rows (expert_reads on PostgreSQL) read the same");
+    assert_eq!(stamp.is_some(), backend == Backend::Postgres, "stamped on PostgreSQL only: {stamp:?}");
+    if let Some(stamp) = stamp {
+        let current = experts::read_stamp(&mut conn, &expert_id).await.unwrap();
+        assert_eq!(current, Some(stamp), "the stamp alone reads the same");
+        assert!(stamp.children.is_some(), "the expert's child rows are stored: {stamp:?}");
+    }
     let page = supervision_kit::Page { size: 10, after: None };
     let listed = experts::list_experts(&mut conn, &key, &ExpertFilter::default(), &page).await.unwrap();
     assert_eq!(listed, [assembled], "ListExperts' page reads the same expert");

@@ -26,6 +26,7 @@ async fn tls_on_the_grpc_port_and_plaintext_health_beside_it() {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         personal_data_key_file: Some(testkit::personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
         common: CommonArgs {
             tls: TlsArgs {
                 tls_cert_file: Some(cert),

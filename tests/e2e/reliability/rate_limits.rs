@@ -29,6 +29,7 @@ async fn limited_registry(backend: Backend) -> Limited {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         personal_data_key_file: Some(testkit::personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
         common: CommonArgs {
             rate_limit: RateLimitArgs { rate_limit_per_second: 0.001, rate_limit_burst: BURST },
             ..testkit::common_args(None)

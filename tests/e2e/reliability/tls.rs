@@ -130,6 +130,7 @@ async fn start_registry(backend: Backend, pki: &Pki) -> Started {
         listen: "127.0.0.1:0".into(),
         database_url: db.url().to_owned(),
         personal_data_key_file: Some(testkit::personal_data_key_file(&db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
         common: common(&db, pki.serving("registry")),
         reference: Default::default(),
     };

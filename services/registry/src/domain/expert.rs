@@ -782,6 +782,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// An active expert with `profile()`.
+    pub fn sample_expert() -> Expert {
+        let at = today().and_hms_opt(9, 0, 0).unwrap().and_utc();
+        Expert {
+            id: ExpertId::generate(),
+            profile: profile(),
+            status: ExpertStatus::Active,
+            civil_servant: vec![],
+            trained: false,
+            last_confirmed_year: 0,
+            application_id: String::new(),
+            current_term_end: None,
+            appointment: None,
+            revision: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
     fn actor(subject: &str) -> Actor {
         Actor { subject: subject.into(), role: "CITY_ADMIN".into(), bureau: Some("440700".into()) }
     }

@@ -454,33 +454,56 @@ pub async fn get_expert(
     key: &PersonalDataKey,
     id: &ExpertId,
 ) -> Result<Option<Expert>, StoreError> {
-    read_expert(conn, key, id, GET_EXPERT_ONE_STATEMENT).await
+    if conn.backend_name() == "PostgreSQL" {
+        let row = sqlx::query(GET_EXPERT_ONE_STATEMENT).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        return row.map(|row| expert_from_one_statement(&row, key)).transpose();
+    }
+    get_expert_assembled(conn, key, id).await
 }
 
 /// `get_expert` for a connection that has changed nothing in its transaction (GetExpert's read):
 /// on PostgreSQL the child rows as `expert_reads` holds them (`stored_children!`), one primary-key
-/// read instead of six aggregates; on SQLite the assembled read, inside one snapshot.
+/// read instead of six aggregates, with the expert's `ReadStamp` from the same snapshot; on SQLite
+/// the assembled read, inside one snapshot, and no stamp.
 pub async fn get_committed_expert(
     conn: &mut AnyConnection,
     key: &PersonalDataKey,
     id: &ExpertId,
-) -> Result<Option<Expert>, StoreError> {
-    read_expert(conn, key, id, GET_COMMITTED_EXPERT_STATEMENT).await
+) -> Result<Option<(Expert, Option<ReadStamp>)>, StoreError> {
+    if conn.backend_name() == "PostgreSQL" {
+        let row = sqlx::query(GET_COMMITTED_EXPERT_STATEMENT).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        return row.map(|row| Ok((expert_from_one_statement(&row, key)?, Some(stamp_from(&row)?)))).transpose();
+    }
+    Ok(get_expert_assembled(conn, key, id).await?.map(|expert| (expert, None)))
 }
 
-/// One expert by `postgres` (a statement of the expert's columns and `children_json`) on
-/// PostgreSQL, the assembled read on SQLite.
-async fn read_expert(
-    conn: &mut AnyConnection,
-    key: &PersonalDataKey,
-    id: &ExpertId,
-    postgres: &'static str,
-) -> Result<Option<Expert>, StoreError> {
-    if conn.backend_name() == "PostgreSQL" {
-        let row = sqlx::query(postgres).bind(id.as_str()).fetch_optional(&mut *conn).await?;
-        return row.map(|row| expert_from_one_statement(&row, key)).transpose();
-    }
-    get_expert_assembled(conn, key, id).await
+/// What identifies the version of an expert that `get_committed_expert` reads on PostgreSQL: the
+/// stamps that triggers draw from one sequence whenever the experts row, or the child rows that
+/// `expert_reads` keeps, are written (migration `0011_read_stamps.sql`). Equal stamps, the same
+/// expert; a sequence never repeats a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStamp {
+    pub row: i64,
+    /// `None` while the expert has no `expert_reads` row (its child rows are then read as they
+    /// are; the first write of one creates the row).
+    pub children: Option<i64>,
+}
+
+fn stamp_from(row: &AnyRow) -> Result<ReadStamp, sqlx::Error> {
+    Ok(ReadStamp { row: row.try_get("row_stamp")?, children: row.try_get("children_stamp")? })
+}
+
+/// An expert's current `ReadStamp` on PostgreSQL (two primary-key lookups, no child rows), or
+/// `None` when there is no such expert.
+pub async fn read_stamp(conn: &mut AnyConnection, id: &ExpertId) -> Result<Option<ReadStamp>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT e.row_stamp, r.children_stamp FROM experts e LEFT JOIN expert_reads r ON r.expert_id = e.id \
+         WHERE e.id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(stamp_from).transpose()
 }
 
 /// `get_expert` as the expert's row then one query per child table (SQLite's path; on PostgreSQL
@@ -685,7 +708,7 @@ const GET_EXPERT_ONE_STATEMENT: &str = concat!(
 
 /// PostgreSQL's `get_committed_expert`.
 const GET_COMMITTED_EXPERT_STATEMENT: &str =
-    concat!("SELECT ", expert_columns!(), stored_children!(), "WHERE e.id = $1");
+    concat!("SELECT ", expert_columns!(), ", e.row_stamp, r.children_stamp", stored_children!(), "WHERE e.id = $1");
 
 /// `children_json_expr!()` parsed: each child table's rows as `row_to_json` writes them.
 #[derive(serde::Deserialize)]

@@ -1,0 +1,51 @@
+-- What GetExpert answers for an expert is their experts row and the child rows that
+-- `expert_reads` keeps (0009). Each of the two now carries a stamp, drawn from one sequence by
+-- triggers whenever it is written, whoever writes it: a registry replica keeps the experts it
+-- read, parsed, with the two stamps, and a later read fetches only the stamps (issue 12,
+-- docs/performance.md "Registry reads"). Equal stamps mean an unchanged expert.
+--
+-- A sequence, not the writing transaction's id: a sequence never hands out a number twice, also
+-- across a dump and restore into a new cluster, where transaction ids start again. PostgreSQL
+-- only, like `expert_reads`: SQLite reads in-process and keeps no copies.
+
+CREATE SEQUENCE expert_read_stamps AS BIGINT;
+
+-- 0 for the rows written before this migration: each row's pair of stamps is compared only with
+-- the same expert's, and every later write takes a number from the sequence (never 0).
+ALTER TABLE experts ADD COLUMN row_stamp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE expert_reads ADD COLUMN children_stamp BIGINT NOT NULL DEFAULT 0;
+
+-- A new stamp for every inserted row and every update that changes a column. An update that
+-- leaves the row as it was (the lifecycle pass's `SET revision = revision`, which only locks)
+-- keeps its stamp, so readers keep their copies.
+CREATE FUNCTION experts_row_stamp() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
+        RETURN NEW;
+    END IF;
+    NEW.row_stamp := nextval('expert_read_stamps');
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER experts_row_stamp BEFORE INSERT OR UPDATE ON experts
+    FOR EACH ROW EXECUTE FUNCTION experts_row_stamp();
+
+-- 0009's refresh, which now also stamps what it writes.
+CREATE OR REPLACE FUNCTION expert_reads_refresh() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    target TEXT := CASE WHEN TG_OP = 'DELETE' THEN OLD.expert_id ELSE NEW.expert_id END;
+BEGIN
+    IF EXISTS (SELECT 1 FROM expert_reads WHERE expert_id = target AND written_by = txid_current()) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM experts WHERE id = target FOR NO KEY UPDATE;
+    INSERT INTO expert_reads (expert_id, written_by, children, children_stamp)
+    VALUES (target, txid_current(), expert_children(target), nextval('expert_read_stamps'))
+    ON CONFLICT (expert_id) DO UPDATE SET written_by = excluded.written_by, children = excluded.children,
+        children_stamp = excluded.children_stamp;
+    RETURN NULL;
+END
+$$;

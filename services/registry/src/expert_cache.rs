@@ -1,0 +1,239 @@
+//! The experts that GetExpert read last, kept parsed and decrypted with the `ReadStamp` they were
+//! read at (PostgreSQL only; issue 12, docs/performance.md "Registry reads").
+//!
+//! A copy is only ever answered after the store's current stamp was read and found equal, so a
+//! copy is never staler than the database: the cache saves parsing the row and its child rows and
+//! transferring them, not the round trip. Writes need not know about it; triggers stamp every
+//! write (migration `0011_read_stamps.sql`), and a replica holding an older copy simply reads the
+//! expert again.
+//!
+//! Bounded by a number of experts. When full, a new copy replaces one found by the CLOCK sweep:
+//! the hand passes over copies answered since it last passed (clearing their mark) and takes the
+//! first one that was not, so experts read again and again stay while one-off reads go.
+//!
+//! Personal values are held decrypted, as each read already holds them while it answers; the
+//! process also holds the key that decrypts them, so keeping them adds no new way to reach them.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use supervision_kit::metrics::{Counter, Metrics};
+
+use crate::{
+    domain::{Expert, ExpertId},
+    store::experts::ReadStamp,
+};
+
+/// The copies, and how reads went.
+#[derive(Debug)]
+pub struct ExpertCache {
+    capacity: usize,
+    slots: Mutex<Slots>,
+    reads: Option<Counter>,
+}
+
+/// How a read through the cache went, the label of `registry_expert_cache_reads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The copy's stamp was current: answered from it.
+    Hit,
+    /// There was a copy, but the expert changed since: read again.
+    Changed,
+    /// No copy: read.
+    Miss,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Changed => "changed",
+            Outcome::Miss => "miss",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    /// Where each cached expert's slot is.
+    index: HashMap<ExpertId, usize>,
+    /// `None` for a slot whose expert was forgotten.
+    slots: Vec<Option<Slot>>,
+    /// The CLOCK hand: the next slot the sweep looks at.
+    hand: usize,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: ExpertId,
+    stamp: ReadStamp,
+    expert: Arc<Expert>,
+    /// Answered since the hand last passed.
+    used: bool,
+}
+
+impl ExpertCache {
+    /// A cache of at most `capacity` experts (0 keeps none), counting its reads in `metrics`.
+    pub fn new(capacity: usize, metrics: Option<&Metrics>) -> Self {
+        let reads = metrics.map(|m| {
+            m.counter(
+                "registry_expert_cache_reads_total",
+                "GetExpert reads on PostgreSQL by how the registry's copy of the expert served: hit (the copy was \
+                 current), changed (the expert changed since the copy), miss (no copy)",
+            )
+        });
+        Self { capacity, slots: Mutex::new(Slots::default()), reads }
+    }
+
+    /// Whether the cache keeps anything.
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    /// How many experts it holds.
+    pub fn len(&self) -> usize {
+        self.lock().index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // The slots are consistent between statements: a panic elsewhere cannot leave them torn.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The copy of `id`, with the stamp it was read at; marks it used.
+    pub fn get(&self, id: &ExpertId) -> Option<(ReadStamp, Arc<Expert>)> {
+        let mut slots = self.lock();
+        let at = *slots.index.get(id)?;
+        let slot = slots.slots[at].as_mut().expect("an indexed slot holds its expert");
+        slot.used = true;
+        Some((slot.stamp, slot.expert.clone()))
+    }
+
+    /// Keeps `expert` as read at `stamp`, in place of any older copy.
+    pub fn put(&self, stamp: ReadStamp, expert: Arc<Expert>) {
+        if !self.enabled() {
+            return;
+        }
+        let mut guard = self.lock();
+        let slots = &mut *guard;
+        let fresh = Slot { id: expert.id.clone(), stamp, expert, used: false };
+        if let Some(&at) = slots.index.get(&fresh.id) {
+            slots.slots[at] = Some(fresh);
+            return;
+        }
+        if slots.slots.len() < self.capacity {
+            slots.index.insert(fresh.id.clone(), slots.slots.len());
+            slots.slots.push(Some(fresh));
+            return;
+        }
+        // The sweep: at most one lap clearing marks, then the next slot is free of one.
+        let at = loop {
+            let at = slots.hand;
+            slots.hand = (at + 1) % slots.slots.len();
+            match &mut slots.slots[at] {
+                Some(slot) if slot.used => slot.used = false,
+                _ => break at,
+            }
+        };
+        if let Some(old) = slots.slots[at].take() {
+            slots.index.remove(&old.id);
+        }
+        slots.index.insert(fresh.id.clone(), at);
+        slots.slots[at] = Some(fresh);
+    }
+
+    /// Drops the copy of `id` (an expert the store no longer has).
+    pub fn forget(&self, id: &ExpertId) {
+        let mut slots = self.lock();
+        if let Some(at) = slots.index.remove(id) {
+            slots.slots[at] = None;
+        }
+    }
+
+    /// Counts one read.
+    pub fn count(&self, outcome: Outcome) {
+        if let Some(reads) = &self.reads {
+            reads.inc(&[("outcome", outcome.label())]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expert(n: u32) -> Arc<Expert> {
+        let mut e = crate::domain::expert::tests::sample_expert();
+        e.id = ExpertId::parse(&format!("exp_{n:032x}")).expect("a well-formed id");
+        Arc::new(e)
+    }
+
+    fn stamp(row: i64) -> ReadStamp {
+        ReadStamp { row, children: Some(row + 1) }
+    }
+
+    fn held(cache: &ExpertCache, n: u32) -> Option<i64> {
+        cache.get(&expert(n).id).map(|(s, _)| s.row)
+    }
+
+    #[test]
+    fn a_copy_is_answered_with_the_stamp_it_was_kept_at_and_a_newer_one_replaces_it() {
+        let cache = ExpertCache::new(4, None);
+        assert_eq!(held(&cache, 1), None);
+        cache.put(stamp(10), expert(1));
+        let (s, e) = cache.get(&expert(1).id).expect("kept");
+        assert_eq!((s, e.id.clone()), (stamp(10), expert(1).id.clone()));
+        cache.put(stamp(12), expert(1));
+        assert_eq!((held(&cache, 1), cache.len()), (Some(12), 1), "replaced in place");
+        cache.forget(&expert(1).id);
+        assert_eq!((held(&cache, 1), cache.len()), (None, 0));
+    }
+
+    #[test]
+    fn it_never_holds_more_than_its_capacity_and_the_sweep_spares_what_was_read_since_it_passed() {
+        let cache = ExpertCache::new(3, None);
+        for n in 1..=3 {
+            cache.put(stamp(n.into()), expert(n));
+        }
+        // 1 and 3 read again: the hand starts at slot 0, clears 1's mark, takes 2.
+        assert!(held(&cache, 1).is_some() && held(&cache, 3).is_some());
+        cache.put(stamp(4), expert(4));
+        assert_eq!(
+            (held(&cache, 1), held(&cache, 2), held(&cache, 3), held(&cache, 4)),
+            (Some(1), None, Some(3), Some(4))
+        );
+        assert_eq!(cache.len(), 3);
+        // Every mark is set now (the checks above read 1, 3 and 4): a whole lap clears them and
+        // the hand, back where it started, takes that slot's expert.
+        cache.put(stamp(5), expert(5));
+        assert_eq!(cache.len(), 3);
+        let kept: Vec<_> = (1..=5).filter(|&n| held(&cache, n).is_some()).collect();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(kept.contains(&5), "the new copy is kept: {kept:?}");
+    }
+
+    #[test]
+    fn a_forgotten_slot_is_the_first_one_reused() {
+        let cache = ExpertCache::new(2, None);
+        cache.put(stamp(1), expert(1));
+        cache.put(stamp(2), expert(2));
+        assert!(held(&cache, 1).is_some() && held(&cache, 2).is_some());
+        cache.forget(&expert(1).id);
+        cache.put(stamp(3), expert(3));
+        assert_eq!((held(&cache, 1), held(&cache, 2), held(&cache, 3)), (None, Some(2), Some(3)));
+    }
+
+    #[test]
+    fn a_cache_of_no_experts_keeps_none() {
+        let cache = ExpertCache::new(0, None);
+        cache.put(stamp(1), expert(1));
+        assert!(!cache.enabled());
+        assert_eq!((held(&cache, 1), cache.len()), (None, 0));
+    }
+}

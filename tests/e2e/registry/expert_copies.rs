@@ -1,0 +1,91 @@
+//! GetExpert's copies of experts (PostgreSQL; issue 12): a copy is answered only while the expert's
+//! stamps (migration `0011_read_stamps.sql`) are those it was read at, so every write shows at
+//! once, including writes that bypass the service; an update that changes nothing keeps the copy.
+//! On SQLite there are no copies and the same writes show the same way.
+
+use supervision_proto::{
+    common::{CivilServantStatus, Evidence, Specialty, SpecialtyCode},
+    registry::{Expert, GetExpertRequest, RecordCivilServantStatusRequest},
+};
+use testkit::{Backend, RunningService, on_both_backends, scrape_metrics, spawn_registry_with_metrics};
+
+use crate::appointments::{admin, appoint, appoint_request, date, id};
+
+on_both_backends!(every_write_shows_in_the_next_read_and_only_unchanged_experts_are_answered_from_a_copy,);
+
+async fn get(registry: &RunningService, id: &str) -> Expert {
+    admin(registry).get_expert(GetExpertRequest { id: id.into() }).await.unwrap().into_inner().expert.unwrap()
+}
+
+/// `registry_expert_cache_reads_total` by outcome: (hit, changed, miss).
+async fn reads(metrics: std::net::SocketAddr) -> (u32, u32, u32) {
+    let body = scrape_metrics(metrics).await;
+    let value = |outcome: &str| {
+        let series = format!("registry_expert_cache_reads_total{{outcome=\"{outcome}\"}} ");
+        body.lines().find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok()).unwrap_or(0.0) as u32
+    };
+    (value("hit"), value("changed"), value("miss"))
+}
+
+async fn execute(registry: &RunningService, statement: &str, expert: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(registry.database_url()).await.unwrap();
+    let done = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).bind(expert).execute(&pool).await.unwrap();
+    assert_eq!(done.rows_affected(), 1, "{statement}");
+    pool.close().await;
+}
+
+async fn every_write_shows_in_the_next_read_and_only_unchanged_experts_are_answered_from_a_copy(backend: Backend) {
+    let (registry, metrics) = spawn_registry_with_metrics(backend).await;
+    let mut req = appoint_request("李明", "440703198506150029", date(2025, 12, 1));
+    req.profile.as_mut().unwrap().specialties = vec![Specialty {
+        code: Some(SpecialtyCode { code: "4-07-05-01".into(), name: String::new() }),
+        level: 0,
+        note: "初录".into(),
+    }];
+    let expert = appoint(&registry, req).await.expert.unwrap().id;
+    let copies = backend == Backend::Postgres;
+    // (hit, changed, miss) as they should have grown, on PostgreSQL; nothing is counted on SQLite.
+    let expect = |counts: (u32, u32, u32)| if copies { counts } else { (0, 0, 0) };
+
+    let first = get(&registry, &expert).await;
+    assert_eq!(get(&registry, &expert).await, first);
+    assert_eq!(get(&registry, &expert).await, first);
+    assert_eq!(reads(metrics).await, expect((2, 0, 1)), "read once, then answered twice from the copy");
+
+    // The lifecycle pass's lock: an update that changes nothing keeps the stamp and the copy.
+    execute(&registry, "UPDATE experts SET revision = revision WHERE id = $1", &expert).await;
+    assert_eq!(get(&registry, &expert).await, first);
+    assert_eq!(reads(metrics).await, expect((3, 0, 1)));
+
+    // Writes that bypass the service (an operator's repair, say) show all the same: to the row,
+    execute(&registry, "UPDATE experts SET professional_title = '高级技师' WHERE id = $1", &expert).await;
+    let read = get(&registry, &expert).await;
+    assert_eq!(read.profile.as_ref().unwrap().professional_title, "高级技师");
+    assert_eq!(reads(metrics).await, expect((3, 1, 1)));
+    // and to a child row.
+    execute(&registry, "UPDATE expert_specialties SET note = '复核' WHERE expert_id = $1", &expert).await;
+    let read = get(&registry, &expert).await;
+    assert_eq!(read.profile.as_ref().unwrap().specialties[0].note, "复核");
+    assert_eq!(reads(metrics).await, expect((3, 2, 1)));
+
+    // A write through the service: a civil-servant entry added.
+    admin(&registry)
+        .record_civil_servant_status(RecordCivilServantStatusRequest {
+            request_id: id(),
+            expert_id: expert.clone(),
+            status: CivilServantStatus::CivilServant as i32,
+            valid_from: date(2026, 3, 1),
+            evidence: Some(Evidence { description: "录用通知".into(), documents: vec![] }),
+            on_behalf: None,
+        })
+        .await
+        .unwrap();
+    let read = get(&registry, &expert).await;
+    assert_eq!(first.civil_servant_status, CivilServantStatus::None as i32);
+    assert_eq!(read.civil_servant_status, CivilServantStatus::CivilServant as i32, "{read:?}");
+    assert_eq!(get(&registry, &expert).await, read);
+    assert_eq!(reads(metrics).await, expect((4, 3, 1)));
+    registry.assert_expert_reads_current().await;
+    registry.stop().await;
+}
