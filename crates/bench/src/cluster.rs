@@ -79,6 +79,8 @@ impl Drop for Svc {
 pub struct Storage {
     pub backend: Backend,
     pub redis: Option<TestRedis>,
+    /// The registry's `--expert-cache`.
+    pub expert_cache: usize,
 }
 
 impl Storage {
@@ -87,7 +89,7 @@ impl Storage {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestRedis::new().await),
         };
-        Self { backend, redis }
+        Self { backend, redis, expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE }
     }
 
     pub fn label(&self) -> &'static str {
@@ -143,7 +145,7 @@ impl Storage {
             listen: "127.0.0.1:0".into(),
             database_url: db.url().to_owned(),
             personal_data_key_file: Some(testkit::personal_data_key_file(&db)),
-            expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
+            expert_cache: self.expert_cache,
             common,
             reference: ReferenceArgs::default(),
         };

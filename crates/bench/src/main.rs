@@ -100,6 +100,9 @@ struct RunArgs {
     read_seconds: u64,
     #[arg(long, default_value_t = 4)]
     read_concurrency: usize,
+    /// The registry's `--expert-cache`: experts GetExpert keeps parsed on PostgreSQL.
+    #[arg(long, default_value_t = supervision_registry::app::DEFAULT_EXPERT_CACHE)]
+    expert_cache: usize,
     /// Passes of the whole task -> draw -> accept -> report -> fee path.
     #[arg(long, default_value_t = 10)]
     path_passes: u64,
@@ -225,7 +228,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         scenarios::first_slot_day()
     );
     for backend in args.backend.list() {
-        let storage = Storage::new(backend).await;
+        let storage = Storage { expert_cache: args.expert_cache, ..Storage::new(backend).await };
         run_backend(&args, &pools, &storage, &mut report).await?;
     }
     report.line(format!("\nunexpected statuses in the whole run: {}", report.unexpected));
@@ -358,9 +361,12 @@ async fn run_backend(args: &RunArgs, pools: &[u32], storage: &Storage, report: &
             report.outcome(b, &fast_get, &ratio(&fast_get, &bare_get));
             report.outcome(b, &fast_list, &ratio(&fast_list, &bare_list));
             report.line(format!(
-                "\nregistry's own time per call (its request histogram): during GetExpert: {}; during ListExperts: {}\n",
+                "\nregistry's own time per call (its request histogram): during GetExpert: {}; during ListExperts: {}\n\
+                 GetExpert's copies (--expert-cache {}): {}\n",
                 metrics::describe(&metrics::between(&before, &middle)),
                 metrics::describe(&metrics::between(&middle, &after)),
+                storage.expert_cache,
+                metrics::describe_copies(metrics::copies(&before, &middle)),
             ));
         }
 

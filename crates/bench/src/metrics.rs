@@ -26,11 +26,24 @@ pub fn stage_row(stage: &str) -> String {
     format!("stage {stage}")
 }
 
+/// The registry's GetExpert reads by how its copy of the expert served (docs/operations.md),
+/// kept in a [`Snapshot`] as `(value, 0)` by outcome.
+const COPIES_SERIES: &str = "registry_expert_cache_reads_total";
+
+/// The outcomes of [`COPIES_SERIES`].
+pub const COPY_OUTCOMES: [&str; 3] = ["hit", "changed", "miss"];
+
 pub async fn scrape(addr: Option<SocketAddr>) -> Snapshot {
     let Some(addr) = addr else { return Snapshot::default() };
     let body = testkit::scrape_metrics(addr).await;
     let mut out: BTreeMap<(String, String), (f64, u64)> = BTreeMap::new();
     for line in body.lines() {
+        if let Some(rest) = line.strip_prefix(&format!("{COPIES_SERIES}{{outcome=\"")) {
+            if let Some((outcome, value)) = rest.split_once("\"} ") {
+                out.insert((COPIES_SERIES.to_owned(), outcome.to_owned()), (value.parse().unwrap_or(0.0), 0));
+            }
+            continue;
+        }
         for series in SERIES {
             let (is_sum, rest) = if let Some(r) = line.strip_prefix(&format!("{series}_sum")) {
                 (true, r)
@@ -62,6 +75,25 @@ pub async fn scrape(addr: Option<SocketAddr>) -> Snapshot {
         }
     }
     Snapshot(out)
+}
+
+/// GetExpert's reads between two snapshots by [`COPY_OUTCOMES`].
+pub fn copies(before: &Snapshot, after: &Snapshot) -> [u64; 3] {
+    COPY_OUTCOMES.map(|outcome| {
+        let key = (COPIES_SERIES.to_owned(), outcome.to_owned());
+        let value = |s: &Snapshot| s.0.get(&key).map_or(0.0, |v| v.0);
+        (value(after) - value(before)).max(0.0) as u64
+    })
+}
+
+/// [`copies`] as a line of the report.
+pub fn describe_copies(copies: [u64; 3]) -> String {
+    let all: u64 = copies.iter().sum();
+    if all == 0 {
+        return "none counted (no copies on this backend, or the cache is off)".to_owned();
+    }
+    let parts: Vec<String> = COPY_OUTCOMES.iter().zip(copies).map(|(o, n)| format!("{o} {n}")).collect();
+    format!("{} ({:.1} % answered from a copy)", parts.join(", "), copies[0] as f64 * 100.0 / all as f64)
 }
 
 /// One method's mean server-side milliseconds and its number of calls.

@@ -1,7 +1,7 @@
 //! Configuration and start-up: `App::build` connects and migrates storage and binds the listener
 //! (port 0 in tests); `run_until_stopped` serves until the shutdown signal.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::Parser;
@@ -65,7 +65,7 @@ pub struct App {
     foundation: Foundation,
     reference: Reference,
     key: PersonalDataKey,
-    experts: ExpertCache,
+    experts: Arc<ExpertCache>,
 }
 
 /// Reads the personal-data key, refusing to start without one: the registry never stores an
@@ -87,10 +87,10 @@ impl App {
         let reference = config.reference.load()?;
         let probe = reference.metrics_probe(foundation.clock.clone());
         foundation.metrics.register(probe).await;
-        let experts = ExpertCache::new(
+        let experts = Arc::new(ExpertCache::new(
             if foundation.db.backend() == Backend::Postgres { config.expert_cache } else { 0 },
             Some(&foundation.metrics),
-        );
+        ));
         Ok(Self { foundation, reference, key, experts })
     }
 
@@ -114,8 +114,15 @@ impl App {
             self.foundation.clock.clone(),
             self.key.clone(),
             self.reference.clone(),
-            self.experts,
+            self.experts.clone(),
         );
+        // The stamp checks' connections go back to the pool as shutdown starts: the pool's close,
+        // after the last request, waits for every connection handed out.
+        let (experts, stopping) = (self.experts, shutdown.clone());
+        tokio::spawn(async move {
+            stopping.wait().await;
+            experts.close_lane();
+        });
         let (db, clock, reference) =
             (self.foundation.db.clone(), self.foundation.clock.clone(), self.reference.clone());
         let mut started = false;

@@ -11,20 +11,36 @@
 //! the hand passes over copies answered since it last passed (clearing their mark) and takes the
 //! first one that was not, so experts read again and again stay while one-off reads go.
 //!
+//! The stamp checks keep up to [`LANE`] of the pool's connections between calls (the lane): a
+//! connection taken from the pool costs sqlx two pings besides the statement (one when it is handed
+//! out, one when it is given back), which for a one-row check is two of its three round trips.
+//! A lane connection is put back only after its statement succeeded; one that failed (a restarted
+//! database, say) is dropped and the check goes through the pool.
+//!
 //! Personal values are held decrypted, as each read already holds them while it answers; the
 //! process also holds the key that decrypts them, so keeping them adds no new way to reach them.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
-use supervision_kit::metrics::{Counter, Metrics};
+use sqlx::{Any, pool::PoolConnection};
+use supervision_kit::{
+    Db,
+    metrics::{Counter, Metrics},
+};
 
 use crate::{
     domain::{Expert, ExpertId},
-    store::experts::ReadStamp,
+    store::experts::{ReadStamp, read_stamp},
 };
+
+/// How many of the pool's connections the stamp checks keep between calls.
+pub const LANE: usize = 2;
 
 /// The copies, and how reads went.
 #[derive(Debug)]
@@ -32,6 +48,10 @@ pub struct ExpertCache {
     capacity: usize,
     slots: Mutex<Slots>,
     reads: Option<Counter>,
+    /// Connections kept for the stamp checks, at most [`LANE`].
+    lane: Mutex<Vec<PoolConnection<Any>>>,
+    /// Set at shutdown: the lane keeps nothing more.
+    lane_closed: AtomicBool,
 }
 
 /// How a read through the cache went, the label of `registry_expert_cache_reads_total`.
@@ -84,7 +104,7 @@ impl ExpertCache {
                  current), changed (the expert changed since the copy), miss (no copy)",
             )
         });
-        Self { capacity, slots: Mutex::new(Slots::default()), reads }
+        Self { capacity, slots: Mutex::new(Slots::default()), reads, lane: Mutex::new(Vec::new()), lane_closed: AtomicBool::new(false) }
     }
 
     /// Whether the cache keeps anything.
@@ -154,6 +174,48 @@ impl ExpertCache {
         if let Some(at) = slots.index.remove(id) {
             slots.slots[at] = None;
         }
+    }
+
+    /// The current stamp of `id` (`None`: no such expert), read on a lane connection when one is
+    /// free, else on one from the pool, which then joins the lane if it has room.
+    pub async fn current_stamp(&self, db: &Db, id: &ExpertId) -> Result<Option<ReadStamp>, sqlx::Error> {
+        let kept = self.lane.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(mut conn) = kept {
+            match read_stamp(&mut conn, id).await {
+                Ok(stamp) => {
+                    self.keep(conn);
+                    return Ok(stamp);
+                }
+                // Dropped, the connection goes back to the pool, whose ping closes it if it is
+                // broken; the check is made again on a connection the pool has tested.
+                Err(err) => tracing::debug!(error = %err, "a lane connection failed; checking through the pool"),
+            }
+        }
+        let mut conn = db.pool().acquire().await?;
+        let stamp = read_stamp(&mut conn, id).await?;
+        self.keep(conn);
+        Ok(stamp)
+    }
+
+    /// Keeps `conn` in the lane if it has room and is open; otherwise it goes back to the pool.
+    fn keep(&self, conn: PoolConnection<Any>) {
+        let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
+        if lane.len() < LANE && !self.lane_closed.load(Ordering::Acquire) {
+            lane.push(conn);
+        }
+    }
+
+    /// Gives the lane's connections back to the pool and keeps none from now on: at shutdown,
+    /// before the pool closes (which waits for every connection handed out).
+    pub fn close_lane(&self) {
+        let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
+        self.lane_closed.store(true, Ordering::Release);
+        lane.clear();
+    }
+
+    /// How many connections the lane holds.
+    pub fn lane_len(&self) -> usize {
+        self.lane.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Counts one read.

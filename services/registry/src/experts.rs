@@ -158,14 +158,13 @@ pub async fn get(
         return read.map(|(expert, _)| Arc::new(expert)).ok_or_else(not_found);
     }
     // Each statement below is one snapshot: no transaction around them.
-    let mut conn = db.pool().acquire().await?;
     let copy = cache.get(id);
     if let Some((kept, expert)) = &copy {
-        match sql::read_stamp(&mut conn, id).await? {
+        match cache.current_stamp(db, id).await? {
             Some(now) if now == *kept => {
                 cache.count(Outcome::Hit);
                 #[cfg(debug_assertions)]
-                check_copy(&mut conn, key, id, *kept, expert).await?;
+                check_copy(&mut *db.pool().acquire().await?, key, id, *kept, expert).await?;
                 return Ok(expert.clone());
             }
             Some(_) => {}
@@ -176,7 +175,8 @@ pub async fn get(
         }
     }
     cache.count(if copy.is_some() { Outcome::Changed } else { Outcome::Miss });
-    let (expert, stamp) = sql::get_committed_expert(&mut conn, key, id).await?.ok_or_else(not_found)?;
+    let read = sql::get_committed_expert(&mut *db.pool().acquire().await?, key, id).await?;
+    let (expert, stamp) = read.ok_or_else(not_found)?;
     let expert = Arc::new(expert);
     if let Some(stamp) = stamp {
         cache.put(stamp, expert.clone());

@@ -67,8 +67,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(db: Db, clock: SharedClock, key: PersonalDataKey, reference: Reference, experts: ExpertCache) -> Self {
-        Self { db, clock, key, reference, experts: std::sync::Arc::new(experts) }
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        key: PersonalDataKey,
+        reference: Reference,
+        experts: std::sync::Arc<ExpertCache>,
+    ) -> Self {
+        Self { db, clock, key, reference, experts }
     }
 
     fn today(&self) -> NaiveDate {

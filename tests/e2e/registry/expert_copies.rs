@@ -89,3 +89,34 @@ async fn every_write_shows_in_the_next_read_and_only_unchanged_experts_are_answe
     registry.assert_expert_reads_current().await;
     registry.stop().await;
 }
+
+/// The stamp checks keep a few of the pool's connections between calls: when the database ends
+/// those sessions (a restart, an operator's `pg_terminate_backend`), the next read is answered all
+/// the same, checked on a connection the pool has tested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_the_database_ended_the_registrys_sessions_is_answered() {
+    let (registry, metrics) = spawn_registry_with_metrics(Backend::Postgres).await;
+    let expert = appoint(&registry, appoint_request("李明", "440703198506150029", date(2025, 12, 1))).await;
+    let expert = expert.expert.unwrap().id;
+    let first = get(&registry, &expert).await;
+    assert_eq!(get(&registry, &expert).await, first);
+    assert_eq!(get(&registry, &expert).await, first);
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(registry.database_url()).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert!(!ended.is_empty() && ended.iter().all(|e| *e), "the registry's sessions were ended: {ended:?}");
+
+    for _ in 0..3 {
+        assert_eq!(get(&registry, &expert).await, first);
+    }
+    assert_eq!(reads(metrics).await, (5, 0, 1), "answered from the copy, checked again after the sessions ended");
+    registry.stop().await;
+}
