@@ -137,6 +137,12 @@ impl Deployment {
         if matches!(name, "registry" | "recruitment") {
             command.env("PERSONAL_DATA_KEY_FILE", &self.personal_key);
         }
+        // Passed through, to compare the registry's memory with and without its copies of experts.
+        if name == "registry"
+            && let Ok(copies) = std::env::var("REGISTRY_EXPERT_CACHE")
+        {
+            command.env("REGISTRY_EXPERT_CACHE", copies);
+        }
         if let Some(redis) = &self.redis {
             command.env("REDIS_URL", &redis.url).env("REDIS_KEY_PREFIX", &redis.prefix);
         }
@@ -261,6 +267,10 @@ pub async fn measure(
         Ok(format!("GetExpert x8 for {} s ({:.0}/s)", load_for.as_secs(), o.throughput()))
     })
     .await?;
+    // What the reads left behind: on PostgreSQL, a copy of every expert read (10,000 by default:
+    // the readers' order visits every id once calls outnumber them), unless REGISTRY_EXPERT_CACHE
+    // says otherwise.
+    let what = format!("{what}, then {:.1} MiB resident", registry.memory_kib().0 as f64 / 1024.0);
     registry_load.push(what);
     registry_peak = registry_peak.max(peak);
 
