@@ -25,7 +25,8 @@ pub use services::{
     Deployment, RunningService, common_args, personal_data_key_file, scrape_metrics, spawn_deployment, spawn_dispatch,
     spawn_dispatch_calling, spawn_dispatch_calling_finance, spawn_dispatch_with_registry, spawn_finance,
     spawn_finance_calling, spawn_finance_on, spawn_finance_with_registry, spawn_recruitment, spawn_recruitment_calling,
-    spawn_recruitment_calling_with, spawn_registry, spawn_registry_on, spawn_registry_with, spawn_registry_with_metrics,
+    spawn_recruitment_calling_with, spawn_registry, spawn_registry_on, spawn_registry_with,
+    spawn_registry_with_metrics,
 };
 pub use supervision_kit::{Bureau, Role};
 

@@ -47,7 +47,7 @@ pub struct Config {
     pub personal_data_key_file: Option<PathBuf>,
     /// How many experts GetExpert keeps parsed in memory on PostgreSQL, each answered again only
     /// after a one-row check that it has not changed (docs/performance.md, "Registry reads");
-    /// 0 keeps none. About 4 KiB each.
+    /// 0 keeps none. About 1.5 KiB each.
     #[arg(long, env = "REGISTRY_EXPERT_CACHE", default_value_t = DEFAULT_EXPERT_CACHE)]
     pub expert_cache: usize,
     #[command(flatten)]

@@ -104,7 +104,13 @@ impl ExpertCache {
                  current), changed (the expert changed since the copy), miss (no copy)",
             )
         });
-        Self { capacity, slots: Mutex::new(Slots::default()), reads, lane: Mutex::new(Vec::new()), lane_closed: AtomicBool::new(false) }
+        Self {
+            capacity,
+            slots: Mutex::new(Slots::default()),
+            reads,
+            lane: Mutex::new(Vec::new()),
+            lane_closed: AtomicBool::new(false),
+        }
     }
 
     /// Whether the cache keeps anything.

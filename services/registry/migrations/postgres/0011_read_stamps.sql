@@ -32,20 +32,20 @@ $$;
 CREATE TRIGGER experts_row_stamp BEFORE INSERT OR UPDATE ON experts
     FOR EACH ROW EXECUTE FUNCTION experts_row_stamp();
 
--- 0009's refresh, which now also stamps what it writes.
-CREATE OR REPLACE FUNCTION expert_reads_refresh() RETURNS trigger
+-- A new stamp whenever the stored child rows change: written by 0009's refresh at the commit of
+-- a change to a child table, or by hand (deploy.md's rebuild, `UPDATE expert_reads SET children
+-- = expert_children(expert_id)`). A refresh that writes the same document keeps the stamp.
+CREATE FUNCTION expert_reads_children_stamp() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    target TEXT := CASE WHEN TG_OP = 'DELETE' THEN OLD.expert_id ELSE NEW.expert_id END;
 BEGIN
-    IF EXISTS (SELECT 1 FROM expert_reads WHERE expert_id = target AND written_by = txid_current()) THEN
-        RETURN NULL;
+    IF TG_OP = 'UPDATE' AND NEW.children IS NOT DISTINCT FROM OLD.children THEN
+        NEW.children_stamp := OLD.children_stamp;
+        RETURN NEW;
     END IF;
-    PERFORM 1 FROM experts WHERE id = target FOR NO KEY UPDATE;
-    INSERT INTO expert_reads (expert_id, written_by, children, children_stamp)
-    VALUES (target, txid_current(), expert_children(target), nextval('expert_read_stamps'))
-    ON CONFLICT (expert_id) DO UPDATE SET written_by = excluded.written_by, children = excluded.children,
-        children_stamp = excluded.children_stamp;
-    RETURN NULL;
+    NEW.children_stamp := nextval('expert_read_stamps');
+    RETURN NEW;
 END
 $$;
+
+CREATE TRIGGER expert_reads_children_stamp BEFORE INSERT OR UPDATE ON expert_reads
+    FOR EACH ROW EXECUTE FUNCTION expert_reads_children_stamp();
