@@ -159,16 +159,26 @@ pub async fn spawn_registry_on(db: TestDb, listen: &str) -> RunningService {
 /// Starts the registry with calendar and policy overlay directories.
 pub async fn spawn_registry_with(db: TestDb, listen: &str, reference: ReferenceArgs) -> RunningService {
     let clock_file = db.scratch_dir().join("clock-offset");
-    let config = supervision_registry::Config {
-        listen: listen.into(),
-        database_url: db.url().to_owned(),
-        personal_data_key_file: Some(personal_data_key_file(&db)),
-        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
-        common: common_args(Some(clock_file.clone())),
-        reference,
-    };
+    let config = registry_config(&db, listen, common_args(Some(clock_file.clone())), reference);
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await
+}
+
+/// The registry's settings on `db` as the tests run it: its personal-data key, the default copies.
+fn registry_config(
+    db: &TestDb,
+    listen: &str,
+    common: CommonArgs,
+    reference: ReferenceArgs,
+) -> supervision_registry::Config {
+    supervision_registry::Config {
+        listen: listen.into(),
+        database_url: db.url().to_owned(),
+        personal_data_key_file: Some(personal_data_key_file(db)),
+        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
+        common,
+        reference,
+    }
 }
 
 /// Starts the registry on a fresh database of `backend` with a metrics port: `(service, metrics
@@ -176,14 +186,7 @@ pub async fn spawn_registry_with(db: TestDb, listen: &str, reference: ReferenceA
 pub async fn spawn_registry_with_metrics(backend: Backend) -> (RunningService, SocketAddr) {
     let db = TestDb::new(backend).await;
     let (common, clock_file) = deployed_args(&db, "registry", &[]);
-    let config = supervision_registry::Config {
-        listen: "127.0.0.1:0".into(),
-        database_url: db.url().to_owned(),
-        personal_data_key_file: Some(personal_data_key_file(&db)),
-        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
-        common,
-        reference: ReferenceArgs::default(),
-    };
+    let config = registry_config(&db, "127.0.0.1:0", common, ReferenceArgs::default());
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     let metrics = app.metrics_addr().expect("a metrics port");
     (start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await, metrics)
@@ -479,14 +482,7 @@ pub async fn spawn_deployment(backend: Backend) -> Deployment {
 
     let db = TestDb::new(backend).await;
     let (common, clock_file) = deployed_args(&db, "registry", &[("dispatch", dispatch_addr)]);
-    let config = supervision_registry::Config {
-        listen: "127.0.0.1:0".into(),
-        database_url: db.url().to_owned(),
-        personal_data_key_file: Some(personal_data_key_file(&db)),
-        expert_cache: supervision_registry::app::DEFAULT_EXPERT_CACHE,
-        common,
-        reference: ReferenceArgs::default(),
-    };
+    let config = registry_config(&db, "127.0.0.1:0", common, ReferenceArgs::default());
     let app = supervision_registry::App::build(&config).await.expect("registry builds");
     metrics.push(("registry", app.metrics_addr().expect("a metrics port")));
     let registry = start(app.local_addr(), |s| app.run_until_stopped(s), db, clock_file).await;

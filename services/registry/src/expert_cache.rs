@@ -132,6 +132,10 @@ impl ExpertCache {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lane(&self) -> MutexGuard<'_, Vec<PoolConnection<Any>>> {
+        self.lane.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The copy of `id`, with the stamp it was read at; marks it used.
     pub fn get(&self, id: &ExpertId) -> Option<(ReadStamp, Arc<Expert>)> {
         let mut slots = self.lock();
@@ -185,7 +189,7 @@ impl ExpertCache {
     /// The current stamp of `id` (`None`: no such expert), read on a lane connection when one is
     /// free, else on one from the pool, which then joins the lane if it has room.
     pub async fn current_stamp(&self, db: &Db, id: &ExpertId) -> Result<Option<ReadStamp>, sqlx::Error> {
-        let kept = self.lane.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let kept = self.lane().pop();
         if let Some(mut conn) = kept {
             match read_stamp(&mut conn, id).await {
                 Ok(stamp) => {
@@ -205,7 +209,7 @@ impl ExpertCache {
 
     /// Keeps `conn` in the lane if it has room and is open; otherwise it goes back to the pool.
     fn keep(&self, conn: PoolConnection<Any>) {
-        let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lane = self.lane();
         if lane.len() < LANE && !self.lane_closed.load(Ordering::Acquire) {
             lane.push(conn);
         }
@@ -214,14 +218,9 @@ impl ExpertCache {
     /// Gives the lane's connections back to the pool and keeps none from now on: at shutdown,
     /// before the pool closes (which waits for every connection handed out).
     pub fn close_lane(&self) {
-        let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lane = self.lane();
         self.lane_closed.store(true, Ordering::Release);
         lane.clear();
-    }
-
-    /// How many connections the lane holds.
-    pub fn lane_len(&self) -> usize {
-        self.lane.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Counts one read.

@@ -24,6 +24,7 @@ use crate::{
 on_both_backends!(
     specialty_tiers_relax_one_step_at_a_time,
     the_cooling_period_then_the_monthly_cap_relax_when_the_pool_is_short,
+    the_cooling_period_counts_only_primaries_at_the_same_institution,
     an_abandoned_draw_stays_visible_and_the_task_is_drawn_again,
     a_second_person_voids_an_executed_draw_and_its_experts_are_freed,
     an_exhausted_order_is_supplemented_without_the_experts_already_contacted,
@@ -163,6 +164,44 @@ async fn the_cooling_period_then_the_monthly_cap_relax_when_the_pool_is_short(ba
     let request = PrepareDrawRequest { request_id: "prep-big".into(), task_id: big, kind: 0 };
     let err = operator.prepare_draw(request).await.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "POOL_TOO_SMALL"));
+    registry.stop().await;
+    dispatch.stop().await;
+}
+
+/// D14's cooling period is about one institution: a placement at another school in the same days
+/// does not cool an expert, and a backup is not a placement.
+async fn the_cooling_period_counts_only_primaries_at_the_same_institution(backend: Backend) {
+    let (registry, dispatch) = spawn_dispatch_with_registry(backend).await;
+    set_clock(&dispatch);
+    let school = school(&registry).await;
+    let other = crate::tasks::institution(
+        &registry,
+        "91440703MA4W00003U",
+        supervision_proto::common::BureauCode::Pengjiang,
+        "蓬江第二职业培训学校",
+    )
+    .await;
+    independents(&registry, 1, 5).await;
+    let mut operator = user(&dispatch, "operator-a");
+    let mut colleague = user(&dispatch, "operator-b");
+
+    // Of four experts, two primaries and one backup at the other school.
+    let elsewhere = task_with(&mut operator, &other, 8, HalfDay::Am, &[], (2, 1)).await;
+    let (_, assignments) = draw_for(&mut operator, &mut colleague, &elsewhere).await;
+    assert_eq!(assignments.len(), 3, "{assignments:?}");
+
+    // The next half-day at the school: nobody cools, so a team of three is drawn without relaxing.
+    let here = task_with(&mut operator, &school, 8, HalfDay::Pm, &[], (3, 0)).await;
+    let (draw, assignments) = draw_for(&mut operator, &mut colleague, &here).await;
+    assert!(draw.relaxations.is_empty(), "{:?}", draw.relaxations);
+    assert_eq!(first_reason_count(&draw, ExclusionReason::CoolingPeriod), 0);
+    assert_eq!(assignments.len(), 3);
+
+    // Back at the other school: its two primaries cool, its backup and the fourth do not.
+    let again = task_with(&mut operator, &other, 9, HalfDay::Am, &[], (2, 0)).await;
+    let draw = prepare(&mut operator, "prep-again", &again).await;
+    assert!(draw.relaxations.is_empty(), "{:?}", draw.relaxations);
+    assert_eq!((first_reason_count(&draw, ExclusionReason::CoolingPeriod), draw.candidate_count), (2, 2));
     registry.stop().await;
     dispatch.stop().await;
 }
