@@ -127,7 +127,11 @@ impl FrozenList {
         }
         let mut hasher = LineHasher::new();
         ids.iter().for_each(|id| hasher.line(id));
-        Ok(Self { ids: ids.into(), bytes: OnceLock::new(), sha256_hex: hasher.hex() })
+        // Each id again, allocated in list order: the ranking reads every id in list order, and
+        // ids left where they were first allocated (the registry's order) cost it a cache miss
+        // apiece, a third of its time at 100,000 (docs/performance.md, eleventh run).
+        let ids: Arc<[ExpertId]> = ids.iter().map(|id| ExpertId(Arc::from(id.as_str()))).collect();
+        Ok(Self { ids, bytes: OnceLock::new(), sha256_hex: hasher.hex() })
     }
 
     /// Parses and freezes ids given as strings, in any order.

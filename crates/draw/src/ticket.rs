@@ -15,8 +15,6 @@
 
 use std::{cmp::Ordering, fmt, hash, sync::OnceLock};
 
-use sha2::{Digest, Sha256};
-
 /// A ticket number in (0, 1), kept as its decimal digits after `0.`. A ticket computed here
 /// keeps the SHA-256 digest it comes from and writes the digits only when they are asked for:
 /// an order of 100,000 candidates needs every ticket's [`Ticket::sort_key`], read straight off
@@ -42,27 +40,10 @@ impl Ticket {
     /// The first-generation ticket of `id` under a seed whose SHA-256 hex is `seed_sha256_hex`.
     #[cfg(test)]
     pub(crate) fn first_generation(seed_sha256_hex: &str, id: &str) -> Self {
-        Self::from_digest(Self::digest_after(&Self::seed_hasher(seed_sha256_hex), id))
+        Self::from_digest(TicketHasher::new(seed_sha256_hex).digest(id))
     }
 
-    /// A hasher that has taken in the seed string's SHA-256 hex, the prefix of every ticket's
-    /// hash input under that seed: its 64 bytes are one SHA-256 block, hashed once per order
-    /// rather than once per candidate.
-    pub(crate) fn seed_hasher(seed_sha256_hex: &str) -> Sha256 {
-        let mut hasher = Sha256::new();
-        hasher.update(seed_sha256_hex.as_bytes());
-        hasher
-    }
-
-    /// The SHA-256 digest of the first-generation ticket of `id` under the seed `seed_hasher` has
-    /// taken in.
-    pub(crate) fn digest_after(seed_hasher: &Sha256, id: &str) -> [u8; 32] {
-        let mut hasher = seed_hasher.clone();
-        hasher.update(id.as_bytes());
-        hasher.finalize().into()
-    }
-
-    /// The ticket read from `digest` (see [`Self::digest_after`]).
+    /// The ticket read from `digest` (see [`TicketHasher::digest`]).
     pub(crate) fn from_digest(digest: [u8; 32]) -> Self {
         Self { digest: Some(digest), digits: OnceLock::new() }
     }
@@ -123,6 +104,74 @@ impl Ticket {
     }
 }
 
+/// The SHA-256 of every ticket's hash input under one seed: the seed string's SHA-256 hex (64
+/// bytes, one block, compressed once per order) followed by a candidate's id.
+///
+/// Each digest runs SHA-256's compression from the state after that first block over the id's
+/// padded blocks, kept on the stack. Cloning a [`sha2::Sha256`] per candidate and finalizing it moved
+/// its buffers about four times: at 100,000 candidates that copying was 38 % of the ranking, more
+/// than the hashing (issue 12, docs/performance.md, eleventh run). The tests hold every length of
+/// id to [`sha2::Sha256`]'s own digest.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TicketHasher {
+    /// The chaining value after the seed's block.
+    state: [u32; 8],
+}
+
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+const SHA256_IV: [u32; 8] =
+    [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+
+/// SHA-256's block, in bytes.
+const BLOCK: usize = 64;
+
+impl TicketHasher {
+    /// The hasher for the seed whose SHA-256 hex is `seed_sha256_hex` (64 characters: a seed
+    /// string's [`crate::SeedString::sha256_hex`]).
+    pub(crate) fn new(seed_sha256_hex: &str) -> Self {
+        let block: &[u8; BLOCK] =
+            seed_sha256_hex.as_bytes().try_into().expect("a SHA-256 hex is 64 characters, one block");
+        let mut state = SHA256_IV;
+        compress(&mut state, block);
+        Self { state }
+    }
+
+    /// The SHA-256 digest of the seed's hex followed by `id`: the first-generation ticket of `id`.
+    pub(crate) fn digest(&self, id: &str) -> [u8; 32] {
+        let mut state = self.state;
+        let message = id.as_bytes();
+        let mut whole = message.chunks_exact(BLOCK);
+        for block in whole.by_ref() {
+            compress(&mut state, block.try_into().expect("a whole block"));
+        }
+        // The tail, the 0x80 marker and the message's length in bits (the seed's block counted),
+        // in one block or, when the tail leaves fewer than nine bytes, two.
+        let tail = whole.remainder();
+        let bits = (BLOCK as u64 + message.len() as u64) * 8;
+        let mut last = [[0u8; BLOCK]; 2];
+        last[0][..tail.len()].copy_from_slice(tail);
+        last[0][tail.len()] = 0x80;
+        let blocks = if tail.len() + 9 <= BLOCK { 1 } else { 2 };
+        last[blocks - 1][BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+        for block in &last[..blocks] {
+            compress(&mut state, block);
+        }
+        let mut digest = [0u8; 32];
+        for (bytes, word) in digest.chunks_exact_mut(4).zip(state) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        digest
+    }
+}
+
+/// One SHA-256 compression of `block` into `state` (the `sha2` crate's, with the CPU's SHA
+/// instructions where it has them).
+#[allow(deprecated, reason = "sha2 0.10 takes its blocks as generic-array 0.14's type, deprecated in its last release")]
+fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
+    let block = sha2::digest::generic_array::GenericArray::from_slice(block);
+    sha2::compress256(state, std::slice::from_ref(block));
+}
+
 /// The package's order on ticket numbers: the strings `0.<digits>` compared as Python compares
 /// strings, which for these ASCII digit strings is bytewise.
 impl Ord for Ticket {
@@ -160,28 +209,84 @@ impl fmt::Display for Ticket {
     }
 }
 
-/// 10^19, the largest power of ten below 2^64.
-const TEN_TO_THE_19: u128 = 10_000_000_000_000_000_000;
+/// 5^19: 10^19 is 2^19 times this.
+const FIVE_TO_THE_19: u64 = 19_073_486_328_125;
 
-/// The 256-bit big-endian `digest` modulo 10^19: its last nineteen decimal digits. Horner's rule
-/// over four 64-bit limbs; every remainder is below 10^19 < 2^64, so each step fits in 128 bits.
-fn low_19_digits(digest: &[u8; 32]) -> u64 {
-    digest.chunks_exact(8).fold(0u64, |remainder, chunk| {
-        let limb = chunk.iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
-        let current = (u128::from(remainder) << 64) | u128::from(limb);
-        u64::try_from(current % TEN_TO_THE_19).expect("a remainder below 10^19")
-    })
-}
-
-/// `value` (below 10^19) written as nineteen digits with leading zeros, read backwards.
-fn reversed_19(mut value: u64) -> u64 {
-    let mut reversed = 0u64;
-    for _ in 0..19 {
-        reversed = reversed * 10 + value % 10;
-        value /= 10;
+/// 2^(32 j) modulo 5^19 for j = 0..8: the weight of each 32-bit word of a digest, least
+/// significant first.
+const WORD_WEIGHTS: [u64; 8] = {
+    let mut weights = [0u64; 8];
+    let mut weight: u128 = 1;
+    let mut j = 0;
+    while j < 8 {
+        weights[j] = weight as u64;
+        weight = (weight << 32) % FIVE_TO_THE_19 as u128;
+        j += 1;
     }
-    reversed
+    weights
+};
+
+/// 2^64 modulo 5^19.
+const TWO_TO_THE_64_MOD: u64 = ((1u128 << 64) % FIVE_TO_THE_19 as u128) as u64;
+
+/// The inverse of 5^19 modulo 2^64 (Newton's iteration: each step doubles the correct low bits,
+/// from 3 for any odd number).
+const FIVE_TO_THE_19_INVERSE: u64 = {
+    let mut inverse: u64 = FIVE_TO_THE_19;
+    let mut step = 0;
+    while step < 6 {
+        inverse = inverse.wrapping_mul(2u64.wrapping_sub(FIVE_TO_THE_19.wrapping_mul(inverse)));
+        step += 1;
+    }
+    inverse
+};
+
+/// The 256-bit big-endian `digest` modulo 10^19: its last nineteen decimal digits. Found modulo
+/// 2^19 (its low bits) and modulo 5^19 (its words weighted by [`WORD_WEIGHTS`], which sum within
+/// 128 bits), then put together by the Chinese remainder theorem. Every division is by a
+/// constant below 2^64, which the compiler turns into multiplications; Horner's rule over 64-bit
+/// limbs took four 128-bit divisions, a fifth of the ranking (eleventh run).
+fn low_19_digits(digest: &[u8; 32]) -> u64 {
+    let word = |j: usize| {
+        let at = 28 - 4 * j;
+        u32::from_be_bytes([digest[at], digest[at + 1], digest[at + 2], digest[at + 3]])
+    };
+    // Below 8 * 2^32 * 5^19 < 2^80.
+    let weighted: u128 = (0..8).map(|j| u128::from(word(j)) * u128::from(WORD_WEIGHTS[j])).sum();
+    let (high, low) = ((weighted >> 64) as u64, weighted as u64);
+    // high < 2^16, so high * (2^64 mod 5^19) < 2^61.
+    let mod_five = (high * TWO_TO_THE_64_MOD + low % FIVE_TO_THE_19) % FIVE_TO_THE_19;
+    let mask = (1u64 << 19) - 1;
+    let mod_two = u64::from(word(0)) & mask;
+    // The t in [0, 2^19) with mod_five + 5^19 t = mod_two (mod 2^19); the sum stays below 10^19.
+    let t = mod_two.wrapping_sub(mod_five).wrapping_mul(FIVE_TO_THE_19_INVERSE) & mask;
+    mod_five + FIVE_TO_THE_19 * t
 }
+
+/// `value` (below 10^19) written as nineteen digits with leading zeros, read backwards: four
+/// groups of four digits and one of three, least significant first, each reversed by
+/// [`REVERSED_4`] and placed from the front. A digit at a time was a fifth of the ranking.
+fn reversed_19(value: u64) -> u64 {
+    let mut rest = value;
+    let mut reversed = 0u64;
+    for place in [1_000_000_000_000_000u64, 100_000_000_000, 10_000_000, 1_000] {
+        reversed += u64::from(REVERSED_4[(rest % 10_000) as usize]) * place;
+        rest /= 10_000;
+    }
+    // The top three digits, as four with a leading zero: reversed, that zero is last.
+    reversed + u64::from(REVERSED_4[rest as usize]) / 10
+}
+
+/// Every number below 10,000 written as four digits with leading zeros, read backwards.
+static REVERSED_4: [u16; 10_000] = {
+    let mut table = [0u16; 10_000];
+    let mut n = 0;
+    while n < 10_000 {
+        table[n] = ((n % 10) * 1000 + (n / 10 % 10) * 100 + (n / 100 % 10) * 10 + n / 1000) as u16;
+        n += 1;
+    }
+    table
+};
 
 /// 10^9, the largest power of ten below 2^32: each pass of [`padded_decimal`]'s division yields
 /// nine decimal digits, with u64 arithmetic only (a 128-bit division is a library call, and the
@@ -235,10 +340,73 @@ fn padded_decimal(digest: &[u8; 32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn sha256_hex(text: &str) -> String {
         hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    #[test]
+    fn the_ticket_hasher_is_sha256_of_the_seed_hex_and_the_id_for_ids_of_every_length() {
+        let seed = sha256_hex("every length");
+        let hasher = TicketHasher::new(&seed);
+        // 0..=200 bytes: one block after the seed's, the two-block tails (56..=63), whole blocks
+        // and more; and non-ASCII text.
+        let mut ids: Vec<String> = (0..=200).map(|n| "x".repeat(n)).collect();
+        ids.extend(["exp_0001".to_owned(), "专家-江门-0001".to_owned()]);
+        for id in ids {
+            let expected: [u8; 32] = Sha256::digest(format!("{seed}{id}").as_bytes()).into();
+            assert_eq!(hasher.digest(&id), expected, "id of {} bytes", id.len());
+        }
+    }
+
+    /// [`low_19_digits`] by Horner's rule over 64-bit limbs, in 128-bit arithmetic.
+    fn low_19_by_limbs(digest: &[u8; 32]) -> u64 {
+        digest.chunks_exact(8).fold(0u64, |remainder, chunk| {
+            let limb = u64::from_be_bytes(chunk.try_into().unwrap());
+            let current = (u128::from(remainder) << 64) | u128::from(limb);
+            u64::try_from(current % 10_000_000_000_000_000_000).unwrap()
+        })
+    }
+
+    #[test]
+    fn the_last_nineteen_digits_by_remainders_are_those_by_long_division() {
+        let mut digests: Vec<[u8; 32]> = (0u32..20_000).map(|n| Sha256::digest(n.to_be_bytes()).into()).collect();
+        digests.extend([[0u8; 32], [0xff; 32]]);
+        for k in 0..32 {
+            let mut one = [0u8; 32];
+            one[k] = 1;
+            let mut all_but = [0xff; 32];
+            all_but[k] = 0;
+            digests.extend([one, all_but]);
+        }
+        for digest in digests {
+            assert_eq!(low_19_digits(&digest), low_19_by_limbs(&digest), "{}", hex::encode(digest));
+        }
+        assert_eq!(FIVE_TO_THE_19.wrapping_mul(FIVE_TO_THE_19_INVERSE), 1);
+    }
+
+    /// [`reversed_19`] a digit at a time.
+    fn reversed_by_digits(mut value: u64) -> u64 {
+        let mut reversed = 0;
+        for _ in 0..19 {
+            reversed = reversed * 10 + value % 10;
+            value /= 10;
+        }
+        reversed
+    }
+
+    #[test]
+    fn nineteen_digits_reverse_by_groups_as_they_do_a_digit_at_a_time() {
+        let mut values = vec![0, 1, 9, 10, 1_000, 9_999, 10_000, 123_456_789, 9_999_999_999_999_999_999];
+        values.extend((0..19).map(|k| 10u64.pow(k)));
+        values.extend((0..19).map(|k| 10u64.pow(k) - 1));
+        values.extend((0u32..5_000).map(|n| low_19_digits(&Sha256::digest(n.to_be_bytes()).into())));
+        for value in values {
+            assert_eq!(reversed_19(value), reversed_by_digits(value), "{value}");
+        }
     }
 
     #[test]

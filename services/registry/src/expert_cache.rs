@@ -17,6 +17,16 @@
 //! A lane connection is put back only after its statement succeeded; one that failed (a restarted
 //! database, say) is dropped and the check goes through the pool.
 //!
+//! Checks made at the same time share a statement. A check joins the queue; while fewer than
+//! [`LANE`] batches run, it starts one, which takes every check queued (up to [`MAX_BATCH`]), reads
+//! their stamps in one statement, answers them, and goes on with the checks queued meanwhile.
+//! A batch takes a check only after it was queued, so every answer still rests on a read made
+//! after its request arrived. At one request at a time this is the one-row check it was; under
+//! load, the registry's statements per GetExpert fall with the concurrency (docs/performance.md,
+//! eleventh run). A batch runs in its own task, so a request that goes away does not strand the
+//! checks it was carrying; a batch that fails drops its checks, and each is made again alone,
+//! through the pool.
+//!
 //! Personal values are held decrypted, as each read already holds them while it answers; the
 //! process also holds the key that decrypts them, so keeping them adds no new way to reach them.
 
@@ -33,14 +43,19 @@ use supervision_kit::{
     Db,
     metrics::{Counter, Metrics},
 };
+use tokio::sync::oneshot;
 
 use crate::{
     domain::{Expert, ExpertId},
-    store::experts::{ReadStamp, read_stamp},
+    store::experts::{ReadStamp, read_stamp, read_stamps},
 };
 
-/// How many of the pool's connections the stamp checks keep between calls.
+/// How many of the pool's connections the stamp checks keep between calls, and how many batches
+/// of checks run at once.
 pub const LANE: usize = 2;
+
+/// The most checks one statement carries.
+pub const MAX_BATCH: usize = 32;
 
 /// The copies, and how reads went.
 #[derive(Debug)]
@@ -52,6 +67,55 @@ pub struct ExpertCache {
     lane: Mutex<Vec<PoolConnection<Any>>>,
     /// Set at shutdown: the lane keeps nothing more.
     lane_closed: AtomicBool,
+    checks: Mutex<Checks>,
+}
+
+/// Stamp checks waiting for a batch, and how many batches run.
+#[derive(Debug, Default)]
+struct Checks {
+    waiting: Vec<Waiting>,
+    running: usize,
+}
+
+/// A queued check: the expert, and where its stamp goes (`None`: no such expert). A check whose
+/// sender is dropped unanswered is made again alone.
+type Waiting = (ExpertId, oneshot::Sender<Option<ReadStamp>>);
+
+impl Checks {
+    /// The next batch: the oldest queued checks, up to [`MAX_BATCH`].
+    fn next_batch(&mut self) -> Vec<Waiting> {
+        let rest = self.waiting.split_off(self.waiting.len().min(MAX_BATCH));
+        std::mem::replace(&mut self.waiting, rest)
+    }
+}
+
+/// Held by a running batch: if its task ends without [`Self::finish`] (a panic, or the runtime
+/// shutting down), the batch count is given back and the queued checks are dropped, so that each
+/// is made alone rather than waiting for a batch that will not come.
+struct Running<'a>(&'a ExpertCache, bool);
+
+impl Running<'_> {
+    /// The next batch, or `None` (and this batch's count given back) when nothing is queued.
+    fn next_or_finish(&mut self) -> Option<Vec<Waiting>> {
+        let mut checks = self.0.checks();
+        if checks.waiting.is_empty() {
+            checks.running -= 1;
+            self.1 = true;
+            None
+        } else {
+            Some(checks.next_batch())
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            let mut checks = self.0.checks();
+            checks.running -= 1;
+            checks.waiting.clear();
+        }
+    }
 }
 
 /// How a read through the cache went, the label of `registry_expert_cache_reads_total`.
@@ -110,6 +174,7 @@ impl ExpertCache {
             reads,
             lane: Mutex::new(Vec::new()),
             lane_closed: AtomicBool::new(false),
+            checks: Mutex::new(Checks::default()),
         }
     }
 
@@ -134,6 +199,10 @@ impl ExpertCache {
 
     fn lane(&self) -> MutexGuard<'_, Vec<PoolConnection<Any>>> {
         self.lane.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn checks(&self) -> MutexGuard<'_, Checks> {
+        self.checks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The copy of `id`, with the stamp it was read at; marks it used.
@@ -186,15 +255,59 @@ impl ExpertCache {
         }
     }
 
-    /// The current stamp of `id` (`None`: no such expert), read on a lane connection when one is
-    /// free, else on one from the pool, which then joins the lane if it has room.
-    pub async fn current_stamp(&self, db: &Db, id: &ExpertId) -> Result<Option<ReadStamp>, sqlx::Error> {
+    /// The current stamp of `id` (`None`: no such expert), read by a batch of the checks queued
+    /// with it (see the module's doc).
+    pub async fn current_stamp(self: &Arc<Self>, db: &Db, id: &ExpertId) -> Result<Option<ReadStamp>, sqlx::Error> {
+        let (answer, answered) = oneshot::channel();
+        let batch = {
+            let mut checks = self.checks();
+            checks.waiting.push((id.clone(), answer));
+            (checks.running < LANE).then(|| {
+                checks.running += 1;
+                checks.next_batch()
+            })
+        };
+        if let Some(batch) = batch {
+            tokio::spawn(Arc::clone(self).run_checks(db.clone(), batch));
+        }
+        match answered.await {
+            Ok(stamp) => Ok(stamp),
+            Err(_) => read_stamp(&mut *db.pool().acquire().await?, id).await,
+        }
+    }
+
+    /// Answers `batch`, then each batch queued meanwhile, until none is.
+    async fn run_checks(self: Arc<Self>, db: Db, mut batch: Vec<Waiting>) {
+        let mut running = Running(&self, false);
+        loop {
+            let ids: Vec<&ExpertId> = batch.iter().map(|(id, _)| id).collect();
+            match self.read_stamps(&db, &ids).await {
+                Ok(stamps) => {
+                    let stamps: HashMap<String, ReadStamp> = stamps.into_iter().collect();
+                    for (id, answer) in batch {
+                        // A request that went away no longer listens.
+                        let _ = answer.send(stamps.get(id.as_str()).copied());
+                    }
+                }
+                // Dropped unanswered, each check is made again alone.
+                Err(err) => tracing::debug!(error = %err, checks = batch.len(), "a batch of stamp checks failed"),
+            }
+            match running.next_or_finish() {
+                Some(next) => batch = next,
+                None => return,
+            }
+        }
+    }
+
+    /// The current stamps of `ids`, read on a lane connection when one is free, else on one from
+    /// the pool, which then joins the lane if it has room.
+    async fn read_stamps(&self, db: &Db, ids: &[&ExpertId]) -> Result<Vec<(String, ReadStamp)>, sqlx::Error> {
         let kept = self.lane().pop();
         if let Some(mut conn) = kept {
-            match read_stamp(&mut conn, id).await {
-                Ok(stamp) => {
+            match read_stamps(&mut conn, ids).await {
+                Ok(stamps) => {
                     self.keep(conn);
-                    return Ok(stamp);
+                    return Ok(stamps);
                 }
                 // Dropped, the connection goes back to the pool, whose ping closes it if it is
                 // broken; the check is made again on a connection the pool has tested.
@@ -202,9 +315,9 @@ impl ExpertCache {
             }
         }
         let mut conn = db.pool().acquire().await?;
-        let stamp = read_stamp(&mut conn, id).await?;
+        let stamps = read_stamps(&mut conn, ids).await?;
         self.keep(conn);
-        Ok(stamp)
+        Ok(stamps)
     }
 
     /// Keeps `conn` in the lane if it has room and is open; otherwise it goes back to the pool.

@@ -147,7 +147,7 @@ pub async fn create(
 pub async fn get(
     db: &Db,
     key: &PersonalDataKey,
-    cache: &ExpertCache,
+    cache: &Arc<ExpertCache>,
     caller: &Caller,
     id: &ExpertId,
 ) -> Result<Arc<Expert>, Error> {

@@ -684,7 +684,10 @@ async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_an
     assert!(walk.contains(r#","untrained":true"#), "{walk}");
     let recorded = read(&mut operator).await;
     assert!(recorded.picks.len() > 1, "{:?}", recorded.picks);
-    sqlx::query(r#"UPDATE draws SET walk = REPLACE(walk, ',"untrained":true', ''), untrained = $1 WHERE id = $2"#)
+    // As a draw recorded before either: its own untrained list, none shared.
+    sqlx::query(
+        r#"UPDATE draws SET walk = REPLACE(walk, ',"untrained":true', ''), untrained = $1, untrained_sha256 = '' WHERE id = $2"#,
+    )
         .bind(serde_json::json!([recorded.picks[0].expert_id]).to_string())
         .bind(&draws[0].id)
         .execute(&pool)
@@ -694,6 +697,29 @@ async fn draws_from_one_pool_store_it_once_and_a_changed_pool_is_an_error_not_an
     let flagged: Vec<bool> = legacy.picks.iter().map(|p| !p.trained).collect();
     assert_eq!(legacy.picks.len(), recorded.picks.len());
     assert!(flagged[0] && flagged[1..].iter().all(|f| !f), "only the listed pick is untrained: {flagged:?}");
+
+    // Each distinct untrained list is stored once and named by its SHA-256 (the two draws' lists
+    // differ: the second leaves out the first's primaries); a stored list that no longer hashes
+    // to its name is an error, not another list.
+    let shared: Vec<(String, String)> =
+        sqlx::query_as("SELECT sha256, list FROM untrained_lists ORDER BY sha256").fetch_all(&pool).await.unwrap();
+    assert_eq!(shared.len(), 2, "{shared:?}");
+    assert!(shared.iter().all(|(sha256, list)| hex::encode(Sha256::digest(list.as_bytes())) == *sha256));
+    let (own, named): (String, String) = sqlx::query_as("SELECT untrained, untrained_sha256 FROM draws WHERE id = $1")
+        .bind(&draws[1].id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(own.is_empty() && shared.iter().any(|(sha256, _)| *sha256 == named), "{own:?} {named:?}");
+    let kept: String = shared.iter().find(|(sha256, _)| *sha256 == named).map(|(_, list)| list.clone()).unwrap();
+    let set_list = |list: String| {
+        sqlx::query("UPDATE untrained_lists SET list = $1 WHERE sha256 = $2").bind(list).bind(named.clone())
+    };
+    set_list("[]".to_owned()).execute(&pool).await.unwrap();
+    let err = operator.export_draw(ExportDrawRequest { draw_id: draws[1].id.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    set_list(kept).execute(&pool).await.unwrap();
+    operator.export_draw(ExportDrawRequest { draw_id: draws[1].id.clone() }).await.unwrap();
 
     // One expert's line dropped from the stored pool: no list hashes to the commitment.
     let changed: String = list.lines().skip(1).map(|l| format!("{l}\n")).collect();

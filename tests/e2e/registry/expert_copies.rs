@@ -151,3 +151,52 @@ async fn a_read_after_the_database_ended_the_registrys_sessions_is_answered() {
     assert_eq!(reads(metrics).await, (5, 0, 1), "answered from the copy, checked again after the sessions ended");
     registry.stop().await;
 }
+
+/// Reads made at the same time share their stamp checks (one statement per batch): each is still
+/// answered with the expert as its request found it. Six experts are read once (their copies
+/// kept), three are changed behind the service's back, then 48 reads go at once, eight per expert:
+/// every read of a changed expert shows the change, and the counts say which reads a copy served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_made_at_the_same_time_share_checks_and_each_sees_every_write_before_it() {
+    let (registry, metrics) = spawn_registry_with_metrics(Backend::Postgres).await;
+    let mut experts = Vec::new();
+    for k in 0..6 {
+        let request = appoint_request(&format!("专家{k}"), &testkit::scenario::id_number(k), date(2025, 12, 1));
+        experts.push(appoint(&registry, request).await.expert.unwrap().id);
+    }
+    let mut first = Vec::new();
+    for expert in &experts {
+        first.push(get(&registry, expert).await);
+    }
+    assert_eq!(reads(metrics).await, (0, 0, 6));
+    for expert in experts.iter().step_by(2) {
+        execute(&registry, "UPDATE experts SET professional_title = '高级技师' WHERE id = $1", Some(expert)).await;
+    }
+
+    let mut at_once = tokio::task::JoinSet::new();
+    for (n, expert) in experts.iter().cycle().take(48).enumerate() {
+        let (mut client, id) = (admin(&registry), expert.clone());
+        at_once.spawn(async move { (n, client.get_expert(GetExpertRequest { id }).await) });
+    }
+    let mut read: Vec<(usize, Expert)> = Vec::new();
+    for (n, answer) in at_once.join_all().await {
+        read.push((n, answer.expect("every read is answered").into_inner().expert.unwrap()));
+    }
+    read.sort_by_key(|(n, _)| *n);
+    for (n, expert) in &read {
+        let k = *n % experts.len();
+        let title = &expert.profile.as_ref().unwrap().professional_title;
+        if k % 2 == 0 {
+            assert_eq!(title, "高级技师", "read {n} of a changed expert");
+        } else {
+            assert_eq!(expert, &first[k], "read {n} of an unchanged expert");
+        }
+    }
+    // The 24 reads of unchanged experts are hits. Of the 24 of changed ones, at least the first of
+    // each found its copy stale; the others found the copy it left, or the same stale one if they
+    // were checked in the same batch.
+    let (hit, changed, miss) = reads(metrics).await;
+    assert_eq!((hit + changed, miss), (48, 6), "({hit}, {changed}, {miss})");
+    assert!((24..=45).contains(&hit) && changed >= 3, "({hit}, {changed}, {miss})");
+    registry.stop().await;
+}

@@ -34,7 +34,7 @@ macro_rules! draw_columns {
          dice_digits, draw_order, walk, relaxations, next_position, operator_subject, operator_role, \
          operator_bureau, witness_subject, witness_role, witness_bureau, prepared_at, witnessed_at, executed_at, \
          pool_relaxations, specialty_tier, abandon_reason, void_reason, voided_by, void_time, supplements_draw_id, \
-         designation, pool_list_sha256"
+         designation, pool_list_sha256, untrained_sha256"
     };
 }
 
@@ -101,15 +101,17 @@ fn live_key(d: &Draw) -> String {
 }
 
 /// Records a prepared draw. The live key keeps one live initial draw per task: a second prepare
-/// of the same task fails on it.
+/// of the same task fails on it. Its untrained list is stored once per distinct list
+/// ([`store_untrained_list`]) and named by its SHA-256.
 pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx::Error> {
+    let untrained_sha256 = store_untrained_list(conn, d.untrained.as_deref().unwrap_or_default()).await?;
     let (ws, wr, wb) = actor_parts(d.witness.as_ref());
     let (os, or, ob) = actor_parts(Some(&d.operator));
     sqlx::query(concat!(
         "INSERT INTO draws (",
         draw_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)"
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41)"
     ))
     .bind(d.id.as_str())
     .bind(d.task_id.as_str())
@@ -125,7 +127,8 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     .bind(count(d.candidate_count))
     .bind(count(d.pool_count))
     .bind(exclusions_json(&d.exclusions))
-    .bind(serde_json::to_string(d.untrained.as_deref().unwrap_or_default()).unwrap_or_default())
+    // Held in `untrained_lists`; the column keeps the lists of draws recorded before it.
+    .bind("")
     .bind(&d.server_seed)
     .bind(&d.seed_commitment)
     .bind(&d.dice_digits)
@@ -151,9 +154,33 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     .bind(&d.supplements)
     .bind(d.designation.as_ref().map(|x| serde_json::to_string(x).unwrap_or_default()).unwrap_or_default())
     .bind(&d.pool_list_sha256)
+    .bind(untrained_sha256)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Stores a draw's untrained list (as JSON) unless a list with the same text is stored already,
+/// and answers its SHA-256 (lower-case hex). Draws in a row from an unchanged pool flag the same
+/// candidates, and writing the list again with each (about 1 MB when a quarter of 100,000 are
+/// untrained) was most of the prepare's record at that size (docs/performance.md, eleventh run).
+async fn store_untrained_list(conn: &mut AnyConnection, untrained: &[String]) -> Result<String, sqlx::Error> {
+    use sha2::Digest;
+    let text = serde_json::to_string(untrained).unwrap_or_default();
+    let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let stored = sqlx::query("SELECT 1 AS one FROM untrained_lists WHERE sha256 = $1")
+        .bind(&sha256)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if !stored {
+        sqlx::query("INSERT INTO untrained_lists (sha256, list) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING")
+            .bind(&sha256)
+            .bind(text)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(sha256)
 }
 
 /// Records that a PREPARED or WITNESSED draw was abandoned, freeing the task's live key; false
@@ -348,15 +375,30 @@ pub async fn frozen_list(conn: &mut AnyConnection, draw: &Draw) -> Result<Option
 /// `draw`'s eligible untrained candidates (D14), in the order recorded (id order for a random
 /// draw); empty when there is no such draw.
 pub async fn untrained(conn: &mut AnyConnection, draw: &DrawId) -> Result<Vec<String>, StoreError> {
-    let Some(text) = sqlx::query_scalar::<_, String>("SELECT untrained FROM draws WHERE id = $1")
-        .bind(draw.as_str())
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(Vec::new());
+    let row = sqlx::query(
+        "SELECT d.untrained AS own, d.untrained_sha256 AS sha256, u.list AS shared FROM draws d \
+         LEFT JOIN untrained_lists u ON u.sha256 = d.untrained_sha256 WHERE d.id = $1",
+    )
+    .bind(draw.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(Vec::new()) };
+    let corrupt = |problem: String| StoreError::Corrupt { id: draw.to_string(), problem };
+    let sha256: String = row.try_get("sha256")?;
+    // A draw recorded before `untrained_lists` holds its own list.
+    let text: String = if sha256.is_empty() {
+        row.try_get("own")?
+    } else {
+        use sha2::Digest;
+        let shared: Option<String> = row.try_get("shared")?;
+        let shared = shared.ok_or_else(|| corrupt(format!("no stored untrained list {sha256:?}")))?;
+        let actual = hex::encode(sha2::Sha256::digest(shared.as_bytes()));
+        if actual != sha256 {
+            return Err(corrupt(format!("the untrained list {sha256:?} stored hashes to {actual}")));
+        }
+        shared
     };
-    serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt { id: draw.to_string(), problem: format!("untrained: {e}") })
+    serde_json::from_str(&text).map_err(|e| corrupt(format!("untrained: {e}")))
 }
 
 /// `draw` as read, with its picks' untrained flags: a walk recorded before picks carried them

@@ -506,6 +506,27 @@ pub async fn read_stamp(conn: &mut AnyConnection, id: &ExpertId) -> Result<Optio
     row.as_ref().map(stamp_from).transpose()
 }
 
+/// The current `ReadStamp` of each of `ids` that exists, with its id, in one statement (the
+/// batched form of [`read_stamp`]).
+pub async fn read_stamps(conn: &mut AnyConnection, ids: &[&ExpertId]) -> Result<Vec<(String, ReadStamp)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    // Only placeholders are spliced in; every id is bound.
+    let sql = format!(
+        "SELECT e.id, e.row_stamp, r.children_stamp FROM experts e LEFT JOIN expert_reads r ON r.expert_id = e.id \
+         WHERE e.id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(|row| Ok((row.try_get("id")?, stamp_from(row)?))).collect()
+}
+
 /// `get_expert` as the expert's row then one query per child table (SQLite's path; on PostgreSQL
 /// the comparison `get_expert` is checked against). Run it inside one snapshot.
 pub async fn get_expert_assembled(
