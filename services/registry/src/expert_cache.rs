@@ -92,15 +92,19 @@ impl Checks {
 /// Held by a running batch: if its task ends other than through [`Self::next_or_finish`] (a panic,
 /// or the runtime shutting down), the batch count is given back and the queued checks are dropped, so that each
 /// is made alone rather than waiting for a batch that will not come.
-struct Running<'a>(&'a ExpertCache, bool);
+struct Running<'a> {
+    cache: &'a ExpertCache,
+    /// Ended through [`Self::next_or_finish`], its count given back.
+    finished: bool,
+}
 
 impl Running<'_> {
     /// The next batch, or `None` (and this batch's count given back) when nothing is queued.
     fn next_or_finish(&mut self) -> Option<Vec<Waiting>> {
-        let mut checks = self.0.checks();
+        let mut checks = self.cache.checks();
         if checks.waiting.is_empty() {
             checks.running -= 1;
-            self.1 = true;
+            self.finished = true;
             None
         } else {
             Some(checks.next_batch())
@@ -110,8 +114,8 @@ impl Running<'_> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if !self.1 {
-            let mut checks = self.0.checks();
+        if !self.finished {
+            let mut checks = self.cache.checks();
             checks.running -= 1;
             checks.waiting.clear();
         }
@@ -278,7 +282,7 @@ impl ExpertCache {
 
     /// Answers `batch`, then each batch queued meanwhile, until none is.
     async fn run_checks(self: Arc<Self>, db: Db, mut batch: Vec<Waiting>) {
-        let mut running = Running(&self, false);
+        let mut running = Running { cache: &self, finished: false };
         loop {
             let ids: Vec<&ExpertId> = batch.iter().map(|(id, _)| id).collect();
             match self.read_stamps(&db, &ids).await {

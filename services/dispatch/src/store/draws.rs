@@ -160,14 +160,19 @@ pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx:
     Ok(())
 }
 
+/// The lower-case hex SHA-256 of `text`, the name an untrained list is stored under.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// Stores a draw's untrained list (as JSON) unless a list with the same text is stored already,
 /// and answers its SHA-256 (lower-case hex). Draws in a row from an unchanged pool flag the same
 /// candidates, and writing the list again with each (about 1 MB when a quarter of 100,000 are
 /// untrained) was most of the prepare's record at that size (docs/performance.md, eleventh run).
 async fn store_untrained_list(conn: &mut AnyConnection, untrained: &[String]) -> Result<String, sqlx::Error> {
-    use sha2::Digest;
     let text = serde_json::to_string(untrained).unwrap_or_default();
-    let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let sha256 = sha256_hex(&text);
     let stored = sqlx::query("SELECT 1 AS one FROM untrained_lists WHERE sha256 = $1")
         .bind(&sha256)
         .fetch_optional(&mut *conn)
@@ -389,10 +394,9 @@ pub async fn untrained(conn: &mut AnyConnection, draw: &DrawId) -> Result<Vec<St
     let text: String = if sha256.is_empty() {
         row.try_get("own")?
     } else {
-        use sha2::Digest;
         let shared: Option<String> = row.try_get("shared")?;
         let shared = shared.ok_or_else(|| corrupt(format!("no stored untrained list {sha256:?}")))?;
-        let actual = hex::encode(sha2::Sha256::digest(shared.as_bytes()));
+        let actual = sha256_hex(&shared);
         if actual != sha256 {
             return Err(corrupt(format!("the untrained list {sha256:?} stored hashes to {actual}")));
         }

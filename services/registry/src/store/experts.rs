@@ -496,14 +496,7 @@ fn stamp_from(row: &AnyRow) -> Result<ReadStamp, sqlx::Error> {
 /// An expert's current `ReadStamp` on PostgreSQL (two primary-key lookups, no child rows), or
 /// `None` when there is no such expert.
 pub async fn read_stamp(conn: &mut AnyConnection, id: &ExpertId) -> Result<Option<ReadStamp>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT e.row_stamp, r.children_stamp FROM experts e LEFT JOIN expert_reads r ON r.expert_id = e.id \
-         WHERE e.id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(stamp_from).transpose()
+    Ok(read_stamps(conn, &[id]).await?.pop().map(|(_, stamp)| stamp))
 }
 
 /// The current `ReadStamp` of each of `ids` that exists, with its id, in one statement (the
