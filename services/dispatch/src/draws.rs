@@ -33,7 +33,7 @@ use crate::{
     domain::{
         Assignment, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawKind, DrawStatus, DrawVoid, ExceptionKind,
         HalfDay, Outcome, Pick, PoolExpert, RelaxationRecord, SoftFacts, Task, TaskStatus, TaskVisibility,
-        draw::{UntrainedList, exclusion_counts, screen},
+        draw::{PoolFacts, UntrainedList, exclusion_counts, screen_kept},
     },
     error::Error,
     store::{
@@ -215,19 +215,20 @@ pub async fn prepare(
     db.plan_for_values(tx).await?;
     let booked = draw_store::booked_experts(tx, &slots).await?;
     let soft = soft_facts(tx, rules, &task, &dates, team.total()).await?;
-    let screened = screen(pool, &dates, &booked, &task.details.reporter_expert_id, &soft);
+    // The pool is stored once for every draw frozen from it (`candidate_pools`); the draw's list
+    // is the pool without the excluded, which the draw records anyway.
+    let kept = lists
+        .pool(pool)
+        .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
+    let screened = screen_kept(pool, &kept.facts, &dates, &booked, &task.details.reporter_expert_id, &soft);
     if screened.eligible < team.total() {
         let counts =
             exclusion_counts(&screened.excluded).into_iter().map(|(r, first, _)| (reason_name(r), first)).collect();
         crate::metrics::pool_too_small(db, pool.len(), screened.eligible, &screened.excluded);
         return Err(Error::PoolTooSmall { eligible: screened.eligible, needed: team.total(), counts });
     }
-    // The pool is stored once for every draw frozen from it (`candidate_pools`); the draw's list
-    // is the pool without the excluded, which the draw records anyway.
-    let pool_list = lists
-        .pool_list(pool)
-        .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
-    let list = crate::domain::frozen_from(&pool_list, &screened.excluded)
+    let pool_list = &kept.list;
+    let list = crate::domain::frozen_from(pool_list, &screened.excluded)
         .map_err(|e| Error::draw_refused(Code::Internal, "FROZEN_LIST", format!("the frozen list: {e}")))?;
     debug_assert_eq!(list.count(), screened.eligible);
     let seed = ServerSeed::generate()
@@ -324,7 +325,7 @@ pub async fn prepare(
 /// Each list is kept with the draw's untrained list, which the execution flags its picks from:
 /// reading that back (about 1 MB of JSON at 100,000) was another few milliseconds of it.
 ///
-/// It also keeps the last pool frozen here with its list ([`Self::pool_list`]).
+/// It also keeps the last pool frozen here with its list and its facts ([`Self::pool`]).
 #[derive(Debug, Clone, Default)]
 pub struct PreparedLists(Arc<Mutex<KeptLists>>);
 
@@ -332,8 +333,15 @@ pub struct PreparedLists(Arc<Mutex<KeptLists>>);
 struct KeptLists {
     /// The lists kept, oldest first, with the draw each was frozen for.
     draws: VecDeque<(DrawId, KeptDraw)>,
-    /// The last pool frozen, and its list.
-    pool: Option<(Vec<Arc<PoolExpert>>, Arc<FrozenList>)>,
+    /// The last pool frozen.
+    pool: Option<Arc<KeptPool>>,
+}
+
+/// A pool kept between draws: its frozen list, and its experts' facts for the screening.
+#[derive(Debug)]
+pub struct KeptPool {
+    pub list: Arc<FrozenList>,
+    pub facts: PoolFacts,
 }
 
 /// What is kept of one draw prepared here.
@@ -350,14 +358,18 @@ impl PreparedLists {
     /// (the id handles) and its untrained list about 1.5 MB.
     pub const KEPT: usize = 4;
 
+    /// The kept pool's facts are laid out again once more than one expert in this many is
+    /// another record than theirs (each such expert is read where it lies, at each draw).
+    pub const CHANGED_FACTS_KEPT: usize = 16;
+
     /// Keeps the list of `draw` (prepared and committed) and its untrained list, forgetting the
     /// oldest beyond [`Self::KEPT`].
-    pub fn keep(&self, draw: &DrawId, list: FrozenList, untrained: Vec<String>) {
+    pub fn keep(&self, draw: &DrawId, list: FrozenList, untrained: Arc<[String]>) {
         let forgotten = {
             let kept = &mut self.lock().draws;
             kept.retain(|(id, _)| id != draw);
             let forgotten = if kept.len() == Self::KEPT { kept.pop_front() } else { None };
-            kept.push_back((draw.clone(), KeptDraw { list: Arc::new(list), untrained: untrained.into() }));
+            kept.push_back((draw.clone(), KeptDraw { list: Arc::new(list), untrained }));
             forgotten
         };
         // Letting go of 100,000 ids and 25,000 untrained ids took about 2 ms at that size: off
@@ -373,21 +385,36 @@ impl PreparedLists {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The frozen list of `pool`'s ids. Draws in a row from an unchanged pool (the usual case)
-    /// freeze it once: validating, sorting and hashing 100,000 ids was about 11 % of a draw
-    /// (issue 12). The pool is unchanged when it holds the same ids in the same order as the last
-    /// one frozen here; as both share the copy's experts, most of that is a pointer comparison.
-    pub fn pool_list(&self, pool: &[Arc<PoolExpert>]) -> Result<Arc<FrozenList>, supervision_draw::CandidateListError> {
-        if let Some((last, list)) = &self.lock().pool
-            && last.len() == pool.len()
-            && last.iter().zip(pool).all(|(a, b)| Arc::ptr_eq(a, b) || a.id == b.id)
+    /// The frozen list of `pool`'s ids and its experts' facts. Draws in a row from an unchanged
+    /// pool (the usual case) freeze it and lay out its facts once: validating, sorting and
+    /// hashing 100,000 ids was about 11 % of a draw, and reading every expert's facts where they
+    /// lie about as much again (issue 12). The list is reused while the pool holds the same ids in
+    /// the same order as the last one kept here, the facts while few of its experts are other
+    /// records than theirs (a task's conflicts, an expert changed since): as both share the copy's
+    /// experts, most of that is a pointer comparison.
+    pub fn pool(&self, pool: &[Arc<PoolExpert>]) -> Result<Arc<KeptPool>, supervision_draw::CandidateListError> {
+        let last = self.lock().pool.clone();
+        let (list, changed) = match &last {
+            Some(kept) => match kept.facts.changed_in(pool) {
+                Some(changed) => (Some(Arc::clone(&kept.list)), changed),
+                None => (None, pool.len()),
+            },
+            None => (None, pool.len()),
+        };
+        if let Some(kept) = last
+            && changed <= pool.len() / Self::CHANGED_FACTS_KEPT
         {
-            return Ok(Arc::clone(list));
+            return Ok(kept);
         }
-        // Frozen outside the lock: a concurrent prepare of another pool is not held up.
-        let list = Arc::new(FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))?);
-        self.lock().pool = Some((pool.to_vec(), Arc::clone(&list)));
-        Ok(list)
+        // Frozen and laid out outside the lock: a concurrent prepare of another pool is not held
+        // up.
+        let list = match list {
+            Some(list) => list,
+            None => Arc::new(FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))?),
+        };
+        let kept = Arc::new(KeptPool { list, facts: PoolFacts::new(pool) });
+        self.lock().pool = Some(Arc::clone(&kept));
+        Ok(kept)
     }
 
     /// What is kept for the draw `draw`, when its list's hash is `sha256_hex`, the one the draw
@@ -1188,7 +1215,7 @@ pub async fn executed(db: &Db, caller: &Caller, id: &DrawId) -> Result<Draw, Err
     }
     let mut conn = db.pool().acquire().await?;
     draw.frozen_list = draw_store::frozen_list(&mut conn, &draw).await?;
-    draw.untrained = Some(draw_store::untrained(&mut conn, &draw.id).await?);
+    draw.untrained = Some(draw_store::untrained(&mut conn, &draw.id).await?.into());
     Ok(draw)
 }
 
@@ -1245,14 +1272,14 @@ mod tests {
         let lists = PreparedLists::default();
         let list = |n: usize| FrozenList::freeze_strs((0..n).map(|i| format!("exp_{i:032x}"))).unwrap();
         let first = DrawId::generate();
-        lists.keep(&first, list(3), vec!["exp_1".into()]);
+        lists.keep(&first, list(3), ["exp_1".to_owned()].into());
         let three = list(3).sha256_hex().to_owned();
         let kept = lists.get(&first, &three).unwrap();
         assert_eq!((kept.list.count(), &kept.untrained[..]), (3, &["exp_1".to_owned()][..]));
         assert!(lists.get(&first, list(4).sha256_hex()).is_none(), "another hash: read from the store");
         assert!(lists.get(&DrawId::generate(), &three).is_none(), "another draw");
         for n in 0..PreparedLists::KEPT {
-            lists.keep(&DrawId::generate(), list(n + 5), Vec::new());
+            lists.keep(&DrawId::generate(), list(n + 5), Arc::default());
         }
         assert!(lists.get(&first, &three).is_none(), "the oldest was forgotten");
     }
@@ -1274,18 +1301,24 @@ mod tests {
         };
         let lists = PreparedLists::default();
         let pool = vec![expert("exp_b"), expert("exp_a"), expert("exp_c")];
-        let first = lists.pool_list(&pool).unwrap();
-        assert_eq!(first.bytes(), b"exp_a\nexp_b\nexp_c\n");
-        assert!(Arc::ptr_eq(&first, &lists.pool_list(&pool).unwrap()), "the same experts");
-        // A task's conflict clones its expert: another value, the same id.
+        let first = lists.pool(&pool).unwrap();
+        assert_eq!(first.list.bytes(), b"exp_a\nexp_b\nexp_c\n");
+        assert!(Arc::ptr_eq(&first, &lists.pool(&pool).unwrap()), "the same experts: list and facts kept");
+        // A task's conflict clones its expert: another value, the same id. The list is kept; with
+        // one expert in three another record, the facts are laid out again.
         let mut conflicted = PoolExpert::clone(&pool[1]);
         conflicted.conflicted = true;
         let overlaid = vec![Arc::clone(&pool[0]), Arc::new(conflicted), Arc::clone(&pool[2])];
-        assert!(Arc::ptr_eq(&first, &lists.pool_list(&overlaid).unwrap()), "the same ids");
+        let again = lists.pool(&overlaid).unwrap();
+        assert!(Arc::ptr_eq(&first.list, &again.list), "the same ids");
+        assert!(
+            !Arc::ptr_eq(&first, &again) && again.facts.changed_in(&overlaid) == Some(0),
+            "facts of the new records"
+        );
         let changed = vec![Arc::clone(&pool[0]), expert("exp_d"), Arc::clone(&pool[2])];
-        assert_eq!(lists.pool_list(&changed).unwrap().bytes(), b"exp_b\nexp_c\nexp_d\n");
+        assert_eq!(lists.pool(&changed).unwrap().list.bytes(), b"exp_b\nexp_c\nexp_d\n");
         let shorter = &pool[..2];
-        assert_eq!(lists.pool_list(shorter).unwrap().bytes(), b"exp_a\nexp_b\n");
+        assert_eq!(lists.pool(shorter).unwrap().list.bytes(), b"exp_a\nexp_b\n");
     }
 
     /// A re-check of the first `asked` candidates of `order`, answered from `pool`.

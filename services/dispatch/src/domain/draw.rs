@@ -23,7 +23,11 @@
 //! - A pool still smaller than N + B after every relaxation is refused (D15) with counts per
 //!   reason.
 
-use std::{collections::HashSet, fmt};
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, Mutex},
+};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -186,13 +190,21 @@ pub struct PoolExpert {
 impl PoolExpert {
     /// Active, and staying so through `dates` (D14, D17).
     pub fn active_through(&self, dates: &[NaiveDate]) -> bool {
-        self.active && self.leaves_on.is_none_or(|leave| dates.iter().all(|d| *d < leave))
+        active_through(self.active, self.leaves_on, dates)
     }
 
     /// In term on every date of `dates`.
     pub fn in_term(&self, dates: &[NaiveDate]) -> bool {
-        self.term.is_some_and(|(start, end)| dates.iter().all(|d| start <= *d && *d <= end))
+        in_term(self.term, dates)
     }
+}
+
+fn active_through(active: bool, leaves_on: Option<NaiveDate>, dates: &[NaiveDate]) -> bool {
+    active && leaves_on.is_none_or(|leave| dates.iter().all(|d| *d < leave))
+}
+
+fn in_term(term: Option<(NaiveDate, NaiveDate)>, dates: &[NaiveDate]) -> bool {
+    term.is_some_and(|(start, end)| dates.iter().all(|d| start <= *d && *d <= end))
 }
 
 /// One excluded candidate with every reason that applies, in D14 order (D18: codes only).
@@ -210,7 +222,7 @@ pub struct Screened {
     pub eligible: usize,
     pub excluded: Vec<Exclusion>,
     /// Eligible experts who did not attend training (flagged, not excluded, in edition 1).
-    pub untrained: Vec<String>,
+    pub untrained: Arc<[String]>,
     /// The soft rules relaxed, in order.
     pub relaxations: Vec<PoolRelaxation>,
     /// The specialty tier finally used: 1 exact, 2 group, 3 any.
@@ -255,12 +267,126 @@ pub fn parent_group(code: &str) -> &str {
     code.rsplit_once('-').map_or(code, |(group, _)| group)
 }
 
-/// Whether an expert with `specialties` matches `wanted` at `tier` (3 matches everyone).
-pub fn specialty_matches(specialties: &[String], wanted: &[String], tier: u32) -> bool {
-    match tier {
-        1 => specialties.iter().any(|e| wanted.iter().any(|w| under(e, w))),
-        2 => specialties.iter().any(|e| wanted.iter().any(|w| under(e, parent_group(w)))),
-        _ => true,
+/// The narrowest tier at which the one specialty `code` matches `wanted` (3 when it matches
+/// neither exactly nor by group, and when nothing is wanted). An expert's tier is the narrowest
+/// of its codes' tiers: a code under a wanted code is also under that code's group.
+fn code_tier(code: &str, wanted: &[String]) -> u32 {
+    if wanted.iter().any(|w| under(code, w)) {
+        1
+    } else if wanted.iter().any(|w| under(code, parent_group(w))) {
+        2
+    } else {
+        3
+    }
+}
+
+/// What D14's screening reads of one expert, copied out of its [`PoolExpert`] into one array
+/// with its specialties as numbers ([`PoolFacts`]).
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    term: Option<(NaiveDate, NaiveDate)>,
+    leaves_on: Option<NaiveDate>,
+    /// The expert's specialties: `PoolFacts::expert_codes[codes.0..codes.1]`.
+    codes: (u32, u32),
+    active: bool,
+    conflicted: bool,
+    trained: bool,
+}
+
+/// The facts D14's screening reads of every expert of a pool, laid out for it, kept while the
+/// pool is unchanged (dispatch keeps the last pool's: `draws::PreparedLists`).
+///
+/// Screening reads all of a pool's experts. At 100,000 each expert's record, its specialties'
+/// list and each specialty's text lie apart in memory, and reading them was about half of a
+/// prepare's CPU, most of it waiting on memory (matching specialties and comparing ids,
+/// docs/performance.md, twelfth run). Here the same facts lie in one array, 32 bytes an expert,
+/// and each distinct specialty code is matched against the task's wanted codes once per draw.
+#[derive(Debug)]
+pub struct PoolFacts {
+    /// The experts the facts were taken from, in the pool's order. An expert of a later pool
+    /// that is the same record (the same `Arc`) has the same facts; any other is read afresh.
+    experts: Vec<Arc<PoolExpert>>,
+    facts: Vec<Facts>,
+    /// Each expert's specialties in turn, as indices into `codes`.
+    expert_codes: Vec<u32>,
+    /// The distinct specialty codes.
+    codes: Vec<String>,
+    /// The experts are in ascending id order.
+    in_id_order: bool,
+    /// The last untrained list screened from these facts, by the experts' places: draws in a row
+    /// from an unchanged pool flag the same experts, and copying 25,000 ids for each was a
+    /// measurable part of a prepare at 100,000.
+    last_untrained: Mutex<Option<(Vec<usize>, Arc<[String]>)>>,
+}
+
+impl PoolFacts {
+    /// The facts of `pool`'s experts.
+    pub fn new(pool: &[Arc<PoolExpert>]) -> Self {
+        let mut numbers: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut codes: Vec<String> = Vec::new();
+        let mut expert_codes = Vec::with_capacity(pool.len());
+        let facts = pool
+            .iter()
+            .map(|e| {
+                let start = expert_codes.len();
+                for code in &e.specialties {
+                    let number = *numbers.entry(code.as_str()).or_insert_with(|| {
+                        codes.push(code.clone());
+                        u32::try_from(codes.len() - 1).unwrap_or(u32::MAX)
+                    });
+                    expert_codes.push(number);
+                }
+                let span = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                Facts {
+                    term: e.term,
+                    leaves_on: e.leaves_on,
+                    codes: (span(start), span(expert_codes.len())),
+                    active: e.active,
+                    conflicted: e.conflicted,
+                    trained: e.trained,
+                }
+            })
+            .collect();
+        Self {
+            experts: pool.to_vec(),
+            facts,
+            expert_codes,
+            codes,
+            in_id_order: pool.is_sorted_by(|a, b| a.id < b.id),
+            last_untrained: Mutex::default(),
+        }
+    }
+
+    /// The ids of the experts at `places` of `pool` (a pool these facts are of), shared with the
+    /// last list answered when the places are the same.
+    fn untrained(&self, places: &[usize], pool: &[&PoolExpert]) -> Arc<[String]> {
+        let mut last = self.last_untrained.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((was, list)) = &*last
+            && was == places
+        {
+            return Arc::clone(list);
+        }
+        let list: Arc<[String]> = places.iter().map(|&i| pool[i].id.clone()).collect();
+        *last = Some((places.to_vec(), Arc::clone(&list)));
+        list
+    }
+
+    /// How many experts of `pool` are not the records these facts were taken from (`None`: the
+    /// pools differ in size, or in an expert's id, and these facts are of no use for it).
+    pub fn changed_in(&self, pool: &[Arc<PoolExpert>]) -> Option<usize> {
+        if self.experts.len() != pool.len() {
+            return None;
+        }
+        let mut changed = 0;
+        for (kept, now) in self.experts.iter().zip(pool) {
+            if !Arc::ptr_eq(kept, now) {
+                if kept.id != now.id {
+                    return None;
+                }
+                changed += 1;
+            }
+        }
+        Some(changed)
     }
 }
 
@@ -281,26 +407,65 @@ pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
 ) -> Screened {
     let pool: Vec<&PoolExpert> = pool.iter().map(P::borrow).collect();
     let in_order = pool.is_sorted_by(|a, b| a.id < b.id);
-    let (booked, cooling_set, capped) =
-        (holds(&pool, in_order, booked), holds(&pool, in_order, &soft.cooling), holds(&pool, in_order, &soft.capped));
-    let marks: Vec<Marks> = pool
+    let marks = pool.iter().map(|e| Marks::of(e, dates, &soft.wanted)).collect();
+    screened(&pool, in_order, marks, booked, reporter, soft, |places| {
+        places.iter().map(|&i| pool[i].id.clone()).collect()
+    })
+}
+
+/// [`screen`], reading the experts that are the records `kept` was taken from in `kept` rather
+/// than in `pool` (the same answer, tested; the others are read in `pool`). `kept` must be of a
+/// pool of the same ids in the same order ([`PoolFacts::changed_in`]); when it is not, `pool` is
+/// read whole.
+pub fn screen_kept(
+    pool: &[Arc<PoolExpert>],
+    kept: &PoolFacts,
+    dates: &[NaiveDate],
+    booked: &HashSet<String>,
+    reporter: &str,
+    soft: &SoftFacts,
+) -> Screened {
+    if kept.changed_in(pool).is_none() {
+        return screen(pool, dates, booked, reporter, soft);
+    }
+    let tiers: Vec<u32> = kept.codes.iter().map(|code| code_tier(code, &soft.wanted)).collect();
+    let marks = pool
         .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let mut hard = ReasonSet::default();
-            hard.set(ExclusionReason::NotActive, !e.active_through(dates));
-            hard.set(ExclusionReason::OutOfTerm, !e.in_term(dates));
-            hard.set(ExclusionReason::Conflicted, e.conflicted);
-            hard.set(ExclusionReason::AlreadyBooked, booked[i]);
-            hard.set(ExclusionReason::Reporter, !reporter.is_empty() && e.id == reporter);
-            let tier = if soft.wanted.is_empty() {
-                3
+        .zip(&kept.experts)
+        .zip(&kept.facts)
+        .map(|((now, was), facts)| {
+            if Arc::ptr_eq(now, was) {
+                Marks::of_facts(facts, dates, &kept.expert_codes, &tiers)
             } else {
-                (1..3).find(|t| specialty_matches(&e.specialties, &soft.wanted, *t)).unwrap_or(3)
-            };
-            Marks { hard, tier, cooling: cooling_set[i], capped: capped[i] }
+                Marks::of(now, dates, &soft.wanted)
+            }
         })
         .collect();
+    let pool: Vec<&PoolExpert> = pool.iter().map(|e| &**e).collect();
+    screened(&pool, kept.in_id_order, marks, booked, reporter, soft, |places| kept.untrained(places, &pool))
+}
+
+/// The rest of [`screen`] once each expert's own marks are known: the booked, reporter, cooling
+/// and cap marks, the relaxations, and the split. `in_order`: `pool` is in ascending id order.
+/// `untrained` names the eligible untrained experts from their places in `pool`.
+fn screened(
+    pool: &[&PoolExpert],
+    in_order: bool,
+    mut marks: Vec<Marks>,
+    booked: &HashSet<String>,
+    reporter: &str,
+    soft: &SoftFacts,
+    untrained: impl FnOnce(&[usize]) -> Arc<[String]>,
+) -> Screened {
+    let reporter: HashSet<String> = if reporter.is_empty() { HashSet::new() } else { [reporter.to_owned()].into() };
+    let held = |ids: &HashSet<String>| holds(pool, in_order, ids);
+    let (booked, reporter, cooling, capped) = (held(booked), held(&reporter), held(&soft.cooling), held(&soft.capped));
+    for (i, m) in marks.iter_mut().enumerate() {
+        m.hard.set(ExclusionReason::AlreadyBooked, booked[i]);
+        m.hard.set(ExclusionReason::Reporter, reporter[i]);
+        m.cooling = cooling[i];
+        m.capped = capped[i];
+    }
     let mut rules = SoftRules { tier: if soft.wanted.is_empty() { 3 } else { 1 }, cooling: true, cap: true };
     let eligible_count = |rules: &SoftRules| marks.iter().filter(|m| m.reasons(rules).is_empty()).count();
     let mut relaxations = Vec::new();
@@ -329,20 +494,19 @@ pub fn screen<P: std::borrow::Borrow<PoolExpert>>(
         });
         count = after;
     }
-    let mut out =
-        Screened { eligible: 0, excluded: Vec::new(), untrained: Vec::new(), relaxations, specialty_tier: rules.tier };
-    for (e, m) in pool.iter().zip(&marks) {
+    let (mut eligible, mut excluded, mut untrained_at) = (0, Vec::new(), Vec::new());
+    for (i, (e, m)) in pool.iter().zip(&marks).enumerate() {
         let reasons = m.reasons(&rules);
         if reasons.is_empty() {
-            if !e.trained {
-                out.untrained.push(e.id.clone());
+            if !m.trained {
+                untrained_at.push(i);
             }
-            out.eligible += 1;
+            eligible += 1;
         } else {
-            out.excluded.push(Exclusion { expert_id: e.id.clone(), reasons: reasons.in_order() });
+            excluded.push(Exclusion { expert_id: e.id.clone(), reasons: reasons.in_order() });
         }
     }
-    out
+    Screened { eligible, excluded, untrained: untrained(&untrained_at), relaxations, specialty_tier: rules.tier }
 }
 
 /// The soft rules in force: the specialty tier (1 exact, 2 group, 3 any), and whether the
@@ -355,16 +519,40 @@ struct SoftRules {
 }
 
 /// What [`screen`] works out once per expert.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct Marks {
     hard: ReasonSet,
     /// The narrowest specialty tier the expert matches (3 matches everyone).
     tier: u32,
     cooling: bool,
     capped: bool,
+    trained: bool,
 }
 
 impl Marks {
+    /// The marks `e` has of itself on `dates` for a task wanting `wanted`: not active, out of
+    /// term, conflicted, and its tier (the booked, reporter, cooling and cap marks are the
+    /// task's, set after).
+    fn of(e: &PoolExpert, dates: &[NaiveDate], wanted: &[String]) -> Self {
+        let mut hard = ReasonSet::default();
+        hard.set(ExclusionReason::NotActive, !e.active_through(dates));
+        hard.set(ExclusionReason::OutOfTerm, !e.in_term(dates));
+        hard.set(ExclusionReason::Conflicted, e.conflicted);
+        let tier = e.specialties.iter().map(|code| code_tier(code, wanted)).min().unwrap_or(3);
+        Self { hard, tier, cooling: false, capped: false, trained: e.trained }
+    }
+
+    /// [`Self::of`] from an expert's [`Facts`], `tiers` being each code's tier for the task.
+    fn of_facts(f: &Facts, dates: &[NaiveDate], expert_codes: &[u32], tiers: &[u32]) -> Self {
+        let mut hard = ReasonSet::default();
+        hard.set(ExclusionReason::NotActive, !active_through(f.active, f.leaves_on, dates));
+        hard.set(ExclusionReason::OutOfTerm, !in_term(f.term, dates));
+        hard.set(ExclusionReason::Conflicted, f.conflicted);
+        let codes = expert_codes.get(f.codes.0 as usize..f.codes.1 as usize).unwrap_or_default();
+        let tier = codes.iter().map(|c| tiers.get(*c as usize).copied().unwrap_or(3)).min().unwrap_or(3);
+        Self { hard, tier, cooling: false, capped: false, trained: f.trained }
+    }
+
     /// Every reason that excludes the expert under `rules`.
     fn reasons(&self, rules: &SoftRules) -> ReasonSet {
         let mut reasons = self.hard;
@@ -567,7 +755,7 @@ pub struct Draw {
     /// order, where it was read: written at prepare, read only on request
     /// (`store::draws::untrained`), as it holds about 25,000 ids at 100,000 and only the export
     /// needs all of them. Each pick carries its own flag ([`Pick::untrained`]).
-    pub untrained: Option<Vec<String>>,
+    pub untrained: Option<Arc<[String]>>,
     /// Secret until executed.
     pub server_seed: String,
     pub seed_commitment: String,
@@ -755,6 +943,107 @@ mod tests {
         }
     }
 
+    /// 240 experts varied in every fact the screening reads: status and a scheduled change,
+    /// terms ending on and before the dates, conflicts, training, and specialties exact, under a
+    /// wanted code, in its group, elsewhere, several or none.
+    fn varied_pool() -> Vec<Arc<PoolExpert>> {
+        let codes = ["4-07-05-01", "4-07-05-02", "4-07-05", "4-07-06-01", "2-02-01-03", "4-07-05-01-09"];
+        (0..240u32)
+            .map(|i| {
+                let mut e = expert(&format!("exp_{i:03}"));
+                e.active = i % 11 != 3;
+                e.trained = i % 4 != 0;
+                e.conflicted = i % 13 == 5;
+                e.leaves_on = match i % 17 {
+                    2 => Some("2026-06-09".parse().unwrap()),
+                    4 => Some("2026-06-10".parse().unwrap()),
+                    _ => None,
+                };
+                e.term = match i % 19 {
+                    1 => Some(("2024-06-09".parse().unwrap(), "2026-06-08".parse().unwrap())),
+                    7 => None,
+                    _ => e.term,
+                };
+                let n = (i % 7) as usize;
+                e.specialties = (0..n % 3).map(|k| codes[(n + 2 * k) % codes.len()].to_owned()).collect();
+                Arc::new(e)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn screening_from_kept_facts_answers_as_screening_the_pool() {
+        let dates: [NaiveDate; 2] = ["2026-06-08".parse().unwrap(), "2026-06-09".parse().unwrap()];
+        let pool = varied_pool();
+        let kept = PoolFacts::new(&pool);
+        // A later task's pool: the same ids, a few of them other records (the task's conflicts,
+        // an expert changed since), one of those also trained now.
+        let mut later = pool.clone();
+        for i in [0, 37, 38, 200] {
+            let mut e = PoolExpert::clone(&later[i]);
+            e.conflicted = !e.conflicted;
+            e.trained = true;
+            later[i] = Arc::new(e);
+        }
+        assert_eq!(kept.changed_in(&later), Some(4));
+        let booked: HashSet<String> = ["exp_010", "exp_011", "exp_999"].map(String::from).into();
+        let set = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<HashSet<String>>();
+        let cases = [
+            SoftFacts::default(),
+            SoftFacts { wanted: vec!["4-07-05-01".into()], needed: 5, ..SoftFacts::default() },
+            SoftFacts { wanted: vec!["4-07-05-01".into(), "2-02-01".into()], needed: 150, ..SoftFacts::default() },
+            SoftFacts {
+                wanted: vec!["4-07-06-01".into()],
+                cooling: set(&["exp_020", "exp_021", "exp_022"]),
+                capped: set(&["exp_022", "exp_023"]),
+                needed: 500,
+            },
+        ];
+        for soft in &cases {
+            for reporter in ["", "exp_012", "exp_000"] {
+                for p in [&pool, &later] {
+                    let whole = screen(p, &dates, &booked, reporter, soft);
+                    assert_eq!(screen_kept(p, &kept, &dates, &booked, reporter, soft), whole, "{soft:?} {reporter}");
+                }
+            }
+        }
+        // The screening's marks read from the facts are each expert's own.
+        let tiers: Vec<Vec<u32>> =
+            cases.iter().map(|soft| kept.codes.iter().map(|code| code_tier(code, &soft.wanted)).collect()).collect();
+        for (i, e) in pool.iter().enumerate() {
+            for (soft, tiers) in cases.iter().zip(&tiers) {
+                let of_facts = Marks::of_facts(&kept.facts[i], &dates, &kept.expert_codes, tiers);
+                assert_eq!(of_facts, Marks::of(e, &dates, &soft.wanted), "{}", e.id);
+            }
+        }
+        // Facts of another pool (another size, or other ids) are not used.
+        let other = pool[..100].to_vec();
+        assert_eq!(kept.changed_in(&other), None);
+        let soft = &cases[1];
+        assert_eq!(screen_kept(&other, &kept, &dates, &booked, "", soft), screen(&other, &dates, &booked, "", soft));
+        let mut renamed = pool.clone();
+        renamed[5] = Arc::new(expert("exp_005x"));
+        assert_eq!(kept.changed_in(&renamed), None);
+        // Draws in a row that flag the same experts share one untrained list; another list is
+        // its own.
+        let none = HashSet::new();
+        let first = screen_kept(&pool, &kept, &dates, &none, "", soft).untrained;
+        assert!(Arc::ptr_eq(&first, &screen_kept(&pool, &kept, &dates, &none, "", soft).untrained));
+        let untrained_booked: HashSet<String> = [first[0].clone()].into();
+        let other = screen_kept(&pool, &kept, &dates, &untrained_booked, "", soft).untrained;
+        assert_eq!(other[..], first[1..]);
+    }
+
+    #[test]
+    fn a_code_matches_at_its_narrowest_tier() {
+        let wanted = ["4-07-05".to_owned(), "2-02-01-03".to_owned()];
+        let tier = |code| code_tier(code, &wanted);
+        assert_eq!([tier("4-07-05"), tier("4-07-05-01"), tier("2-02-01-03")], [1, 1, 1]);
+        assert_eq!([tier("4-07-06"), tier("2-02-01-07"), tier("2-02-01"), tier("4-07-050")], [2, 2, 2, 2]);
+        assert_eq!([tier("4-08-05"), tier("2-02-02"), tier("5")], [3, 3, 3]);
+        assert_eq!(code_tier("4-07-05", &[]), 3, "nothing wanted");
+    }
+
     #[test]
     fn a_frozen_list_is_its_pool_less_the_excluded_whatever_their_order() {
         let pool = supervision_draw::FrozenList::freeze_strs(["exp_a", "exp_b", "exp_c", "exp_d", "exp_e"]).unwrap();
@@ -824,7 +1113,7 @@ mod tests {
         let booked: HashSet<String> = ["exp_e".to_owned(), "exp_g".to_owned()].into();
         let s = screen(&pool, &dates, &booked, "exp_g", &SoftFacts::default());
         assert_eq!(s.eligible, 2, "exp_a and exp_f");
-        assert_eq!(s.untrained, ["exp_f"]);
+        assert_eq!(s.untrained[..], ["exp_f"]);
         let reasons: Vec<(&str, Vec<&str>)> =
             s.excluded.iter().map(|e| (e.expert_id.as_str(), e.reasons.iter().map(|r| r.code()).collect())).collect();
         assert_eq!(
