@@ -271,7 +271,7 @@ pub async fn prepare(
         void: None,
         designation: None,
     };
-    draw_store::store_candidate_pool(tx, &pool_list).await?;
+    draw_store::store_candidate_pool(tx, pool_list).await?;
     if let Err(err) = draw_store::insert_draw(tx, &draw).await {
         if is_unique_violation(&err, "draws_live_key_key", "draws.live_key") {
             return Err(Error::draw_refused(

@@ -293,14 +293,18 @@ struct Facts {
     trained: bool,
 }
 
+/// An untrained list and the places of its experts in the pool.
+type NamedPlaces = (Vec<usize>, Arc<[String]>);
+
 /// The facts D14's screening reads of every expert of a pool, laid out for it, kept while the
 /// pool is unchanged (dispatch keeps the last pool's: `draws::PreparedLists`).
 ///
 /// Screening reads all of a pool's experts. At 100,000 each expert's record, its specialties'
 /// list and each specialty's text lie apart in memory, and reading them was about half of a
 /// prepare's CPU, most of it waiting on memory (matching specialties and comparing ids,
-/// docs/performance.md, twelfth run). Here the same facts lie in one array, 32 bytes an expert,
-/// and each distinct specialty code is matched against the task's wanted codes once per draw.
+/// docs/performance.md, twelfth run). Here the same facts lie in one array, a few dozen bytes
+/// an expert, and each distinct specialty code is matched against the task's wanted codes once
+/// per draw.
 #[derive(Debug)]
 pub struct PoolFacts {
     /// The experts the facts were taken from, in the pool's order. An expert of a later pool
@@ -316,7 +320,7 @@ pub struct PoolFacts {
     /// The last untrained list screened from these facts, by the experts' places: draws in a row
     /// from an unchanged pool flag the same experts, and copying 25,000 ids for each was a
     /// measurable part of a prepare at 100,000.
-    last_untrained: Mutex<Option<(Vec<usize>, Arc<[String]>)>>,
+    last_untrained: Mutex<Option<NamedPlaces>>,
 }
 
 impl PoolFacts {
