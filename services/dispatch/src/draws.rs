@@ -33,7 +33,7 @@ use crate::{
     domain::{
         Assignment, AssignmentRole, AssignmentStatus, Draw, DrawId, DrawKind, DrawStatus, DrawVoid, ExceptionKind,
         HalfDay, Outcome, Pick, PoolExpert, RelaxationRecord, SoftFacts, Task, TaskStatus, TaskVisibility,
-        draw::{PoolFacts, UntrainedList, exclusion_counts, screen_kept},
+        draw::{PoolFacts, UntrainedList, exclusion_counts, screen, screen_kept},
     },
     error::Error,
     store::{
@@ -216,17 +216,22 @@ pub async fn prepare(
     let booked = draw_store::booked_experts(tx, &slots).await?;
     let soft = soft_facts(tx, rules, &task, &dates, team.total()).await?;
     // The pool is stored once for every draw frozen from it (`candidate_pools`); the draw's list
-    // is the pool without the excluded, which the draw records anyway.
-    let kept = lists
-        .pool(pool)
-        .map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
-    let screened = screen_kept(pool, &kept.facts, &dates, &booked, &task.details.reporter_expert_id, &soft);
+    // is the pool without the excluded, which the draw records anyway. A pool that cannot be
+    // frozen (none eligible, or an unusable id) is screened from its records, so that a pool too
+    // small is refused as such before an unusable id is.
+    let kept = lists.pool(pool);
+    let reporter = &task.details.reporter_expert_id;
+    let screened = match &kept {
+        Ok(kept) => screen_kept(pool, &kept.facts, &dates, &booked, reporter, &soft),
+        Err(_) => screen(pool, &dates, &booked, reporter, &soft),
+    };
     if screened.eligible < team.total() {
         let counts =
             exclusion_counts(&screened.excluded).into_iter().map(|(r, first, _)| (reason_name(r), first)).collect();
         crate::metrics::pool_too_small(db, pool.len(), screened.eligible, &screened.excluded);
         return Err(Error::PoolTooSmall { eligible: screened.eligible, needed: team.total(), counts });
     }
+    let kept = kept.map_err(|e| Error::RegistryUnavailable(format!("the registry sent an unusable expert id: {e}")))?;
     let pool_list = &kept.list;
     let list = crate::domain::frozen_from(pool_list, &screened.excluded)
         .map_err(|e| Error::draw_refused(Code::Internal, "FROZEN_LIST", format!("the frozen list: {e}")))?;
