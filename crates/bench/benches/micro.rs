@@ -1,6 +1,7 @@
-//! Criterion micro-benchmarks (issue 12 item 3): the draw's ranking (crates/draw), the fee and
-//! tax computation (finance's domain functions) and the working-day calendar. Outside the
-//! default build: `make bench` or `cargo bench -p supervision-bench --bench micro`.
+//! Criterion micro-benchmarks (issue 12 item 3): the draw's ranking (crates/draw), the CPU part
+//! of a prepare (dispatch's pool copy, D14's screening, the frozen list), the fee and tax
+//! computation (finance's domain functions) and the working-day calendar. Outside the default
+//! build: `make bench` or `cargo bench -p supervision-bench --bench micro`.
 
 use std::{collections::HashSet, hint::black_box, time::Instant};
 
