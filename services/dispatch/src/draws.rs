@@ -398,23 +398,18 @@ impl PreparedLists {
     /// records than theirs (a task's conflicts, an expert changed since): as both share the copy's
     /// experts, most of that is a pointer comparison.
     pub fn pool(&self, pool: &[Arc<PoolExpert>]) -> Result<Arc<KeptPool>, supervision_draw::CandidateListError> {
-        let last = self.lock().pool.clone();
-        let (list, changed) = match &last {
-            Some(kept) => match kept.facts.changed_in(pool) {
-                Some(changed) => (Some(Arc::clone(&kept.list)), changed),
-                None => (None, pool.len()),
-            },
-            None => (None, pool.len()),
-        };
-        if let Some(kept) = last
-            && changed <= pool.len() / Self::CHANGED_FACTS_KEPT
+        // The last pool, when it holds the same ids in the same order, and how many of its
+        // experts are other records now.
+        let same_ids = self.lock().pool.clone().and_then(|kept| Some((kept.facts.changed_in(pool)?, kept)));
+        if let Some((changed, kept)) = &same_ids
+            && *changed <= pool.len() / Self::CHANGED_FACTS_KEPT
         {
-            return Ok(kept);
+            return Ok(Arc::clone(kept));
         }
         // Frozen and laid out outside the lock: a concurrent prepare of another pool is not held
         // up.
-        let list = match list {
-            Some(list) => list,
+        let list = match same_ids {
+            Some((_, kept)) => Arc::clone(&kept.list),
             None => Arc::new(FrozenList::freeze_strs(pool.iter().map(|e| e.id.as_str()))?),
         };
         let kept = Arc::new(KeptPool { list, facts: PoolFacts::new(pool) });

@@ -89,9 +89,9 @@ impl Checks {
     }
 }
 
-/// Held by a running batch: if its task ends other than through [`Self::next_or_finish`] (a panic,
-/// or the runtime shutting down), the batch count is given back and the queued checks are dropped, so that each
-/// is made alone rather than waiting for a batch that will not come.
+/// Held by a running batch: if its task ends other than through [`Self::next_or_finish`] (a
+/// panic, or the runtime shutting down), the batch count is given back and the queued checks are
+/// dropped, so that each is made alone rather than waiting for a batch that will not come.
 struct Running<'a> {
     cache: &'a ExpertCache,
     /// Ended through [`Self::next_or_finish`], its count given back.

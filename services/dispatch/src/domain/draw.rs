@@ -293,6 +293,20 @@ struct Facts {
     trained: bool,
 }
 
+impl Facts {
+    /// `e`'s facts, its specialties being `codes` of the table they are laid out in.
+    fn of(e: &PoolExpert, codes: (u32, u32)) -> Self {
+        Self {
+            term: e.term,
+            leaves_on: e.leaves_on,
+            codes,
+            active: e.active,
+            conflicted: e.conflicted,
+            trained: e.trained,
+        }
+    }
+}
+
 /// An untrained list and the places of its experts in the pool.
 type NamedPlaces = (Vec<usize>, Arc<[String]>);
 
@@ -341,14 +355,7 @@ impl PoolFacts {
                     expert_codes.push(number);
                 }
                 let span = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-                Facts {
-                    term: e.term,
-                    leaves_on: e.leaves_on,
-                    codes: (span(start), span(expert_codes.len())),
-                    active: e.active,
-                    conflicted: e.conflicted,
-                    trained: e.trained,
-                }
+                Facts::of(e, (span(start), span(expert_codes.len())))
             })
             .collect();
         Self {
@@ -429,22 +436,26 @@ pub fn screen_kept(
     reporter: &str,
     soft: &SoftFacts,
 ) -> Screened {
-    if kept.changed_in(pool).is_none() {
-        return screen(pool, dates, booked, reporter, soft);
-    }
     let tiers: Vec<u32> = kept.codes.iter().map(|code| code_tier(code, &soft.wanted)).collect();
-    let marks = pool
-        .iter()
-        .zip(&kept.experts)
-        .zip(&kept.facts)
-        .map(|((now, was), facts)| {
-            if Arc::ptr_eq(now, was) {
-                Marks::of_facts(facts, dates, &kept.expert_codes, &tiers)
-            } else {
-                Marks::of(now, dates, &soft.wanted)
-            }
+    // The same ids in the same order, checked in the same pass as the marks are read.
+    let marks: Option<Vec<Marks>> = (kept.experts.len() == pool.len())
+        .then(|| {
+            pool.iter()
+                .zip(&kept.experts)
+                .zip(&kept.facts)
+                .map(|((now, was), facts)| {
+                    if Arc::ptr_eq(now, was) {
+                        Some(Marks::of_facts(facts, dates, &kept.expert_codes, &tiers))
+                    } else {
+                        (now.id == was.id).then(|| Marks::of(now, dates, &soft.wanted))
+                    }
+                })
+                .collect()
         })
-        .collect();
+        .flatten();
+    let Some(marks) = marks else {
+        return screen(pool, dates, booked, reporter, soft);
+    };
     let pool: Vec<&PoolExpert> = pool.iter().map(|e| &**e).collect();
     screened(&pool, kept.in_id_order, marks, booked, reporter, soft, |places| kept.untrained(places, &pool))
 }
@@ -538,12 +549,8 @@ impl Marks {
     /// term, conflicted, and its tier (the booked, reporter, cooling and cap marks are the
     /// task's, set after).
     fn of(e: &PoolExpert, dates: &[NaiveDate], wanted: &[String]) -> Self {
-        let mut hard = ReasonSet::default();
-        hard.set(ExclusionReason::NotActive, !e.active_through(dates));
-        hard.set(ExclusionReason::OutOfTerm, !e.in_term(dates));
-        hard.set(ExclusionReason::Conflicted, e.conflicted);
         let tier = e.specialties.iter().map(|code| code_tier(code, wanted)).min().unwrap_or(3);
-        Self { hard, tier, cooling: false, capped: false, trained: e.trained }
+        Self { tier, ..Self::of_facts(&Facts::of(e, (0, 0)), dates, &[], &[]) }
     }
 
     /// [`Self::of`] from an expert's [`Facts`], `tiers` being each code's tier for the task.

@@ -107,7 +107,7 @@ fn live_key(d: &Draw) -> String {
 /// of the same task fails on it. Its untrained list is stored once per distinct list
 /// ([`store_untrained_list`]) and named by its SHA-256.
 pub async fn insert_draw(conn: &mut AnyConnection, d: &Draw) -> Result<(), sqlx::Error> {
-    let untrained_sha256 = store_untrained_list(conn, d.untrained.as_ref()).await?;
+    let untrained_sha256 = store_untrained_list(conn, &d.untrained.clone().unwrap_or_default()).await?;
     let (ws, wr, wb) = actor_parts(d.witness.as_ref());
     let (os, or, ob) = actor_parts(Some(&d.operator));
     sqlx::query(concat!(
@@ -180,52 +180,35 @@ static LAST_NAMED: Mutex<Option<(Arc<[String]>, String)>> = Mutex::new(None);
 /// untrained) was most of the prepare's record at that size (docs/performance.md, eleventh run);
 /// writing it as JSON and hashing it again, about 2 ms at that size, is skipped for the list
 /// named last (twelfth run).
-async fn store_untrained_list(
-    conn: &mut AnyConnection,
-    untrained: Option<&Arc<[String]>>,
-) -> Result<String, sqlx::Error> {
-    let json = |list: &[String]| serde_json::to_string(list).unwrap_or_default();
-    let Some(untrained) = untrained else {
-        let text = json(&[]);
-        return store_named_list(conn, &sha256_hex(&text), || text).await;
-    };
-    let last = |named: &Option<(Arc<[String]>, String)>| {
+async fn store_untrained_list(conn: &mut AnyConnection, untrained: &Arc<[String]>) -> Result<String, sqlx::Error> {
+    let json = || serde_json::to_string(&untrained[..]).unwrap_or_default();
+    let remembered = LAST_NAMED.lock().ok().and_then(|named| {
         named.as_ref().filter(|(list, _)| Arc::ptr_eq(list, untrained)).map(|(_, sha256)| sha256.clone())
-    };
-    let named: Option<String> = LAST_NAMED.lock().ok().and_then(|named| last(&named));
-    match named {
-        Some(sha256) => store_named_list(conn, &sha256, || json(untrained)).await,
+    });
+    let (sha256, text) = match remembered {
+        Some(sha256) => (sha256, None),
         None => {
-            let text = json(untrained);
+            let text = json();
             let sha256 = sha256_hex(&text);
             if let Ok(mut named) = LAST_NAMED.lock() {
                 *named = Some((Arc::clone(untrained), sha256.clone()));
             }
-            store_named_list(conn, &sha256, || text).await
+            (sha256, Some(text))
         }
-    }
-}
-
-/// Stores the list named `sha256` unless it is stored already (`text` writes it), and answers
-/// the name.
-async fn store_named_list(
-    conn: &mut AnyConnection,
-    sha256: &str,
-    text: impl FnOnce() -> String,
-) -> Result<String, sqlx::Error> {
+    };
     let stored = sqlx::query("SELECT 1 AS one FROM untrained_lists WHERE sha256 = $1")
-        .bind(sha256)
+        .bind(&sha256)
         .fetch_optional(&mut *conn)
         .await?
         .is_some();
     if !stored {
         sqlx::query("INSERT INTO untrained_lists (sha256, list) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING")
-            .bind(sha256)
-            .bind(text())
+            .bind(&sha256)
+            .bind(text.unwrap_or_else(json))
             .execute(&mut *conn)
             .await?;
     }
-    Ok(sha256.to_owned())
+    Ok(sha256)
 }
 
 /// Records that a PREPARED or WITNESSED draw was abandoned, freeing the task's live key; false
